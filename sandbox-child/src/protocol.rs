@@ -1,0 +1,453 @@
+//! The frame protocol spoken between the supervisor and a `sandbox-child` over its pipes.
+//!
+//! Each frame is a big-endian `u32` length followed by that many bytes of a bincode 2
+//! (`config::standard()`, varint) encoding of one message. The length is checked against a
+//! maximum *before* anything is allocated for the body, and the decoder itself runs with the same
+//! limit, so a hostile child can make the supervisor allocate neither through the prefix nor
+//! through a length hidden inside the body.
+//!
+//! Conversation (the supervisor speaks first, the child answers each step):
+//!
+//! ```text
+//! supervisor                       child
+//!     Init{version}        ─────▶   (checks version, confines itself, before any untrusted byte)
+//!                          ◀─────   Ready{version, pid}      or Fatal{step, message}
+//!     LoadBundle{files..}  ─────▶
+//!                          ◀─────   Loaded(Ok | Err)
+//!     Invoke{id, event..}  ─────▶
+//!                          ◀─────   Log* / HostCall{id}  ──▶ HostReply{id}   (any number)
+//!                          ◀─────   Outcome{id}
+//!     Invoke ...                    (warm reuse: same bundle, same tenant)
+//! ```
+//!
+//! Any frame that does not fit this order is a protocol breach: the supervisor kills the child.
+
+use bincode::{Decode, Encode};
+use std::io::{self, Read, Write};
+
+/// Bumped whenever a message changes shape; both sides refuse a different version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame the supervisor sends (a 16 MiB bundle plus an event, with room to spare).
+pub const MAX_FRAME_TO_CHILD: usize = 40 << 20;
+
+/// Largest frame the supervisor accepts from a child. Results, errors and log lines are bounded
+/// far below this by the child; a bigger frame can only come from a broken or hostile child.
+pub const MAX_FRAME_FROM_CHILD: usize = 8 << 20;
+
+/// Size of the length prefix.
+pub const PREFIX_LEN: usize = 4;
+
+const BINCODE: bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_FRAME_TO_CHILD>,
+> = bincode::config::standard().with_limit::<MAX_FRAME_TO_CHILD>();
+
+/// Messages from the supervisor to a child.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub enum ToChild {
+    /// First frame of every child: the version handshake and the child's identity.
+    Init(Init),
+    /// Binds a stem child to one bundle. Sent once per child.
+    LoadBundle(LoadBundle),
+    /// Runs the loaded handler once.
+    Invoke(Invoke),
+    /// The answer to a [`HostCall`], correlated by `id`.
+    HostReply(HostReply),
+}
+
+/// Messages from a child to the supervisor.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub enum FromChild {
+    /// The child is confined and waits for a bundle.
+    Ready(Ready),
+    /// Answer to [`LoadBundle`]: the module compiled and evaluated, or why not.
+    Loaded(Result<Loaded, GuestError>),
+    /// The guest called `cs.kv.*`, `cs.codeq.publish` or `cs.http.fetch`; the child blocks
+    /// until the matching [`HostReply`].
+    HostCall(HostCall),
+    /// One line of `console.*` / `cs.log.*` output, already prefixed with `[level] `.
+    Log(LogLine),
+    /// The end of one [`Invoke`].
+    Outcome(Outcome),
+    /// A start-up step failed; the child exits right after sending this.
+    Fatal(Fatal),
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct Init {
+    pub protocol_version: u32,
+    /// Supervisor-assigned id, echoed in diagnostics.
+    pub child_id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct Ready {
+    pub protocol_version: u32,
+    pub pid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct Fatal {
+    /// The start-up step that failed, e.g. `handshake`, `seccomp`.
+    pub step: String,
+    pub message: String,
+}
+
+/// Output bounds the child applies itself (the supervisor checks them again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct OutputLimits {
+    pub max_result_bytes: u32,
+    pub max_error_bytes: u32,
+    pub max_stack_bytes: u32,
+    pub max_log_bytes: u32,
+}
+
+impl Default for OutputLimits {
+    fn default() -> Self {
+        OutputLimits {
+            max_result_bytes: 256 * 1024,
+            max_error_bytes: 64 * 1024,
+            max_stack_bytes: 8 * 1024,
+            max_log_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct BundleFile {
+    /// Normalised relative path inside the bundle, e.g. `function.js`, `lib/util.js`.
+    pub path: String,
+    pub contents: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct LoadBundle {
+    /// Lower-case hex sha256 of the bundle; the child uses it only in diagnostics.
+    pub sha256: String,
+    /// Path of the entry module among `files`.
+    pub entry: String,
+    pub files: Vec<BundleFile>,
+    /// The manifest's `memoryMb`, in bytes, counted by the engine's allocator.
+    pub memory_limit_bytes: u64,
+    pub limits: OutputLimits,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct Loaded {
+    /// Time spent compiling and evaluating the module, in microseconds.
+    pub load_us: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct Invoke {
+    /// Supervisor-assigned, echoed in [`Outcome::invocation_id`].
+    pub invocation_id: u64,
+    /// The event, as JSON text.
+    pub event_json: String,
+    /// The `ctx` object, as JSON text.
+    pub ctx_json: String,
+    /// Time left until the effective deadline when the frame was sent, in microseconds.
+    pub budget_us: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct HostCall {
+    pub id: u64,
+    pub op: HostOp,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub enum HostOp {
+    KvGet {
+        key: String,
+    },
+    KvSet {
+        key: String,
+        /// The value, as JSON text.
+        value_json: String,
+        ttl_seconds: Option<u64>,
+    },
+    KvDel {
+        key: String,
+    },
+    CodeqPublish {
+        topic: String,
+        /// The payload, as JSON text.
+        payload_json: String,
+    },
+    HttpFetch {
+        url: String,
+        method: String,
+        headers: Vec<(String, String)>,
+        body: Option<Vec<u8>>,
+        timeout_ms: Option<u64>,
+    },
+}
+
+impl HostOp {
+    /// A short name for logs and metrics: `kv.get`, `codeq.publish`, ...
+    pub fn name(&self) -> &'static str {
+        match self {
+            HostOp::KvGet { .. } => "kv.get",
+            HostOp::KvSet { .. } => "kv.set",
+            HostOp::KvDel { .. } => "kv.del",
+            HostOp::CodeqPublish { .. } => "codeq.publish",
+            HostOp::HttpFetch { .. } => "http.fetch",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct HostReply {
+    pub id: u64,
+    pub result: Result<HostValue, HostError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub enum HostValue {
+    /// `cs.kv.get`: the stored value as JSON text, or `None` for a missing key.
+    Kv(Option<String>),
+    /// `cs.kv.set`, `cs.kv.del`, `cs.codeq.publish`.
+    Done,
+    /// `cs.http.fetch`.
+    Http {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+}
+
+/// A host call that did not succeed. `message` becomes the message of the JS `Error` thrown
+/// into the guest; capability denials start with `CS_RUNTIME_CAPABILITY_DENIED:`.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct HostError {
+    pub message: String,
+}
+
+/// Prefix of every capability denial, as SPEC §6 fixes it.
+pub const CAPABILITY_DENIED: &str = "CS_RUNTIME_CAPABILITY_DENIED";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct LogLine {
+    pub level: LogLevel,
+    /// The whole line, `[level] text`, without a trailing newline.
+    pub line: String,
+}
+
+/// The error types of SPEC §6 that a child can produce itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum ErrorKind {
+    Exception,
+    ValidationError,
+    Timeout,
+    MemoryLimit,
+    SandboxError,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Exception => "Exception",
+            ErrorKind::ValidationError => "ValidationError",
+            ErrorKind::Timeout => "Timeout",
+            ErrorKind::MemoryLimit => "MemoryLimit",
+            ErrorKind::SandboxError => "SandboxError",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct GuestError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub stack: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct Outcome {
+    pub invocation_id: u64,
+    /// The normalised result object (`statusCode`, `headers`, `body`, `isBase64Encoded`) as
+    /// JSON text, or the error.
+    pub result: Result<String, GuestError>,
+    /// The result body was cut to fit `max_result_bytes`.
+    pub result_truncated: bool,
+    /// Log output went past `max_log_bytes`; later lines were dropped.
+    pub logs_truncated: bool,
+    /// Highest number of bytes the engine's allocator held during this invocation.
+    pub memory_peak_bytes: u64,
+    /// Time spent in the engine for this invocation, in microseconds.
+    pub exec_us: u64,
+}
+
+/// Everything that can go wrong reading or writing a frame.
+#[derive(Debug)]
+pub enum FrameError {
+    Io(io::Error),
+    /// The peer closed the pipe at a frame boundary.
+    Closed,
+    /// The length prefix announced more than the reader accepts.
+    TooLarge {
+        len: usize,
+        max: usize,
+    },
+    /// The body did not decode as the expected message.
+    Malformed(String),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Io(e) => write!(f, "pipe error: {e}"),
+            FrameError::Closed => write!(f, "pipe closed"),
+            FrameError::TooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the limit of {max} bytes")
+            }
+            FrameError::Malformed(m) => write!(f, "malformed frame: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+impl From<io::Error> for FrameError {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            FrameError::Closed
+        } else {
+            FrameError::Io(e)
+        }
+    }
+}
+
+/// Encodes `msg` as one frame: length prefix plus body.
+pub fn encode<T: Encode>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let mut buf = vec![0u8; PREFIX_LEN];
+    bincode::encode_into_std_write(msg, &mut buf, BINCODE)
+        .map_err(|e| FrameError::Malformed(format!("cannot encode: {e}")))?;
+    let body_len = buf.len() - PREFIX_LEN;
+    let len = u32::try_from(body_len).map_err(|_| FrameError::TooLarge {
+        len: body_len,
+        max: u32::MAX as usize,
+    })?;
+    buf[..PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+    Ok(buf)
+}
+
+/// Reads the body length out of a prefix, refusing it when over `max`.
+pub fn body_len(prefix: [u8; PREFIX_LEN], max: usize) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    Ok(len)
+}
+
+/// Decodes one body; every byte must belong to the message.
+pub fn decode_body<T: Decode<()>>(body: &[u8]) -> Result<T, FrameError> {
+    let (msg, used) = bincode::decode_from_slice(body, BINCODE)
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if used != body.len() {
+        return Err(FrameError::Malformed(format!(
+            "{} trailing bytes after the message",
+            body.len() - used
+        )));
+    }
+    Ok(msg)
+}
+
+/// Writes one frame and flushes.
+pub fn write_frame<W: Write, T: Encode>(w: &mut W, msg: &T) -> Result<(), FrameError> {
+    let buf = encode(msg)?;
+    w.write_all(&buf)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one frame of at most `max` body bytes. A clean end of stream before the prefix is
+/// [`FrameError::Closed`].
+pub fn read_frame<R: Read, T: Decode<()>>(r: &mut R, max: usize) -> Result<T, FrameError> {
+    let mut prefix = [0u8; PREFIX_LEN];
+    r.read_exact(&mut prefix)?;
+    let len = body_len(prefix, max)?;
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    decode_body(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let msg = FromChild::HostCall(HostCall {
+            id: 7,
+            op: HostOp::KvSet {
+                key: "a".into(),
+                value_json: "{\"x\":1}".into(),
+                ttl_seconds: Some(5),
+            },
+        });
+        let buf = encode(&msg).unwrap();
+        let back: FromChild = read_frame(&mut &buf[..], MAX_FRAME_FROM_CHILD).unwrap();
+        assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn oversized_prefix_is_refused_before_reading_the_body() {
+        let mut buf = (u32::MAX).to_be_bytes().to_vec();
+        buf.extend_from_slice(b"xx");
+        match read_frame::<_, FromChild>(&mut &buf[..], MAX_FRAME_FROM_CHILD) {
+            Err(FrameError::TooLarge { len, max }) => {
+                assert_eq!(len, u32::MAX as usize);
+                assert_eq!(max, MAX_FRAME_FROM_CHILD);
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn inner_length_beyond_the_body_is_malformed_not_allocated() {
+        // Variant 3 (Log), level 0, then a string claiming 2^60 bytes.
+        let body = [3u8, 0, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10];
+        let r: Result<FromChild, _> = decode_body(&body);
+        assert!(matches!(r, Err(FrameError::Malformed(_))), "{r:?}");
+    }
+
+    #[test]
+    fn trailing_bytes_are_malformed() {
+        let mut buf = encode(&ToChild::Init(Init {
+            protocol_version: 1,
+            child_id: 1,
+        }))
+        .unwrap();
+        buf.push(0);
+        let r: Result<ToChild, _> = decode_body(&buf[PREFIX_LEN..]);
+        assert!(matches!(r, Err(FrameError::Malformed(_))));
+    }
+
+    #[test]
+    fn end_of_stream_is_closed() {
+        let r: Result<FromChild, _> = read_frame(&mut &[][..], MAX_FRAME_FROM_CHILD);
+        assert!(matches!(r, Err(FrameError::Closed)));
+    }
+}

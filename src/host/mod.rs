@@ -1,0 +1,45 @@
+//! Side effects performed by the supervisor on a child's behalf (SPEC §6 `cs.kv`, `cs.codeq`,
+//! `cs.http`).
+//!
+//! A child can open nothing itself; it asks with a `HostCall` frame. The pool checks the call
+//! against the *manifest the supervisor parsed* ([`capabilities::check`]) before any
+//! [`HostApi`] implementation sees it, so a compromised child gains nothing by lying about its
+//! capabilities.
+
+pub mod capabilities;
+pub mod local;
+
+use sandbox_child::manifest::Capabilities;
+use sandbox_child::protocol::{HostError, HostOp, HostValue};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Who is calling: the activation the call belongs to.
+#[derive(Debug, Clone)]
+pub struct HostScope {
+    pub tenant: String,
+    pub namespace: String,
+    pub function: String,
+    pub version: u64,
+    pub activation_id: String,
+    pub capabilities: Arc<Capabilities>,
+    /// The activation's effective deadline; no host call may outlive it.
+    pub deadline: Instant,
+}
+
+/// The implementation of host calls that passed the capability check.
+pub trait HostApi: Send + Sync + 'static {
+    fn call(
+        &self,
+        scope: &HostScope,
+        op: HostOp,
+    ) -> impl Future<Output = Result<HostValue, HostError>> + Send;
+}
+
+/// The error thrown into the guest for a call the supervisor cannot serve.
+pub fn unavailable(what: &str) -> HostError {
+    HostError {
+        message: format!("CS_RUNTIME_UNAVAILABLE: {what}"),
+    }
+}

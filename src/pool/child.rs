@@ -1,0 +1,311 @@
+//! One `sandbox-child` process as the supervisor sees it: the exec, the handshake, and framed
+//! reads and writes over its pipes.
+//!
+//! Everything read from a child is untrusted. Frames are size-checked before any allocation
+//! ([`protocol::body_len`]) and a child that breaks the protocol is killed by the caller; nothing
+//! a child writes can make this module panic or block the supervisor beyond the caller's deadline.
+
+use sandbox_child::protocol::{self, FrameError, FromChild, Init, ToChild, PROTOCOL_VERSION};
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{ChildStdin, ChildStdout, Command};
+
+/// Why a child stopped serving; also the `reason` label of the kill counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KillReason {
+    Timeout,
+    MemoryLimit,
+    ProtocolBreach,
+    Died,
+    LoadFailed,
+    Recycled,
+    Idle,
+    Evicted,
+    Cancelled,
+    Shutdown,
+}
+
+impl KillReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KillReason::Timeout => "timeout",
+            KillReason::MemoryLimit => "memory_limit",
+            KillReason::ProtocolBreach => "protocol_breach",
+            KillReason::Died => "died",
+            KillReason::LoadFailed => "load_failed",
+            KillReason::Recycled => "recycled",
+            KillReason::Idle => "idle",
+            KillReason::Evicted => "evicted",
+            KillReason::Cancelled => "cancelled",
+            KillReason::Shutdown => "shutdown",
+        }
+    }
+
+    pub const ALL: [KillReason; 10] = [
+        KillReason::Timeout,
+        KillReason::MemoryLimit,
+        KillReason::ProtocolBreach,
+        KillReason::Died,
+        KillReason::LoadFailed,
+        KillReason::Recycled,
+        KillReason::Idle,
+        KillReason::Evicted,
+        KillReason::Cancelled,
+        KillReason::Shutdown,
+    ];
+}
+
+/// A failure talking to a child. The caller turns it into a `SandboxError` and kills the child.
+#[derive(Debug)]
+pub enum ChildFailure {
+    /// The child broke the protocol: oversized, malformed or out-of-order frame.
+    Breach(String),
+    /// The pipe closed: the child exited or was killed.
+    Gone,
+    Io(std::io::Error),
+}
+
+impl From<FrameError> for ChildFailure {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Closed => ChildFailure::Gone,
+            FrameError::Io(e) => ChildFailure::Io(e),
+            other => ChildFailure::Breach(other.to_string()),
+        }
+    }
+}
+
+pub struct ChildProcess {
+    pub id: u64,
+    pub pid: u32,
+    proc: tokio::process::Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    /// Time from exec to the child's Ready frame.
+    pub spawn_ready: Duration,
+}
+
+/// Most lines of child stderr forwarded to the supervisor's log, per child; the rest is drained.
+const STDERR_LINES: usize = 200;
+const STDERR_LINE_MAX: usize = 2000;
+
+impl ChildProcess {
+    /// Execs `bin pipe`, sends Init and waits for Ready (at most `ready_timeout`).
+    pub async fn spawn(bin: &Path, id: u64, ready_timeout: Duration) -> Result<Self, String> {
+        let started = Instant::now();
+        let mut cmd = Command::new(bin);
+        cmd.arg("pipe")
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut proc = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let pid = proc.id().unwrap_or(0);
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (proc.stdin.take(), proc.stdout.take(), proc.stderr.take())
+        else {
+            return Err("child pipes were not created".into());
+        };
+        tokio::spawn(forward_stderr(id, pid, stderr));
+        let mut child = ChildProcess {
+            id,
+            pid,
+            proc,
+            stdin,
+            stdout: BufReader::with_capacity(64 * 1024, stdout),
+
+            spawn_ready: Duration::ZERO,
+        };
+        let handshake = async {
+            child
+                .send(&ToChild::Init(Init {
+                    protocol_version: PROTOCOL_VERSION,
+                    child_id: id,
+                }))
+                .await?;
+            child.recv().await
+        };
+        let first = match tokio::time::timeout(ready_timeout, handshake).await {
+            Err(_) => {
+                child.kill();
+                return Err(format!(
+                    "child {id} (pid {pid}) did not become ready within {} ms",
+                    ready_timeout.as_millis()
+                ));
+            }
+            Ok(r) => r,
+        };
+        match first {
+            Ok(FromChild::Ready(r)) if r.protocol_version == PROTOCOL_VERSION => {
+                child.spawn_ready = started.elapsed();
+                Ok(child)
+            }
+            Ok(FromChild::Ready(r)) => {
+                child.kill();
+                Err(format!(
+                    "child {id} speaks protocol version {}, this supervisor speaks {PROTOCOL_VERSION}: \
+                     install matching cs-invoker-pool and sandbox-child binaries",
+                    r.protocol_version
+                ))
+            }
+            Ok(FromChild::Fatal(f)) => {
+                child.kill();
+                Err(format!(
+                    "child {id} failed at start-up step `{}`: {}",
+                    f.step, f.message
+                ))
+            }
+            Ok(other) => {
+                child.kill();
+                Err(format!(
+                    "child {id} sent {} before Ready",
+                    frame_name(&other)
+                ))
+            }
+            Err(e) => {
+                let status = child.exit_description(Duration::from_millis(200)).await;
+                Err(format!(
+                    "child {id} failed before Ready ({}); {status}",
+                    describe_failure(&e)
+                ))
+            }
+        }
+    }
+
+    pub async fn send(&mut self, msg: &ToChild) -> Result<(), ChildFailure> {
+        let buf = protocol::encode(msg)?;
+        self.stdin.write_all(&buf).await.map_err(pipe_error)?;
+        self.stdin.flush().await.map_err(pipe_error)?;
+        Ok(())
+    }
+
+    /// Reads one frame; the length is checked against [`protocol::MAX_FRAME_FROM_CHILD`] before
+    /// the body is allocated.
+    pub async fn recv(&mut self) -> Result<FromChild, ChildFailure> {
+        let mut prefix = [0u8; protocol::PREFIX_LEN];
+        self.stdout
+            .read_exact(&mut prefix)
+            .await
+            .map_err(pipe_error)?;
+        let len = protocol::body_len(prefix, protocol::MAX_FRAME_FROM_CHILD)?;
+        let mut body = vec![0u8; len];
+        self.stdout
+            .read_exact(&mut body)
+            .await
+            .map_err(pipe_error)?;
+        Ok(protocol::decode_body(&body)?)
+    }
+
+    /// Sends SIGKILL (idempotent; the process is reaped by [`Self::exit_description`] or by
+    /// tokio's orphan reaper when dropped).
+    pub fn kill(&mut self) {
+        let _ = self.proc.start_kill();
+    }
+
+    /// `Some(status)` when the process has already exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.proc.try_wait().ok().flatten()
+    }
+
+    /// Waits up to `wait` for the process to exit and describes how it ended.
+    pub async fn exit_description(&mut self, wait: Duration) -> String {
+        match tokio::time::timeout(wait, self.proc.wait()).await {
+            Ok(Ok(status)) => describe_status(status),
+            Ok(Err(e)) => format!("exit status unknown: {e}"),
+            Err(_) => "the process has not exited".into(),
+        }
+    }
+}
+
+fn pipe_error(e: std::io::Error) -> ChildFailure {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe => ChildFailure::Gone,
+        _ => ChildFailure::Io(e),
+    }
+}
+
+pub fn describe_failure(f: &ChildFailure) -> String {
+    match f {
+        ChildFailure::Breach(m) => format!("protocol breach: {m}"),
+        ChildFailure::Gone => "pipe closed".into(),
+        ChildFailure::Io(e) => format!("pipe error: {e}"),
+    }
+}
+
+/// `killed by signal 9 (SIGKILL)` / `exited with status 3`.
+pub fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(sig) = status.signal() {
+        format!("killed by signal {sig} ({})", signal_name(sig))
+    } else if let Some(code) = status.code() {
+        format!("exited with status {code}")
+    } else {
+        format!("ended: {status}")
+    }
+}
+
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSYS => "SIGSYS",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => "signal",
+    }
+}
+
+pub fn frame_name(f: &FromChild) -> &'static str {
+    match f {
+        FromChild::Ready(_) => "Ready",
+        FromChild::Loaded(_) => "Loaded",
+        FromChild::HostCall(_) => "HostCall",
+        FromChild::Log(_) => "Log",
+        FromChild::Outcome(_) => "Outcome",
+        FromChild::Fatal(_) => "Fatal",
+    }
+}
+
+/// Forwards a child's diagnostics to the supervisor's log, bounded in lines and line length so a
+/// chatty or hostile child cannot flood it; the rest is read and dropped so the child never
+/// blocks on a full stderr pipe.
+async fn forward_stderr(id: u64, pid: u32, stderr: tokio::process::ChildStderr) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    let mut forwarded = 0usize;
+    loop {
+        line.clear();
+        match (&mut reader)
+            .take(STDERR_LINE_MAX as u64)
+            .read_until(b'\n', &mut line)
+            .await
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if forwarded < STDERR_LINES {
+            forwarded += 1;
+            let text = String::from_utf8_lossy(&line);
+            tracing::warn!(child_id = id, pid, "sandbox-child: {}", text.trim_end());
+            if forwarded == STDERR_LINES {
+                tracing::warn!(
+                    child_id = id,
+                    pid,
+                    "sandbox-child: further stderr output is dropped"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! What one invocation asks of the pool ([`Job`]) and what it gets back ([`Execution`]).
+
+use crate::host::HostScope;
+use sandbox_child::bundle::Bundle;
+use sandbox_child::messages::{ErrorBody, HttpResult, InvocationResult};
+use sandbox_child::protocol::ErrorKind;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Receives each log line of an activation as the child produces it.
+pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// A warm child is bound to exactly one (tenant, bundle sha256) and serves nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Binding {
+    pub tenant: String,
+    pub sha256: String,
+}
+
+pub struct Job {
+    pub bundle: Arc<Bundle>,
+    pub scope: HostScope,
+    /// The event, as JSON text.
+    pub event_json: String,
+    /// The `ctx` object, as JSON text.
+    pub ctx_json: String,
+    /// The effective deadline (SPEC §1 step 7).
+    pub deadline: Instant,
+    pub log_sink: Option<LogSink>,
+}
+
+impl Job {
+    pub fn binding(&self) -> Binding {
+        Binding {
+            tenant: self.scope.tenant.clone(),
+            sha256: self.bundle.sha256.clone(),
+        }
+    }
+}
+
+/// The error types of SPEC §6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    Exception,
+    ValidationError,
+    Timeout,
+    MemoryLimit,
+    SandboxError,
+    BundleError,
+    ManifestError,
+}
+
+impl ErrorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::Exception => "Exception",
+            ErrorType::ValidationError => "ValidationError",
+            ErrorType::Timeout => "Timeout",
+            ErrorType::MemoryLimit => "MemoryLimit",
+            ErrorType::SandboxError => "SandboxError",
+            ErrorType::BundleError => "BundleError",
+            ErrorType::ManifestError => "ManifestError",
+        }
+    }
+}
+
+impl From<ErrorKind> for ErrorType {
+    fn from(k: ErrorKind) -> Self {
+        match k {
+            ErrorKind::Exception => ErrorType::Exception,
+            ErrorKind::ValidationError => ErrorType::ValidationError,
+            ErrorKind::Timeout => ErrorType::Timeout,
+            ErrorKind::MemoryLimit => ErrorType::MemoryLimit,
+            ErrorKind::SandboxError => ErrorType::SandboxError,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecError {
+    pub kind: ErrorType,
+    pub message: String,
+    pub stack: Option<String>,
+}
+
+impl ExecError {
+    pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
+        ExecError {
+            kind,
+            message: message.into(),
+            stack: None,
+        }
+    }
+}
+
+/// How the child that ran the activation was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartKind {
+    /// A child already bound to this tenant and bundle: no load.
+    Warm,
+    /// A pre-started stem child, bound now: the module was compiled for this activation.
+    Stem,
+    /// No child was free: one was started for this activation.
+    Spawned,
+    /// No child ran (it could not be started, or the deadline passed first).
+    None,
+}
+
+impl StartKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartKind::Warm => "warm",
+            StartKind::Stem => "stem",
+            StartKind::Spawned => "spawned",
+            StartKind::None => "none",
+        }
+    }
+    /// A cold start compiled the bundle for this activation.
+    pub fn is_cold(self) -> bool {
+        matches!(self, StartKind::Stem | StartKind::Spawned)
+    }
+}
+
+/// Host calls made by one activation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostCallStats {
+    pub count: u32,
+    pub denied: u32,
+    /// Bytes the guest sent (keys, values, payloads, request bodies).
+    pub bytes_out: u64,
+    /// Bytes returned to the guest.
+    pub bytes_in: u64,
+    pub time: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub outcome: Result<HttpResult, ExecError>,
+    pub logs: Vec<String>,
+    pub log_bytes: usize,
+    pub logs_truncated: bool,
+    pub result_truncated: bool,
+    pub start: StartKind,
+    pub child_id: u64,
+    pub child_pid: u32,
+    /// Time spent getting a child (from the call to the pool until a child was in hand).
+    pub wait: Duration,
+    /// Time spent loading the bundle into a stem child (zero when warm).
+    pub load: Duration,
+    /// Time from sending Invoke to the outcome.
+    pub exec: Duration,
+    pub memory_peak_bytes: u64,
+    pub host_calls: HostCallStats,
+}
+
+impl Execution {
+    pub(crate) fn empty() -> Self {
+        Execution {
+            outcome: Err(ExecError::new(ErrorType::SandboxError, "not run")),
+            logs: Vec::new(),
+            log_bytes: 0,
+            logs_truncated: false,
+            result_truncated: false,
+            start: StartKind::None,
+            child_id: 0,
+            child_pid: 0,
+            wait: Duration::ZERO,
+            load: Duration::ZERO,
+            exec: Duration::ZERO,
+            memory_peak_bytes: 0,
+            host_calls: HostCallStats::default(),
+        }
+    }
+
+    /// `success`, `error` or `timeout` (SPEC §3): only a real deadline makes `timeout`.
+    pub fn status(&self) -> &'static str {
+        match &self.outcome {
+            Ok(_) => "success",
+            Err(e) if e.kind == ErrorType::Timeout => "timeout",
+            Err(_) => "error",
+        }
+    }
+
+    pub fn to_invocation_result(
+        &self,
+        activation_id: &str,
+        request_id: &str,
+        duration_ms: u64,
+    ) -> InvocationResult {
+        let (result, error) = match &self.outcome {
+            Ok(r) => (Some(r.clone()), None),
+            Err(e) => (
+                None,
+                Some(ErrorBody {
+                    kind: e.kind.as_str().to_string(),
+                    message: e.message.clone(),
+                    stack: e.stack.clone(),
+                }),
+            ),
+        };
+        InvocationResult {
+            activation_id: activation_id.to_string(),
+            request_id: request_id.to_string(),
+            status: self.status().to_string(),
+            duration_ms,
+            result,
+            error,
+        }
+    }
+}

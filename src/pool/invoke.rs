@@ -1,0 +1,426 @@
+//! Running one [`Job`] on a child: checkout, bind (load), invoke, serve host calls, collect
+//! logs, enforce the deadline with SIGKILL, and decide the child's fate.
+
+use super::child::{describe_failure, frame_name, ChildFailure, KillReason};
+use super::execution::{ErrorType, ExecError, Execution, Job, StartKind};
+use super::{Idle, Inner, Pool};
+use crate::host::{capabilities, HostApi};
+use sandbox_child::messages::{truncate_result, truncate_utf8, HttpResult};
+use sandbox_child::protocol::{
+    FromChild, GuestError, HostOp, HostReply, HostValue, Invoke, LoadBundle, ToChild,
+};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An idle child checked out for one invocation. If the invocation future is dropped midway
+/// (the caller gave up), the child is in an unknown state: the guard kills it.
+struct Lease<'a> {
+    inner: &'a Inner,
+    idle: Option<Idle>,
+}
+
+impl Lease<'_> {
+    fn child(&mut self) -> &mut Idle {
+        // The Option is only emptied by `finish`, which consumes the lease.
+        self.idle
+            .as_mut()
+            .expect("lease holds a child until finish")
+    }
+
+    /// Returns the child to the pool, or retires it.
+    fn finish(mut self, fate: Option<KillReason>) {
+        let Some(mut idle) = self.idle.take() else {
+            return;
+        };
+        self.inner.lock().busy -= 1;
+        match fate {
+            Some(reason) => self.inner.retire(idle, reason),
+            None => {
+                idle.uses += 1;
+                idle.last_used = Instant::now();
+                if idle.uses >= self.inner.cfg.max_uses || self.inner.closed.load(Ordering::SeqCst)
+                {
+                    self.inner.retire(idle, KillReason::Recycled);
+                } else if let Some(b) = idle.binding.clone() {
+                    self.inner.lock().warm.entry(b).or_default().push(idle);
+                } else {
+                    // Never bound (cannot happen after a run): keep it as a stem.
+                    self.inner.lock().stems.push_back(idle);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(idle) = self.idle.take() {
+            self.inner.lock().busy -= 1;
+            self.inner.retire(idle, KillReason::Cancelled);
+        }
+    }
+}
+
+/// Why a run on a child ended without an outcome frame.
+enum Stop {
+    Failure(ChildFailure),
+    Deadline,
+}
+
+impl Pool {
+    /// Runs `job` on a child. Never fails: every failure is an [`Execution`] with an error
+    /// type (SPEC §6); the child is replaced when it cannot be trusted to serve again.
+    pub async fn invoke<H: HostApi>(&self, job: &Job, host: &H) -> Execution {
+        let inner = &*self.inner;
+        inner.counters.invocations.fetch_add(1, Ordering::Relaxed);
+        let t0 = Instant::now();
+        let mut ex = Execution::empty();
+        let kill_at = job.deadline + inner.cfg.kill_grace;
+        let binding = job.binding();
+
+        // 1. A child: warm, stem, or started now.
+        let checkout = async {
+            loop {
+                if let Some(found) = inner.take_idle(&binding) {
+                    return Ok(found);
+                }
+                let permit = match Arc::clone(&inner.slots).try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        if inner.evict_one() {
+                            continue;
+                        }
+                        // Everything is busy: wait for a slot, but take a child returned
+                        // meanwhile if one fits.
+                        tokio::select! {
+                            p = Arc::clone(&inner.slots).acquire_owned() => match p {
+                                Ok(p) => p,
+                                Err(_) => return Err("the pool is shut down".to_string()),
+                            },
+                            _ = tokio::time::sleep(Duration::from_millis(5)) => continue,
+                        }
+                    }
+                };
+                inner.lock().busy += 1;
+                match inner.spawn_child(permit).await {
+                    Ok(idle) => return Ok((idle, StartKind::Spawned)),
+                    Err(e) => {
+                        inner.lock().busy -= 1;
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let (idle, start) = tokio::select! {
+            r = checkout => match r {
+                Ok(found) => found,
+                Err(e) => {
+                    ex.wait = t0.elapsed();
+                    ex.outcome = Err(ExecError::new(
+                        ErrorType::SandboxError,
+                        format!("cannot start a sandbox child: {e}"),
+                    ));
+                    return ex;
+                }
+            },
+            _ = tokio::time::sleep_until(job.deadline.into()) => {
+                ex.wait = t0.elapsed();
+                ex.outcome = Err(ExecError::new(
+                    ErrorType::Timeout,
+                    format!(
+                        "deadline reached after {} ms while waiting for a free sandbox child",
+                        ex.wait.as_millis()
+                    ),
+                ));
+                return ex;
+            }
+        };
+        ex.wait = t0.elapsed();
+        ex.start = start;
+        ex.child_id = idle.child.id;
+        ex.child_pid = idle.child.pid;
+        let mut lease = Lease {
+            inner,
+            idle: Some(idle),
+        };
+
+        // 2. Load (if stem) and invoke, under the deadline.
+        let limits = inner.cfg.limits;
+        let run = drive(lease.child(), job, host, &mut ex, limits);
+        let stop = tokio::select! {
+            r = run => r,
+            _ = tokio::time::sleep_until(kill_at.into()) => Err(Stop::Deadline),
+        };
+
+        // 3. The outcome and the child's fate.
+        let fate = match stop {
+            Ok(fate) => fate,
+            Err(Stop::Deadline) => {
+                let budget = job.deadline.saturating_duration_since(t0);
+                ex.outcome = Err(ExecError::new(
+                    ErrorType::Timeout,
+                    format!(
+                        "deadline of {} ms reached; the sandbox child was killed",
+                        budget.as_millis()
+                    ),
+                ));
+                Some(KillReason::Timeout)
+            }
+            Err(Stop::Failure(f)) => {
+                let child = &mut lease.child().child;
+                let (msg, reason) = match &f {
+                    ChildFailure::Gone | ChildFailure::Io(_) => {
+                        let how = child.exit_description(Duration::from_millis(500)).await;
+                        (
+                            format!("sandbox child died during the activation: {how}"),
+                            KillReason::Died,
+                        )
+                    }
+                    ChildFailure::Breach(_) => {
+                        child.kill();
+                        let how = child.exit_description(Duration::from_millis(500)).await;
+                        (
+                            format!(
+                                "sandbox child broke the protocol ({}) and was killed: {how}",
+                                describe_failure(&f)
+                            ),
+                            KillReason::ProtocolBreach,
+                        )
+                    }
+                };
+                tracing::warn!(
+                    child_id = ex.child_id,
+                    pid = ex.child_pid,
+                    activation_id = %job.scope.activation_id,
+                    "{msg}"
+                );
+                ex.outcome = Err(ExecError::new(ErrorType::SandboxError, msg));
+                Some(reason)
+            }
+        };
+        if ex.logs_truncated {
+            let notice = format!(
+                "[warn] log output truncated at {} bytes",
+                limits.max_log_bytes
+            );
+            if let Some(sink) = &job.log_sink {
+                sink(&notice);
+            }
+            ex.logs.push(notice);
+        }
+        lease.finish(fate);
+        ex
+    }
+}
+
+/// Loads the bundle if the child is a stem, then invokes. Returns the child's fate (None = may
+/// serve again).
+async fn drive<H: HostApi>(
+    idle: &mut Idle,
+    job: &Job,
+    host: &H,
+    ex: &mut Execution,
+    limits: sandbox_child::protocol::OutputLimits,
+) -> Result<Option<KillReason>, Stop> {
+    let fail = Stop::Failure;
+    if idle.binding.is_none() {
+        let t = Instant::now();
+        let memory_limit_bytes = job.bundle.memory_mb().saturating_mul(1024 * 1024);
+        idle.child
+            .send(&ToChild::LoadBundle(LoadBundle {
+                sha256: job.bundle.sha256.clone(),
+                entry: job.bundle.entry().to_string(),
+                files: job.bundle.files.clone(),
+                memory_limit_bytes,
+                limits,
+            }))
+            .await
+            .map_err(fail)?;
+        let loaded = loop {
+            match idle.child.recv().await.map_err(fail)? {
+                FromChild::Loaded(r) => break r,
+                other => serve_side_frame(idle, other, job, host, ex, limits).await?,
+            }
+        };
+        ex.load = t.elapsed();
+        idle.binding = Some(job.binding());
+        if let Err(e) = loaded {
+            let reason = reason_for(&e);
+            ex.outcome = Err(guest_error(e, limits));
+            return Ok(Some(reason.unwrap_or(KillReason::LoadFailed)));
+        }
+    } else if idle.binding.as_ref() != Some(&job.binding()) {
+        // take_idle only hands out children of this binding; refuse loudly if that breaks.
+        return Err(fail(ChildFailure::Breach(
+            "pool handed out a child bound to another tenant or bundle".into(),
+        )));
+    }
+
+    let invocation_id = idle.uses as u64 + 1;
+    let budget = job.deadline.saturating_duration_since(Instant::now());
+    let t = Instant::now();
+    idle.child
+        .send(&ToChild::Invoke(Invoke {
+            invocation_id,
+            event_json: job.event_json.clone(),
+            ctx_json: job.ctx_json.clone(),
+            budget_us: budget.as_micros().min(u64::MAX as u128) as u64,
+        }))
+        .await
+        .map_err(fail)?;
+    let outcome = loop {
+        match idle.child.recv().await.map_err(fail)? {
+            FromChild::Outcome(o) => break o,
+            other => serve_side_frame(idle, other, job, host, ex, limits).await?,
+        }
+    };
+    ex.exec = t.elapsed();
+    if outcome.invocation_id != invocation_id {
+        return Err(fail(ChildFailure::Breach(format!(
+            "outcome for invocation {} while {invocation_id} was running",
+            outcome.invocation_id
+        ))));
+    }
+    ex.memory_peak_bytes = outcome.memory_peak_bytes;
+    ex.logs_truncated |= outcome.logs_truncated;
+    ex.result_truncated |= outcome.result_truncated;
+    match outcome.result {
+        Ok(json) => {
+            let mut result: HttpResult = serde_json::from_str(&json).map_err(|e| {
+                fail(ChildFailure::Breach(format!(
+                    "the result is not a valid result object: {e}"
+                )))
+            })?;
+            if !result.status_is_valid() {
+                return Err(fail(ChildFailure::Breach(format!(
+                    "the result has statusCode {}, which the child must refuse",
+                    result.status_code
+                ))));
+            }
+            ex.result_truncated |= truncate_result(&mut result, limits.max_result_bytes as usize);
+            ex.outcome = Ok(result);
+            Ok(None)
+        }
+        Err(e) => {
+            let reason = reason_for(&e);
+            ex.outcome = Err(guest_error(e, limits));
+            Ok(reason)
+        }
+    }
+}
+
+/// A child that hit its deadline or memory limit is not reused.
+fn reason_for(e: &GuestError) -> Option<KillReason> {
+    match ErrorType::from(e.kind) {
+        ErrorType::Timeout => Some(KillReason::Timeout),
+        ErrorType::MemoryLimit => Some(KillReason::MemoryLimit),
+        ErrorType::SandboxError => Some(KillReason::ProtocolBreach),
+        _ => None,
+    }
+}
+
+fn guest_error(e: GuestError, limits: sandbox_child::protocol::OutputLimits) -> ExecError {
+    let mut message = e.message;
+    truncate_utf8(&mut message, limits.max_error_bytes as usize);
+    let stack = e.stack.map(|mut s| {
+        truncate_utf8(&mut s, limits.max_stack_bytes as usize);
+        s
+    });
+    ExecError {
+        kind: e.kind.into(),
+        message,
+        stack,
+    }
+}
+
+/// Serves a frame that may arrive while waiting for Loaded or Outcome: a log line or a host
+/// call. Anything else is a protocol breach.
+async fn serve_side_frame<H: HostApi>(
+    idle: &mut Idle,
+    frame: FromChild,
+    job: &Job,
+    host: &H,
+    ex: &mut Execution,
+    limits: sandbox_child::protocol::OutputLimits,
+) -> Result<(), Stop> {
+    match frame {
+        FromChild::Log(line) => {
+            let cost = line.line.len() + 1;
+            if ex.logs_truncated || ex.log_bytes + cost > limits.max_log_bytes as usize {
+                ex.logs_truncated = true;
+            } else {
+                ex.log_bytes += cost;
+                if let Some(sink) = &job.log_sink {
+                    sink(&line.line);
+                }
+                ex.logs.push(line.line);
+            }
+            Ok(())
+        }
+        FromChild::HostCall(call) => {
+            let t = Instant::now();
+            ex.host_calls.count += 1;
+            ex.host_calls.bytes_out += op_bytes(&call.op) as u64;
+            let result = match capabilities::check(&call.op, &job.scope.capabilities) {
+                Err(denied) => {
+                    ex.host_calls.denied += 1;
+                    Err(denied)
+                }
+                Ok(()) => host.call(&job.scope, call.op).await,
+            };
+            if let Ok(v) = &result {
+                ex.host_calls.bytes_in += value_bytes(v) as u64;
+            }
+            ex.host_calls.time += t.elapsed();
+            idle.child
+                .send(&ToChild::HostReply(HostReply {
+                    id: call.id,
+                    result,
+                }))
+                .await
+                .map_err(Stop::Failure)
+        }
+        other => Err(Stop::Failure(ChildFailure::Breach(format!(
+            "unexpected {} frame",
+            frame_name(&other)
+        )))),
+    }
+}
+
+fn op_bytes(op: &HostOp) -> usize {
+    match op {
+        HostOp::KvGet { key } | HostOp::KvDel { key } => key.len(),
+        HostOp::KvSet {
+            key, value_json, ..
+        } => key.len() + value_json.len(),
+        HostOp::CodeqPublish {
+            topic,
+            payload_json,
+        } => topic.len() + payload_json.len(),
+        HostOp::HttpFetch {
+            url, headers, body, ..
+        } => {
+            url.len()
+                + headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+                + body.as_ref().map_or(0, Vec::len)
+        }
+    }
+}
+
+fn value_bytes(v: &HostValue) -> usize {
+    match v {
+        HostValue::Kv(v) => v.as_ref().map_or(0, String::len),
+        HostValue::Done => 0,
+        HostValue::Http { headers, body, .. } => {
+            headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+                + body.len()
+        }
+    }
+}

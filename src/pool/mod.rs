@@ -1,0 +1,476 @@
+//! The pre-forked pool of `sandbox-child` processes.
+//!
+//! Children live in three states, as in OpenWhisk's invoker: **stem** (started, handshaken,
+//! unspecialised), **warm** (bound to one tenant and one bundle sha256, module compiled, idle) and
+//! **busy**. An invocation takes a warm child of its own binding first, then a stem child (which
+//! it binds), then starts a child itself. A child is never rebound: it serves one tenant and one
+//! bundle version for its whole life, then is killed. Stem children are refilled by a background
+//! task, like Android's USAP pool, so starting processes is off the invocation path.
+//!
+//! Process count is bounded by a semaphore of `max_children` permits; each live child holds one
+//! until it has been reaped. When all permits are held by idle warm children of other bindings,
+//! the least recently used one is evicted.
+
+mod child;
+mod execution;
+mod invoke;
+
+pub use child::{describe_status, signal_name, KillReason};
+pub use execution::{
+    Binding, ErrorType, ExecError, Execution, HostCallStats, Job, LogSink, StartKind,
+};
+
+use child::ChildProcess;
+use sandbox_child::protocol::OutputLimits;
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// Environment variable naming the `sandbox-child` binary, overriding the one beside us.
+pub const CHILD_BIN_ENV: &str = "CS_SANDBOX_CHILD_BIN";
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// The `sandbox-child` executable.
+    pub child_bin: PathBuf,
+    /// Stem children kept started and ready.
+    pub prewarm: usize,
+    /// Most child processes alive at once (stem, warm and busy).
+    pub max_children: usize,
+    /// A child is recycled after this many invocations.
+    pub max_uses: u32,
+    /// A warm child unused for this long is stopped.
+    pub idle_timeout: Duration,
+    /// The supervisor SIGKILLs a child this long after the deadline if the engine's own
+    /// interrupt has not ended the run.
+    pub kill_grace: Duration,
+    /// How long a new child may take to report Ready.
+    pub ready_timeout: Duration,
+    pub limits: OutputLimits,
+}
+
+impl PoolConfig {
+    pub fn new(child_bin: PathBuf) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        PoolConfig {
+            child_bin,
+            prewarm: cores,
+            max_children: 256,
+            max_uses: 10_000,
+            idle_timeout: Duration::from_secs(300),
+            kill_grace: Duration::from_millis(25),
+            ready_timeout: Duration::from_secs(5),
+            limits: OutputLimits::default(),
+        }
+    }
+}
+
+/// Finds `sandbox-child`: `$CS_SANDBOX_CHILD_BIN`, else beside the running executable.
+pub fn default_child_bin() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os(CHILD_BIN_ENV) {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot locate the running executable: {e}"))?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| format!("{} has no parent directory", exe.display()))?;
+    let candidate = dir.join("sandbox-child");
+    if candidate.is_file() {
+        Ok(candidate)
+    } else {
+        Err(format!(
+            "sandbox-child not found beside {} (looked for {}); install it there, \
+             set {CHILD_BIN_ENV}, or pass --child-bin",
+            exe.display(),
+            candidate.display()
+        ))
+    }
+}
+
+/// An idle child with its process permit.
+struct Idle {
+    child: ChildProcess,
+    permit: OwnedSemaphorePermit,
+    binding: Option<Binding>,
+    uses: u32,
+    last_used: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    stems: VecDeque<Idle>,
+    warm: HashMap<Binding, Vec<Idle>>,
+    /// Stem children being started by the refill task.
+    refilling: usize,
+    busy: usize,
+}
+
+/// Counters for `/metrics` and for tests.
+#[derive(Default)]
+struct Counters {
+    spawns: AtomicU64,
+    spawn_failures: AtomicU64,
+    invocations: AtomicU64,
+    kills: [AtomicU64; KillReason::ALL.len()],
+}
+
+/// A snapshot of the pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    pub stem: usize,
+    pub warm: usize,
+    pub busy: usize,
+    pub spawns: u64,
+    pub spawn_failures: u64,
+    pub invocations: u64,
+    pub kills: Vec<(&'static str, u64)>,
+}
+
+impl PoolStats {
+    pub fn kills_for(&self, reason: KillReason) -> u64 {
+        self.kills
+            .iter()
+            .find(|(r, _)| *r == reason.as_str())
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    }
+}
+
+struct Inner {
+    cfg: PoolConfig,
+    state: Mutex<State>,
+    slots: Arc<Semaphore>,
+    refill: Notify,
+    next_id: AtomicU64,
+    counters: Counters,
+    closed: AtomicBool,
+}
+
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+impl Pool {
+    /// Starts the pool and its background task; stem children start in the background.
+    /// Must be called inside a tokio runtime.
+    pub fn start(cfg: PoolConfig) -> Result<Pool, String> {
+        if !cfg.child_bin.is_file() {
+            return Err(format!(
+                "sandbox-child binary {} does not exist",
+                cfg.child_bin.display()
+            ));
+        }
+        if cfg.max_children == 0 {
+            return Err("pool: max_children must be at least 1".into());
+        }
+        let inner = Arc::new(Inner {
+            slots: Arc::new(Semaphore::new(cfg.max_children)),
+            cfg,
+            state: Mutex::new(State::default()),
+            refill: Notify::new(),
+            next_id: AtomicU64::new(1),
+            counters: Counters::default(),
+            closed: AtomicBool::new(false),
+        });
+        tokio::spawn(background(Arc::clone(&inner)));
+        inner.refill.notify_one();
+        Ok(Pool { inner })
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.cfg
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let st = self.inner.lock();
+        let c = &self.inner.counters;
+        PoolStats {
+            stem: st.stems.len(),
+            warm: st.warm.values().map(Vec::len).sum(),
+            busy: st.busy,
+            spawns: c.spawns.load(Ordering::Relaxed),
+            spawn_failures: c.spawn_failures.load(Ordering::Relaxed),
+            invocations: c.invocations.load(Ordering::Relaxed),
+            kills: KillReason::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.as_str(), c.kills[i].load(Ordering::Relaxed)))
+                .collect(),
+        }
+    }
+
+    /// Waits until `prewarm` stem children are ready, or `timeout` passes. Returns whether
+    /// the pool is full.
+    pub async fn wait_prewarmed(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        loop {
+            if self.inner.lock().stems.len() >= self.inner.cfg.prewarm {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Stops every idle child and the refill task. Busy children are killed when their
+    /// invocation ends.
+    pub async fn shutdown(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.inner.refill.notify_one();
+        let idle: Vec<Idle> = {
+            let mut st = self.inner.lock();
+            let mut all: Vec<Idle> = st.stems.drain(..).collect();
+            for (_, v) in st.warm.drain() {
+                all.extend(v);
+            }
+            all
+        };
+        for mut i in idle {
+            i.child.kill();
+            self.inner.count_kill(KillReason::Shutdown);
+            let _ = i.child.exit_description(Duration::from_secs(2)).await;
+        }
+    }
+
+    /// The pids of idle children (tests use them to kill a child from outside).
+    pub fn idle_pids(&self) -> Vec<u32> {
+        let st = self.inner.lock();
+        st.stems
+            .iter()
+            .chain(st.warm.values().flatten())
+            .map(|i| i.child.pid)
+            .collect()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-updated in a way that matters
+        // more than losing the pool: keep going with what is there.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count_kill(&self, reason: KillReason) {
+        if let Some(i) = KillReason::ALL.iter().position(|r| *r == reason) {
+            self.counters.kills[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Kills a child and reaps it in the background; its permit is released once the process
+    /// is gone, so `max_children` bounds real processes.
+    fn retire(&self, mut idle: Idle, reason: KillReason) {
+        idle.child.kill();
+        self.count_kill(reason);
+        tracing::debug!(
+            child_id = idle.child.id,
+            pid = idle.child.pid,
+            reason = reason.as_str(),
+            "child retired"
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = idle.child.exit_description(Duration::from_secs(5)).await;
+                drop(idle.permit);
+            });
+        }
+        self.refill.notify_one();
+    }
+
+    async fn spawn_child(&self, permit: OwnedSemaphorePermit) -> Result<Idle, String> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        match ChildProcess::spawn(&self.cfg.child_bin, id, self.cfg.ready_timeout).await {
+            Ok(child) => {
+                self.counters.spawns.fetch_add(1, Ordering::Relaxed);
+                Ok(Idle {
+                    child,
+                    permit,
+                    binding: None,
+                    uses: 0,
+                    last_used: Instant::now(),
+                })
+            }
+            Err(e) => {
+                self.counters.spawn_failures.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes an idle child from the pool that is still alive; dead ones are counted and
+    /// dropped on the way.
+    fn take_idle(&self, binding: &Binding) -> Option<(Idle, StartKind)> {
+        loop {
+            let (mut idle, kind) = {
+                let mut st = self.lock();
+                if let Some(i) = st.warm.get_mut(binding).and_then(Vec::pop) {
+                    if st.warm.get(binding).is_some_and(Vec::is_empty) {
+                        st.warm.remove(binding);
+                    }
+                    st.busy += 1;
+                    (i, StartKind::Warm)
+                } else if let Some(i) = st.stems.pop_front() {
+                    st.busy += 1;
+                    self.refill.notify_one();
+                    (i, StartKind::Stem)
+                } else {
+                    return None;
+                }
+            };
+            if let Some(status) = idle.child.exited() {
+                tracing::warn!(
+                    child_id = idle.child.id,
+                    pid = idle.child.pid,
+                    "idle sandbox child died on its own: {}",
+                    describe_status(status)
+                );
+                self.lock().busy -= 1;
+                self.retire(idle, KillReason::Died);
+                continue;
+            }
+            return Some((idle, kind));
+        }
+    }
+
+    /// Kills the least recently used idle warm child, if any, to free a process slot.
+    fn evict_one(&self) -> bool {
+        let victim = {
+            let mut st = self.lock();
+            let oldest = st
+                .warm
+                .iter()
+                .flat_map(|(b, v)| v.iter().enumerate().map(move |(i, idle)| (b, i, idle)))
+                .min_by_key(|(_, _, idle)| idle.last_used)
+                .map(|(b, i, _)| (b.clone(), i));
+            oldest.and_then(|(b, i)| {
+                let v = st.warm.get_mut(&b)?;
+                let idle = v.remove(i);
+                if v.is_empty() {
+                    st.warm.remove(&b);
+                }
+                Some(idle)
+            })
+        };
+        match victim {
+            Some(v) => {
+                self.retire(v, KillReason::Evicted);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The refill and maintenance task: keeps `prewarm` stem children, stops idle warm children,
+/// and notices idle children that died on their own.
+async fn background(inner: Arc<Inner>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = inner.refill.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        if inner.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        maintain(&inner);
+        // Refill one child at a time, yielding between spawns, so invocations are not held up.
+        loop {
+            if inner.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            let permit = {
+                let mut st = inner.lock();
+                if st.stems.len() + st.refilling >= inner.cfg.prewarm {
+                    break;
+                }
+                match Arc::clone(&inner.slots).try_acquire_owned() {
+                    Ok(p) => {
+                        st.refilling += 1;
+                        p
+                    }
+                    Err(_) => break,
+                }
+            };
+            let result = inner.spawn_child(permit).await;
+            let failed = {
+                let mut st = inner.lock();
+                st.refilling -= 1;
+                match result {
+                    Ok(idle) if inner.closed.load(Ordering::SeqCst) => {
+                        drop(st);
+                        inner.retire(idle, KillReason::Shutdown);
+                        return;
+                    }
+                    Ok(idle) => {
+                        st.stems.push_back(idle);
+                        None
+                    }
+                    Err(e) => Some(e),
+                }
+            };
+            match failed {
+                None => backoff = Duration::from_millis(100),
+                Some(e) => {
+                    tracing::error!("cannot start a stem sandbox child: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+fn maintain(inner: &Inner) {
+    let now = Instant::now();
+    let mut retired = Vec::new();
+    {
+        let mut st = inner.lock();
+        let idle_timeout = inner.cfg.idle_timeout;
+        for v in st.warm.values_mut() {
+            let mut i = 0;
+            while i < v.len() {
+                if let Some(status) = v[i].child.exited() {
+                    tracing::warn!(
+                        child_id = v[i].child.id,
+                        "idle sandbox child died on its own: {}",
+                        describe_status(status)
+                    );
+                    retired.push((v.swap_remove(i), KillReason::Died));
+                } else if now.duration_since(v[i].last_used) >= idle_timeout {
+                    retired.push((v.swap_remove(i), KillReason::Idle));
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        st.warm.retain(|_, v| !v.is_empty());
+        let mut i = 0;
+        while i < st.stems.len() {
+            if let Some(status) = st.stems[i].child.exited() {
+                tracing::warn!(
+                    child_id = st.stems[i].child.id,
+                    "stem sandbox child died on its own: {}",
+                    describe_status(status)
+                );
+                if let Some(dead) = st.stems.remove(i) {
+                    retired.push((dead, KillReason::Died));
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+    for (idle, reason) in retired {
+        inner.retire(idle, reason);
+    }
+}

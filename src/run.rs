@@ -1,0 +1,245 @@
+//! `cs-invoker-pool run`: one function, one activation, through the real pool and a real
+//! `sandbox-child`, with the local host API. Prints exactly one InvocationResult line on stdout.
+
+use crate::host::local::{unix_ms, LocalHost};
+use crate::host::HostScope;
+use crate::pool::{self, Job, Pool, PoolConfig};
+use sandbox_child::bundle::{self, BundleError};
+use sandbox_child::messages::{
+    CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
+};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Exit codes of `run`.
+pub const EXIT_SUCCESS: i32 = 0;
+pub const EXIT_FUNCTION_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+pub const TRIGGER_TYPES: [&str; 4] = ["http", "schedule", "cadence", "api"];
+
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    pub path: PathBuf,
+    pub event: Option<String>,
+    pub event_file: Option<PathBuf>,
+    pub tenant: String,
+    pub namespace: String,
+    pub function: Option<String>,
+    pub trigger: String,
+    pub timeout_ms: Option<u64>,
+    pub memory_mb: Option<u64>,
+    pub child_bin: Option<PathBuf>,
+}
+
+/// A usage error: the message says what is wrong and what to do.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+fn usage(msg: impl Into<String>) -> UsageError {
+    UsageError(msg.into())
+}
+
+/// Reads and checks everything the user gave before anything runs.
+fn event_json(args: &RunArgs) -> Result<String, UsageError> {
+    let (text, source) = match (&args.event, &args.event_file) {
+        (Some(_), Some(_)) => {
+            return Err(usage("--event and --event-file cannot be used together"))
+        }
+        (Some(e), None) => (e.clone(), "--event".to_string()),
+        (None, Some(f)) => (
+            std::fs::read_to_string(f)
+                .map_err(|e| usage(format!("--event-file {}: {e}", f.display())))?,
+            format!("--event-file {}", f.display()),
+        ),
+        (None, None) => ("{}".to_string(), String::new()),
+    };
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| usage(format!("{source} is not valid JSON: {e}")))?;
+    Ok(v.to_string())
+}
+
+fn check_args(args: &RunArgs) -> Result<(), UsageError> {
+    if !TRIGGER_TYPES.contains(&args.trigger.as_str()) {
+        return Err(usage(format!(
+            "--trigger must be one of {}, got \"{}\"",
+            TRIGGER_TYPES.join(", "),
+            args.trigger
+        )));
+    }
+    if let Some(t) = args.timeout_ms {
+        if !(1..=900_000).contains(&t) {
+            return Err(usage(format!(
+                "--timeout-ms must be in 1..=900000, got {t}"
+            )));
+        }
+    }
+    if let Some(m) = args.memory_mb {
+        if !(16..=4096).contains(&m) {
+            return Err(usage(format!("--memory-mb must be in 16..=4096, got {m}")));
+        }
+    }
+    for (flag, v, max) in [
+        ("--tenant", &args.tenant, 64),
+        ("--namespace", &args.namespace, 64),
+    ] {
+        if v.is_empty() || v.len() > max || v.contains(':') {
+            return Err(usage(format!(
+                "{flag} must be 1..={max} characters without ':', got \"{v}\""
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn function_name(args: &RunArgs) -> String {
+    if let Some(f) = &args.function {
+        return f.clone();
+    }
+    let name = args
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "function".into());
+    let name = name
+        .strip_suffix(".js")
+        .or_else(|| name.strip_suffix(".mjs"))
+        .or_else(|| name.strip_suffix(".tar"))
+        .unwrap_or(&name)
+        .to_string();
+    if name.is_empty() {
+        "function".into()
+    } else {
+        name
+    }
+}
+
+fn print_result(r: &InvocationResult) {
+    let line = serde_json::to_string(r).unwrap_or_else(|e| {
+        format!(
+            "{{\"activation_id\":\"{}\",\"status\":\"error\",\"error\":{{\"type\":\"SandboxError\",\"message\":\"cannot serialise the result: {e}\"}}}}",
+            r.activation_id
+        )
+    });
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Runs the command; returns the process exit code.
+pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
+    check_args(&args)?;
+    let event_json = event_json(&args)?;
+    let child_bin = match &args.child_bin {
+        Some(p) => p.clone(),
+        None => pool::default_child_bin().map_err(UsageError)?,
+    };
+    let activation_id = uuid::Uuid::new_v4().to_string();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let started = Instant::now();
+    let function = function_name(&args);
+
+    let mut bundle = match bundle::load_path(&args.path) {
+        Ok(b) => b,
+        Err(BundleError::NotFound(m)) => return Err(usage(format!("PATH {m}"))),
+        Err(e) => {
+            print_result(&InvocationResult {
+                activation_id,
+                request_id,
+                status: "error".into(),
+                duration_ms: started.elapsed().as_millis() as u64,
+                result: None,
+                error: Some(ErrorBody {
+                    kind: e.kind().into(),
+                    message: e.message().into(),
+                    stack: None,
+                }),
+            });
+            return Ok(EXIT_FUNCTION_FAILED);
+        }
+    };
+    if let Some(t) = args.timeout_ms {
+        bundle.manifest.limits.timeout_ms = t;
+    }
+    if let Some(m) = args.memory_mb {
+        bundle.manifest.limits.memory_mb = m;
+    }
+    let timeout = Duration::from_millis(bundle.timeout_ms());
+    let deadline = Instant::now() + timeout;
+    let deadline_ms = unix_ms() + bundle.timeout_ms();
+    let version = 1;
+    let ctx = InvocationCtx {
+        activation_id: activation_id.clone(),
+        request_id: request_id.clone(),
+        deadline_ms,
+        tenant: args.tenant.clone(),
+        namespace: args.namespace.clone(),
+        function: function.clone(),
+        version,
+        reference: CtxRef {
+            alias: None,
+            version,
+        },
+        trigger: CtxTrigger {
+            kind: args.trigger.clone(),
+        },
+        principal: CtxPrincipal {
+            sub: "local".into(),
+            roles: Vec::new(),
+        },
+    };
+    let ctx_json =
+        serde_json::to_string(&ctx).map_err(|e| usage(format!("cannot build ctx: {e}")))?;
+
+    let mut cfg = PoolConfig::new(child_bin);
+    cfg.prewarm = 0;
+    cfg.max_children = 2;
+    let pool = Pool::start(cfg).map_err(UsageError)?;
+    let capabilities = Arc::new(bundle.manifest.capabilities.clone());
+    let job = Job {
+        bundle: Arc::new(bundle),
+        scope: HostScope {
+            tenant: args.tenant.clone(),
+            namespace: args.namespace.clone(),
+            function,
+            version,
+            activation_id: activation_id.clone(),
+            capabilities,
+            deadline,
+        },
+        event_json,
+        ctx_json,
+        deadline,
+        log_sink: Some(Arc::new(|line: &str| {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{line}");
+        })),
+    };
+    let host = LocalHost::new();
+    let ex = pool.invoke(&job, &host).await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let result = ex.to_invocation_result(&activation_id, &request_id, duration_ms);
+    print_result(&result);
+    eprintln!(
+        "cs-invoker-pool: activation {activation_id} status={} duration_ms={duration_ms} start={} \
+         wait_us={} load_us={} exec_us={} memory_peak_bytes={} host_calls={} \
+         result_truncated={} logs_truncated={}",
+        result.status,
+        ex.start.as_str(),
+        ex.wait.as_micros(),
+        ex.load.as_micros(),
+        ex.exec.as_micros(),
+        ex.memory_peak_bytes,
+        ex.host_calls.count,
+        ex.result_truncated,
+        ex.logs_truncated,
+    );
+    pool.shutdown().await;
+    Ok(if result.status == "success" {
+        EXIT_SUCCESS
+    } else {
+        EXIT_FUNCTION_FAILED
+    })
+}

@@ -335,9 +335,11 @@ fn parse_capabilities(v: Option<&Value>) -> Result<Capabilities, String> {
                     "get" => KvOp::Get,
                     "set" => KvOp::Set,
                     "del" => KvOp::Del,
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "capabilities.kv.ops[{i}]: must be one of get, set, del, got \"{other}\""
-                    )),
+                    ))
+                    }
                 };
                 if !ops.contains(&op) {
                     ops.push(op);

@@ -1,1 +1,478 @@
-//! (stub, being written)
+//! The child's side of the frame protocol (see the diagram in [`crate::protocol`]), over
+//! stdin/stdout.
+//!
+//! Order of start-up, and why:
+//! 1. read `Init` from the supervisor (trusted: the pipe is the supervisor's) and check the
+//!    protocol version — a mismatch is `Fatal{step:"handshake"}`;
+//! 2. create the [`Engine`] — runtime, context, globals — so a stem child has paid for all of
+//!    it before it is handed a bundle;
+//! 3. **confine** ([`confine`]): the last step before `Ready`. `Ready` is what allows the
+//!    supervisor to send `LoadBundle`, the first untrusted bytes; so no tenant byte is ever
+//!    read by an unconfined child;
+//! 4. send `Ready`, then serve `LoadBundle` once and `Invoke` any number of times.
+//!
+//! The child never panics on input: every frame error ends the process with a code, after a
+//! message on stderr (which the supervisor collects). Exit codes: [`EXIT_OK`] (end of input,
+//! a failed load after its reply, a poisoned engine after its outcome), [`EXIT_STARTUP`] (the
+//! handshake or a start-up step failed, after `Fatal`), [`EXIT_BREACH`] (a frame out of
+//! order, a malformed frame, or a broken pipe).
+
+use crate::engine::{Engine, Host};
+use crate::protocol::{
+    read_frame, write_frame, Fatal, FrameError, FromChild, HostCall, HostError, HostOp, HostValue,
+    Init, Loaded, LogLine, Ready, ToChild, MAX_FRAME_TO_CHILD, PROTOCOL_VERSION,
+};
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Orderly end.
+pub const EXIT_OK: i32 = 0;
+/// The handshake or a start-up step (engine, confinement) failed; `Fatal` was sent.
+pub const EXIT_STARTUP: i32 = 2;
+/// The supervisor broke the protocol or the pipe broke.
+pub const EXIT_BREACH: i32 = 3;
+
+/// A start-up step that failed, reported as `Fatal{step, message}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailure {
+    pub step: &'static str,
+    pub message: String,
+}
+
+/// ====================================================================================
+/// CONFINEMENT HOOK — runs after the engine exists and before `Ready`, i.e. before any
+/// untrusted byte is read.
+///
+/// Applies nothing yet. Issue 3 fills it in, in this order: close every fd but 0/1/2,
+/// new namespaces (user, mount, pid, net, ipc, uts), chroot to an empty directory, drop to an
+/// unprivileged uid/gid, drop all capabilities, set rlimits (no files, no processes, CPU),
+/// and finally install the seccomp filter (which also sets NO_NEW_PRIVS). Each step that
+/// fails returns its name as `step`, and the child sends `Fatal` and exits.
+/// ====================================================================================
+pub fn confine(_init: &Init) -> Result<(), StepFailure> {
+    Ok(())
+}
+
+/// Serves the protocol on `input`/`output` until the end; returns the exit code. A protocol
+/// breach inside a host call ends the process at once with [`EXIT_BREACH`] (no more guest
+/// code may run once the conversation is broken).
+pub fn serve<R: Read + 'static, W: Write + 'static>(input: R, output: W) -> i32 {
+    serve_with(input, output, true)
+}
+
+struct Io<R, W> {
+    input: R,
+    output: W,
+    /// Set when the conversation broke inside a host call or a log write; the exit code.
+    failed: Option<i32>,
+    /// Exit the process at once on a breach (production) rather than only record it (tests).
+    exit_on_breach: bool,
+}
+
+impl<R: Read, W: Write> Io<R, W> {
+    fn send(&mut self, msg: &FromChild) -> Result<(), FrameError> {
+        write_frame(&mut self.output, msg)
+    }
+
+    fn recv(&mut self) -> Result<ToChild, FrameError> {
+        read_frame(&mut self.input, MAX_FRAME_TO_CHILD)
+    }
+
+    /// Records (or acts on) a broken conversation.
+    fn breach(&mut self, message: &str) {
+        eprintln!("sandbox-child: protocol breach: {message}");
+        if self.exit_on_breach {
+            std::process::exit(EXIT_BREACH);
+        }
+        self.failed = Some(EXIT_BREACH);
+    }
+}
+
+type SharedIo<R, W> = Rc<RefCell<Io<R, W>>>;
+
+/// The engine's [`Host`] over the pipe: host calls are `HostCall`/`HostReply` round trips,
+/// log lines are `Log` frames sent at once.
+struct PipeHost<R, W> {
+    io: SharedIo<R, W>,
+    next_id: u64,
+}
+
+const GONE: &str = "the connection to the supervisor is broken";
+
+impl<R: Read, W: Write> Host for PipeHost<R, W> {
+    fn call(&mut self, op: HostOp) -> Result<HostValue, HostError> {
+        let mut io = self.io.borrow_mut();
+        if io.failed.is_some() {
+            return Err(HostError {
+                message: GONE.into(),
+            });
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        if let Err(e) = io.send(&FromChild::HostCall(HostCall { id, op })) {
+            io.breach(&format!("cannot send host call {id}: {e}"));
+            return Err(HostError {
+                message: GONE.into(),
+            });
+        }
+        match io.recv() {
+            Ok(ToChild::HostReply(reply)) if reply.id == id => reply.result,
+            Ok(other) => {
+                io.breach(&format!(
+                    "expected HostReply {id}, got {}",
+                    frame_name(&other)
+                ));
+                Err(HostError {
+                    message: GONE.into(),
+                })
+            }
+            Err(e) => {
+                io.breach(&format!("expected HostReply {id}: {e}"));
+                Err(HostError {
+                    message: GONE.into(),
+                })
+            }
+        }
+    }
+
+    fn log(&mut self, line: LogLine) {
+        let mut io = self.io.borrow_mut();
+        if io.failed.is_some() {
+            return;
+        }
+        if let Err(e) = io.send(&FromChild::Log(line)) {
+            io.breach(&format!("cannot send a log line: {e}"));
+        }
+    }
+}
+
+fn frame_name(f: &ToChild) -> String {
+    match f {
+        ToChild::Init(_) => "Init".into(),
+        ToChild::LoadBundle(_) => "LoadBundle".into(),
+        ToChild::Invoke(_) => "Invoke".into(),
+        ToChild::HostReply(r) => format!("HostReply {}", r.id),
+    }
+}
+
+fn serve_with<R: Read + 'static, W: Write + 'static>(input: R, output: W, exit: bool) -> i32 {
+    let io: SharedIo<R, W> = Rc::new(RefCell::new(Io {
+        input,
+        output,
+        failed: None,
+        exit_on_breach: exit,
+    }));
+
+    // 1. Handshake.
+    let first = io.borrow_mut().recv();
+    let init = match first {
+        Ok(ToChild::Init(init)) if init.protocol_version == PROTOCOL_VERSION => init,
+        Ok(ToChild::Init(init)) => {
+            return fatal(
+                &io,
+                "handshake",
+                format!(
+                    "protocol version {} requested, this child speaks {PROTOCOL_VERSION}",
+                    init.protocol_version
+                ),
+            )
+        }
+        Ok(other) => {
+            return fatal(
+                &io,
+                "handshake",
+                format!("expected Init, got {}", frame_name(&other)),
+            )
+        }
+        Err(FrameError::Closed) => return EXIT_OK,
+        Err(e) => return fatal(&io, "handshake", format!("expected Init: {e}")),
+    };
+
+    // 2. The engine, before any bundle is known.
+    let host = PipeHost {
+        io: io.clone(),
+        next_id: 0,
+    };
+    let mut engine = match Engine::new(Box::new(host)) {
+        Ok(e) => e,
+        Err(m) => return fatal(&io, "engine", m),
+    };
+
+    // 3. Confinement, before the first untrusted byte.
+    if let Err(f) = confine(&init) {
+        return fatal(&io, f.step, f.message);
+    }
+
+    // 4. Ready, then serve.
+    let ready = FromChild::Ready(Ready {
+        protocol_version: PROTOCOL_VERSION,
+        pid: std::process::id(),
+    });
+    if let Err(e) = io.borrow_mut().send(&ready) {
+        eprintln!("sandbox-child {}: cannot send Ready: {e}", init.child_id);
+        return EXIT_BREACH;
+    }
+
+    loop {
+        let frame = io.borrow_mut().recv();
+        let frame = match frame {
+            Ok(f) => f,
+            Err(FrameError::Closed) => return EXIT_OK,
+            Err(e) => return breach(&format!("reading the next request: {e}")),
+        };
+        match frame {
+            ToChild::LoadBundle(lb) => {
+                if engine.is_loaded() {
+                    return breach("a second LoadBundle");
+                }
+                let start = Instant::now();
+                let r = engine.load(&lb.files, &lb.entry, lb.memory_limit_bytes, lb.limits);
+                let failed = r.is_err();
+                let reply = FromChild::Loaded(r.map(|()| Loaded {
+                    load_us: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+                }));
+                if let Some(code) = send_reply(&io, &reply) {
+                    return code;
+                }
+                if failed {
+                    return EXIT_OK;
+                }
+            }
+            ToChild::Invoke(inv) => {
+                if !engine.is_loaded() {
+                    return breach("Invoke before a bundle was loaded");
+                }
+                let mut outcome = engine.invoke(
+                    &inv.event_json,
+                    &inv.ctx_json,
+                    Duration::from_micros(inv.budget_us),
+                );
+                outcome.invocation_id = inv.invocation_id;
+                if let Some(code) = send_reply(&io, &FromChild::Outcome(outcome)) {
+                    return code;
+                }
+                if engine.poisoned() {
+                    return EXIT_OK;
+                }
+            }
+            other => {
+                return breach(&format!("unexpected {}", frame_name(&other)));
+            }
+        }
+    }
+}
+
+/// Sends a reply unless the conversation already broke. Returns an exit code to stop with.
+fn send_reply<R: Read, W: Write>(io: &SharedIo<R, W>, msg: &FromChild) -> Option<i32> {
+    let mut io = io.borrow_mut();
+    if let Some(code) = io.failed {
+        return Some(code);
+    }
+    match io.send(msg) {
+        Ok(()) => None,
+        Err(e) => {
+            eprintln!("sandbox-child: cannot send a reply: {e}");
+            Some(EXIT_BREACH)
+        }
+    }
+}
+
+fn breach(message: &str) -> i32 {
+    eprintln!("sandbox-child: protocol breach: {message}");
+    EXIT_BREACH
+}
+
+fn fatal<R: Read, W: Write>(io: &SharedIo<R, W>, step: &str, message: String) -> i32 {
+    eprintln!("sandbox-child: {step} failed: {message}");
+    let msg = FromChild::Fatal(Fatal {
+        step: step.to_string(),
+        message,
+    });
+    let _ = io.borrow_mut().send(&msg);
+    EXIT_STARTUP
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{
+        encode, BundleFile, ErrorKind, HostReply, Invoke, LoadBundle, Outcome, OutputLimits,
+    };
+    use std::io::Cursor;
+
+    /// A writer the test can read back after `serve` consumed it.
+    #[derive(Clone, Default)]
+    struct Sink(Rc<RefCell<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn frames(msgs: &[ToChild]) -> Vec<u8> {
+        msgs.iter().flat_map(|m| encode(m).unwrap()).collect()
+    }
+
+    fn run(input: Vec<u8>) -> (i32, Vec<FromChild>) {
+        let sink = Sink::default();
+        let code = serve_with(Cursor::new(input), sink.clone(), false);
+        let bytes = sink.0.borrow().clone();
+        let mut r = &bytes[..];
+        let mut out = Vec::new();
+        while !r.is_empty() {
+            out.push(read_frame(&mut r, usize::MAX).unwrap());
+        }
+        (code, out)
+    }
+
+    fn init(v: u32) -> ToChild {
+        ToChild::Init(Init {
+            protocol_version: v,
+            child_id: 1,
+        })
+    }
+
+    fn load(src: &str) -> ToChild {
+        ToChild::LoadBundle(LoadBundle {
+            sha256: "0".repeat(64),
+            entry: "function.js".into(),
+            files: vec![BundleFile {
+                path: "function.js".into(),
+                contents: src.as_bytes().to_vec(),
+            }],
+            memory_limit_bytes: 64 << 20,
+            limits: OutputLimits::default(),
+        })
+    }
+
+    fn invoke(id: u64) -> ToChild {
+        ToChild::Invoke(Invoke {
+            invocation_id: id,
+            event_json: "{\"a\":1}".into(),
+            ctx_json: "{}".into(),
+            budget_us: 2_000_000,
+        })
+    }
+
+    fn outcome(f: &FromChild) -> &Outcome {
+        match f {
+            FromChild::Outcome(o) => o,
+            other => panic!("expected Outcome, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_conversation_with_host_call_and_logs() {
+        let src = "export default (e) => { console.log('hi'); \
+                   return {body: JSON.stringify(cs.kv.get('k'))}; };";
+        let input = frames(&[
+            init(PROTOCOL_VERSION),
+            load(src),
+            invoke(7),
+            ToChild::HostReply(HostReply {
+                id: 1,
+                result: Ok(HostValue::Kv(Some("[1,2]".into()))),
+            }),
+        ]);
+        let (code, out) = run(input);
+        assert_eq!(code, EXIT_OK);
+        assert!(matches!(&out[0], FromChild::Ready(r) if r.protocol_version == PROTOCOL_VERSION));
+        assert!(matches!(&out[1], FromChild::Loaded(Ok(_))));
+        assert!(matches!(&out[2], FromChild::Log(l) if l.line == "[info] hi"));
+        assert!(
+            matches!(&out[3], FromChild::HostCall(HostCall { id: 1, op: HostOp::KvGet { key } }) if key == "k")
+        );
+        let o = outcome(&out[4]);
+        assert_eq!(o.invocation_id, 7);
+        assert_eq!(
+            o.result.as_deref().unwrap(),
+            r#"{"statusCode":200,"headers":{},"body":"[1,2]","isBase64Encoded":false}"#
+        );
+        assert_eq!(out.len(), 5);
+    }
+
+    #[test]
+    fn wrong_version_or_first_frame_is_fatal() {
+        for first in [init(PROTOCOL_VERSION + 1), invoke(1)] {
+            let (code, out) = run(frames(&[first]));
+            assert_eq!(code, EXIT_STARTUP);
+            assert!(matches!(&out[..], [FromChild::Fatal(f)] if f.step == "handshake"));
+        }
+        let (code, out) = run(vec![0, 0, 0, 2, 0xff, 0xff]);
+        assert_eq!(code, EXIT_STARTUP);
+        assert!(matches!(&out[..], [FromChild::Fatal(f)] if f.step == "handshake"));
+    }
+
+    #[test]
+    fn end_of_input_is_a_clean_exit() {
+        assert_eq!(run(Vec::new()).0, EXIT_OK);
+        let (code, out) = run(frames(&[init(PROTOCOL_VERSION)]));
+        assert_eq!(code, EXIT_OK);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn wrong_reply_inside_a_host_call_is_a_breach() {
+        let src = "export default () => { try { cs.kv.get('k'); } catch (e) {} return 1; };";
+        let input = frames(&[
+            init(PROTOCOL_VERSION),
+            load(src),
+            invoke(1),
+            ToChild::HostReply(HostReply {
+                id: 99,
+                result: Ok(HostValue::Done),
+            }),
+        ]);
+        let (code, out) = run(input);
+        assert_eq!(code, EXIT_BREACH);
+        // Ready, Loaded, HostCall; no Outcome after the breach.
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn out_of_order_frames_are_breaches() {
+        let (code, _) = run(frames(&[init(PROTOCOL_VERSION), invoke(1)]));
+        assert_eq!(code, EXIT_BREACH);
+        let (code, _) = run(frames(&[
+            init(PROTOCOL_VERSION),
+            load("export default () => 1"),
+            load("export default () => 1"),
+        ]));
+        assert_eq!(code, EXIT_BREACH);
+    }
+
+    #[test]
+    fn load_error_is_replied_then_exit() {
+        let (code, out) = run(frames(&[init(PROTOCOL_VERSION), load("nope("), invoke(1)]));
+        assert_eq!(code, EXIT_OK);
+        assert_eq!(out.len(), 2);
+        assert!(matches!(&out[1], FromChild::Loaded(Err(e)) if e.kind == ErrorKind::Exception));
+    }
+
+    #[test]
+    fn poisoned_engine_exits_after_its_outcome() {
+        let input = frames(&[
+            init(PROTOCOL_VERSION),
+            load("export default () => { while (true) {} };"),
+            ToChild::Invoke(Invoke {
+                invocation_id: 3,
+                event_json: "null".into(),
+                ctx_json: "{}".into(),
+                budget_us: 20_000,
+            }),
+            invoke(4),
+        ]);
+        let (code, out) = run(input);
+        assert_eq!(code, EXIT_OK);
+        assert_eq!(out.len(), 3);
+        let o = outcome(&out[2]);
+        assert_eq!(o.invocation_id, 3);
+        assert_eq!(o.result.as_ref().unwrap_err().kind, ErrorKind::Timeout);
+    }
+}

@@ -11,7 +11,7 @@
 //! until it has been reaped. When all permits are held by idle warm children of other bindings,
 //! the least recently used one is evicted.
 
-mod child;
+pub mod child;
 mod execution;
 mod invoke;
 

@@ -1,0 +1,269 @@
+//! `make bench`: start-up and invocation costs of the pool, measured in one run against a
+//! same-run baseline (a fresh `node` process per invocation, what a user without a pool does).
+//!
+//! Writes `target/bench/results.json` and prints a table. Figures are medians (and p99 where
+//! named) because these machines are noisy.
+
+use cs_invoker_pool::host::local::LocalHost;
+use cs_invoker_pool::host::HostScope;
+use cs_invoker_pool::pool::child::ChildProcess;
+use cs_invoker_pool::pool::{Job, Pool, PoolConfig, StartKind};
+use sandbox_child::bundle::{self, Bundle};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const HANDLER: &str = "export default (event, ctx) => ({ statusCode: 200, body: 'ok' });";
+const MANIFEST: &str = r#"{"schema":"cs.function.script.v1","runtime":"cs-js","entry":"function.js",
+  "limits":{"timeoutMs":10000,"memoryMb":64,"maxConcurrency":100}}"#;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn child_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CS_SANDBOX_CHILD_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/pool-xxxx → target/<profile>/sandbox-child
+    let exe = std::env::current_exe().expect("bench executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = profile_dir.join("sandbox-child");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build --release -p sandbox-child` first (make bench does)",
+        bin.display()
+    );
+    bin
+}
+
+fn bundle() -> Arc<Bundle> {
+    let mut files = BTreeMap::new();
+    files.insert("function.js".to_string(), HANDLER.as_bytes().to_vec());
+    files.insert("manifest.json".to_string(), MANIFEST.as_bytes().to_vec());
+    Arc::new(bundle::parse_tar(&bundle::pack(&files).expect("pack")).expect("bundle"))
+}
+
+fn job(bundle: &Arc<Bundle>, tenant: &str) -> Job {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    Job {
+        bundle: Arc::clone(bundle),
+        scope: HostScope {
+            tenant: tenant.to_string(),
+            namespace: "bench".into(),
+            function: "trivial".into(),
+            version: 1,
+            activation_id: "00000000-0000-4000-8000-000000000000".into(),
+            capabilities: Arc::new(bundle.manifest.capabilities.clone()),
+            deadline,
+        },
+        event_json: r#"{"n":1}"#.into(),
+        ctx_json: format!(
+            r#"{{"activation_id":"a","request_id":"r","deadline_ms":0,"tenant":"{tenant}","namespace":"bench","function":"trivial","version":1,"ref":{{"alias":null,"version":1}},"trigger":{{"type":"api"}},"principal":{{"sub":"bench","roles":[]}}}}"#
+        ),
+        deadline,
+        log_sink: None,
+    }
+}
+
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((samples.len() - 1) as f64 * p).round() as usize;
+    samples[idx]
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is accepted.
+    let bin = child_bin();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let b = bundle();
+    let host = LocalHost::new();
+
+    // 1. exec → Ready.
+    let spawn_n = env_usize("BENCH_SPAWN_N", 100);
+    let mut spawn_ms = Vec::new();
+    rt.block_on(async {
+        for i in 0..spawn_n {
+            let t = Instant::now();
+            let mut c = ChildProcess::spawn(&bin, i as u64, Duration::from_secs(5))
+                .await
+                .expect("spawn");
+            spawn_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            c.kill();
+            let _ = c.exit_description(Duration::from_secs(1)).await;
+        }
+    });
+
+    // 2. Cold: a stem child, bundle not loaded, end to end through the pool.
+    let cold_n = env_usize("BENCH_COLD_N", 100);
+    let mut cold_ms = Vec::new();
+    rt.block_on(async {
+        let mut cfg = PoolConfig::new(bin.clone());
+        cfg.prewarm = 2;
+        let pool = Pool::start(cfg).expect("pool");
+        for i in 0..cold_n {
+            assert!(pool.wait_prewarmed(Duration::from_secs(5)).await);
+            // A fresh tenant each time: never a warm hit.
+            let j = job(&b, &format!("cold{i}"));
+            let t = Instant::now();
+            let ex = pool.invoke(&j, &host).await;
+            cold_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(ex.start, StartKind::Stem);
+            assert!(ex.outcome.is_ok(), "{:?}", ex.outcome);
+        }
+        pool.shutdown().await;
+    });
+
+    // 3. Warm: the same binding over and over.
+    let warm_n = env_usize("BENCH_WARM_N", 5000);
+    let mut warm_us = Vec::new();
+    rt.block_on(async {
+        let mut cfg = PoolConfig::new(bin.clone());
+        cfg.prewarm = 1;
+        let pool = Pool::start(cfg).expect("pool");
+        let j = job(&b, "warm");
+        let _ = pool.invoke(&j, &host).await;
+        for _ in 0..warm_n {
+            let t = Instant::now();
+            let ex = pool.invoke(&j, &host).await;
+            warm_us.push(t.elapsed().as_secs_f64() * 1e6);
+            assert_eq!(ex.start, StartKind::Warm);
+        }
+        pool.shutdown().await;
+    });
+
+    // 4. Throughput: pool sized to the cores, as many concurrent callers as children.
+    let tp_n = env_usize("BENCH_THROUGHPUT_N", 40_000);
+    let throughput = rt.block_on(async {
+        let mut cfg = PoolConfig::new(bin.clone());
+        cfg.prewarm = cores;
+        let pool = Pool::start(cfg).expect("pool");
+        let host = Arc::new(LocalHost::new());
+        // Warm one child per caller.
+        let warmups: Vec<_> = (0..cores)
+            .map(|_| {
+                let (p, h, b) = (pool.clone(), Arc::clone(&host), Arc::clone(&b));
+                tokio::spawn(async move { p.invoke(&job(&b, "tp"), &*h).await })
+            })
+            .collect();
+        for w in warmups {
+            let _ = w.await;
+        }
+        let t = Instant::now();
+        let per = tp_n / cores;
+        let tasks: Vec<_> = (0..cores)
+            .map(|_| {
+                let (p, h, b) = (pool.clone(), Arc::clone(&host), Arc::clone(&b));
+                tokio::spawn(async move {
+                    let j = job(&b, "tp");
+                    for _ in 0..per {
+                        let ex = p.invoke(&j, &*h).await;
+                        assert!(ex.outcome.is_ok());
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
+        let rate = (per * cores) as f64 / t.elapsed().as_secs_f64();
+        pool.shutdown().await;
+        rate
+    });
+
+    // 5. Baseline: a fresh node process per invocation running the same handler.
+    let node_n = env_usize("BENCH_NODE_N", 30);
+    let mut node_ms = Vec::new();
+    let dir = std::env::temp_dir().join(format!("cs-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("function.mjs"), HANDLER).expect("write handler");
+    std::fs::write(
+        dir.join("runner.mjs"),
+        "import handle from './function.mjs';\n\
+         const r = await handle(JSON.parse(process.argv[2]), {});\n\
+         process.stdout.write(JSON.stringify(r) + '\\n');\n",
+    )
+    .expect("write runner");
+    let node_ok = Command::new("node").arg("--version").output().is_ok();
+    if node_ok {
+        for _ in 0..node_n {
+            let t = Instant::now();
+            let out = Command::new("node")
+                .arg(dir.join("runner.mjs"))
+                .arg(r#"{"n":1}"#)
+                .output()
+                .expect("node");
+            node_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            assert!(out.status.success());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let spawn_p50 = percentile(&mut spawn_ms, 0.5);
+    let cold_p50 = percentile(&mut cold_ms, 0.5);
+    let warm_p50 = percentile(&mut warm_us, 0.5);
+    let warm_p99 = percentile(&mut warm_us, 0.99);
+    let node_p50 = percentile(&mut node_ms, 0.5);
+    let results = serde_json::json!({
+        "spawn_ready_ms_p50": spawn_p50,
+        "cold_invoke_ms_p50": cold_p50,
+        "warm_invoke_us_p50": warm_p50,
+        "warm_invoke_us_p99": warm_p99,
+        "throughput_per_s": throughput,
+        "baseline_node_ms_p50": if node_ok { serde_json::json!(node_p50) } else { serde_json::Value::Null },
+        "cold_vs_node_ratio": if node_ok { serde_json::json!(node_p50 / cold_p50) } else { serde_json::Value::Null },
+        "warm_vs_node_ratio": if node_ok { serde_json::json!(node_p50 * 1e3 / warm_p50) } else { serde_json::Value::Null },
+        "samples": {
+            "spawn": spawn_n, "cold": cold_n, "warm": warm_n,
+            "throughput": (tp_n / cores) * cores, "node": if node_ok { node_n } else { 0 },
+        },
+        "cores": cores,
+    });
+    let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out_dir).expect("target/bench");
+    std::fs::write(
+        out_dir.join("results.json"),
+        serde_json::to_string_pretty(&results).expect("json"),
+    )
+    .expect("write results");
+
+    println!();
+    println!("{:<24} {:>12}  target", "metric", "value");
+    println!("{:<24} {:>12.2}  <= 10 ms", "spawn_ready_ms_p50", spawn_p50);
+    println!("{:<24} {:>12.2}  <= 3 ms", "cold_invoke_ms_p50", cold_p50);
+    println!("{:<24} {:>12.1}  <= 100 us", "warm_invoke_us_p50", warm_p50);
+    println!("{:<24} {:>12.1}", "warm_invoke_us_p99", warm_p99);
+    println!(
+        "{:<24} {:>12.0}  >= 10000/s",
+        "throughput_per_s", throughput
+    );
+    if node_ok {
+        println!(
+            "{:<24} {:>12.2}  (baseline)",
+            "baseline_node_ms_p50", node_p50
+        );
+        println!(
+            "cold start is {:.0}x faster than a fresh node process; a warm call {:.0}x",
+            node_p50 / cold_p50,
+            node_p50 * 1e3 / warm_p50
+        );
+    } else {
+        println!("baseline_node_ms_p50: node not found, baseline skipped");
+    }
+    println!("written to {}", out_dir.join("results.json").display());
+}

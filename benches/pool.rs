@@ -4,10 +4,12 @@
 //! Writes `target/bench/results.json` and prints a table. Figures are medians (and p99 where
 //! named) because these machines are noisy.
 
+use cs_invoker_pool::cgroup::CgroupLimits;
 use cs_invoker_pool::host::local::LocalHost;
 use cs_invoker_pool::host::HostScope;
 use cs_invoker_pool::pool::child::ChildProcess;
 use cs_invoker_pool::pool::{Job, Pool, PoolConfig, StartKind};
+use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
 use sandbox_child::bundle::{self, Bundle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -93,19 +95,58 @@ fn main() {
         .expect("runtime");
     let b = bundle();
     let host = LocalHost::new();
+    let sandbox = rt.block_on(async {
+        Arc::new(Sandbox::prepare(&SandboxPolicy::default()).expect("sandbox"))
+    });
+    if !sandbox.is_confined() {
+        println!("note: unconfined on this host: {:?}", sandbox.unconfined);
+    }
 
-    // 1. exec → Ready.
+    // 1. exec → Ready, bare and fully confined (namespaces, empty root, uid drop, seccomp, and
+    //    a cgroup created, joined and removed per child).
     let spawn_n = env_usize("BENCH_SPAWN_N", 100);
     let mut spawn_ms = Vec::new();
+    let mut spawn_confined_ms = Vec::new();
     rt.block_on(async {
         for i in 0..spawn_n {
             let t = Instant::now();
-            let mut c = ChildProcess::spawn(&bin, i as u64, Duration::from_secs(5))
+            let mut c = ChildProcess::spawn(&bin, i as u64, Duration::from_secs(5), None, None)
                 .await
                 .expect("spawn");
             spawn_ms.push(t.elapsed().as_secs_f64() * 1e3);
             c.kill();
             let _ = c.exit_description(Duration::from_secs(1)).await;
+
+            if !sandbox.is_confined() {
+                continue;
+            }
+            let t = Instant::now();
+            let cg = sandbox.cgroups.as_ref().map(|m| {
+                m.create(
+                    &format!("bench-{i}"),
+                    &CgroupLimits {
+                        memory_bytes: Some(256 << 20),
+                        pids_max: Some(4),
+                        cpu: None,
+                    },
+                )
+                .expect("cgroup")
+            });
+            let mut c = ChildProcess::spawn(
+                &bin,
+                i as u64,
+                Duration::from_secs(5),
+                sandbox.confine.clone(),
+                cg,
+            )
+            .await
+            .expect("confined spawn");
+            spawn_confined_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            c.kill();
+            let _ = c.exit_description(Duration::from_secs(1)).await;
+            if let Some(cg) = c.cgroup.take() {
+                cg.remove().expect("cgroup removed");
+            }
         }
     });
 
@@ -113,7 +154,7 @@ fn main() {
     let cold_n = env_usize("BENCH_COLD_N", 100);
     let mut cold_ms = Vec::new();
     rt.block_on(async {
-        let mut cfg = PoolConfig::new(bin.clone());
+        let mut cfg = PoolConfig::new(bin.clone(), Arc::clone(&sandbox));
         cfg.prewarm = 2;
         let pool = Pool::start(cfg).expect("pool");
         for i in 0..cold_n {
@@ -129,28 +170,35 @@ fn main() {
         pool.shutdown().await;
     });
 
-    // 3. Warm: the same binding over and over.
+    // 3. Warm: the same binding over and over, confined (production) and bare (to show what
+    //    confinement costs on the warm path: seccomp's per-syscall filter only).
     let warm_n = env_usize("BENCH_WARM_N", 5000);
-    let mut warm_us = Vec::new();
-    rt.block_on(async {
-        let mut cfg = PoolConfig::new(bin.clone());
-        cfg.prewarm = 1;
-        let pool = Pool::start(cfg).expect("pool");
-        let j = job(&b, "warm");
-        let _ = pool.invoke(&j, &host).await;
-        for _ in 0..warm_n {
-            let t = Instant::now();
-            let ex = pool.invoke(&j, &host).await;
-            warm_us.push(t.elapsed().as_secs_f64() * 1e6);
-            assert_eq!(ex.start, StartKind::Warm);
-        }
-        pool.shutdown().await;
-    });
+    let bare = Arc::new(Sandbox::unconfined("bench baseline"));
+    let warm = |sb: &Arc<Sandbox>| -> Vec<f64> {
+        let mut samples = Vec::new();
+        rt.block_on(async {
+            let mut cfg = PoolConfig::new(bin.clone(), Arc::clone(sb));
+            cfg.prewarm = 1;
+            let pool = Pool::start(cfg).expect("pool");
+            let j = job(&b, "warm");
+            let _ = pool.invoke(&j, &host).await;
+            for _ in 0..warm_n {
+                let t = Instant::now();
+                let ex = pool.invoke(&j, &host).await;
+                samples.push(t.elapsed().as_secs_f64() * 1e6);
+                assert_eq!(ex.start, StartKind::Warm);
+            }
+            pool.shutdown().await;
+        });
+        samples
+    };
+    let mut warm_us = warm(&sandbox);
+    let mut warm_bare_us = warm(&bare);
 
     // 4. Throughput: pool sized to the cores, as many concurrent callers as children.
     let tp_n = env_usize("BENCH_THROUGHPUT_N", 40_000);
     let throughput = rt.block_on(async {
-        let mut cfg = PoolConfig::new(bin.clone());
+        let mut cfg = PoolConfig::new(bin.clone(), Arc::clone(&sandbox));
         cfg.prewarm = cores;
         let pool = Pool::start(cfg).expect("pool");
         let host = Arc::new(LocalHost::new());
@@ -215,12 +263,18 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 
     let spawn_p50 = percentile(&mut spawn_ms, 0.5);
+    let spawn_confined_p50 = percentile(&mut spawn_confined_ms, 0.5);
+    let warm_bare_p50 = percentile(&mut warm_bare_us, 0.5);
     let cold_p50 = percentile(&mut cold_ms, 0.5);
     let warm_p50 = percentile(&mut warm_us, 0.5);
     let warm_p99 = percentile(&mut warm_us, 0.99);
     let node_p50 = percentile(&mut node_ms, 0.5);
     let results = serde_json::json!({
         "spawn_ready_ms_p50": spawn_p50,
+        "spawn_ready_confined_ms_p50": if sandbox.is_confined() { serde_json::json!(spawn_confined_p50) } else { serde_json::Value::Null },
+        "warm_invoke_unconfined_us_p50": warm_bare_p50,
+        "warm_confined_vs_unconfined_ratio": warm_p50 / warm_bare_p50,
+        "confined": sandbox.is_confined(),
         "cold_invoke_ms_p50": cold_p50,
         "warm_invoke_us_p50": warm_p50,
         "warm_invoke_us_p99": warm_p99,
@@ -243,18 +297,30 @@ fn main() {
     .expect("write results");
 
     println!();
-    println!("{:<24} {:>12}  target", "metric", "value");
-    println!("{:<24} {:>12.2}  <= 10 ms", "spawn_ready_ms_p50", spawn_p50);
-    println!("{:<24} {:>12.2}  <= 3 ms", "cold_invoke_ms_p50", cold_p50);
-    println!("{:<24} {:>12.1}  <= 100 us", "warm_invoke_us_p50", warm_p50);
-    println!("{:<24} {:>12.1}", "warm_invoke_us_p99", warm_p99);
+    println!("{:<30} {:>12}  target", "metric", "value");
+    println!("{:<30} {:>12.2}  <= 10 ms", "spawn_ready_ms_p50", spawn_p50);
+    if sandbox.is_confined() {
+        println!(
+            "{:<30} {:>12.2}  <= 10 ms",
+            "spawn_ready_confined_ms_p50", spawn_confined_p50
+        );
+    }
+    println!("{:<30} {:>12.2}  <= 3 ms", "cold_invoke_ms_p50", cold_p50);
+    println!("{:<30} {:>12.1}  <= 100 us", "warm_invoke_us_p50", warm_p50);
+    println!("{:<30} {:>12.1}", "warm_invoke_us_p99", warm_p99);
     println!(
-        "{:<24} {:>12.0}  >= 10000/s",
+        "{:<30} {:>12.1}  (confined / bare = {:.2}, target <= 1.10)",
+        "warm_invoke_unconfined_us_p50",
+        warm_bare_p50,
+        warm_p50 / warm_bare_p50
+    );
+    println!(
+        "{:<30} {:>12.0}  >= 10000/s",
         "throughput_per_s", throughput
     );
     if node_ok {
         println!(
-            "{:<24} {:>12.2}  (baseline)",
+            "{:<30} {:>12.2}  (baseline)",
             "baseline_node_ms_p50", node_p50
         );
         println!(

@@ -5,6 +5,8 @@
 //! command that runs one function locally through the real pool. The child, the frame protocol
 //! and the bundle format live in the `sandbox_child` crate.
 
+pub mod cgroup;
 pub mod host;
 pub mod pool;
 pub mod run;
+pub mod sandbox;

@@ -4,6 +4,7 @@
 use crate::host::local::{unix_ms, LocalHost};
 use crate::host::HostScope;
 use crate::pool::{self, Job, Pool, PoolConfig};
+use crate::sandbox::{Sandbox, SandboxPolicy};
 use sandbox_child::bundle::{self, BundleError};
 use sandbox_child::messages::{
     CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
@@ -193,7 +194,11 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
     let ctx_json =
         serde_json::to_string(&ctx).map_err(|e| usage(format!("cannot build ctx: {e}")))?;
 
-    let mut cfg = PoolConfig::new(child_bin);
+    let sandbox = Sandbox::prepare(&SandboxPolicy::default()).map_err(UsageError)?;
+    for reason in &sandbox.unconfined {
+        eprintln!("cs-invoker-pool: unconfined: {reason}");
+    }
+    let mut cfg = PoolConfig::new(child_bin, Arc::new(sandbox));
     cfg.prewarm = 0;
     cfg.max_children = 2;
     let pool = Pool::start(cfg).map_err(UsageError)?;

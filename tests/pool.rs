@@ -4,6 +4,7 @@
 use cs_invoker_pool::host::local::LocalHost;
 use cs_invoker_pool::host::HostScope;
 use cs_invoker_pool::pool::{ErrorType, Execution, Job, KillReason, Pool, PoolConfig, StartKind};
+use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
 use sandbox_child::bundle::{self, Bundle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,8 +64,27 @@ fn job(bundle: &Arc<Bundle>, tenant: &str, event: &str, timeout: Duration) -> Jo
     }
 }
 
-fn pool(prewarm: usize) -> Pool {
-    let mut cfg = PoolConfig::new(child_bin());
+/// The sandbox this host offers; with `CS_REQUIRE_SANDBOX=1` a host that cannot confine fails
+/// the test here instead of running unconfined.
+/// Each test gets its own cgroup parent (one sandbox per prefix per process).
+fn sandbox(test: &str) -> Arc<Sandbox> {
+    let policy = SandboxPolicy {
+        cgroup_prefix: format!("cs-test-pool-{test}"),
+        ..SandboxPolicy::default()
+    };
+    match Sandbox::prepare(&policy) {
+        Ok(s) => {
+            if !s.is_confined() {
+                eprintln!("running unconfined: {:?}", s.unconfined);
+            }
+            Arc::new(s)
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn pool(test: &str, prewarm: usize) -> Pool {
+    let mut cfg = PoolConfig::new(child_bin(), sandbox(test));
     cfg.prewarm = prewarm;
     cfg.max_children = 8;
     Pool::start(cfg).expect("pool starts")
@@ -92,7 +112,7 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_reuse_stays_within_one_tenant_and_one_bundle() {
-    let pool = pool(1);
+    let pool = pool("warm", 1);
     let host = LocalHost::new();
     let a = make_bundle(COUNTER, MANIFEST);
     let b = make_bundle(&format!("{COUNTER} // another version"), MANIFEST);
@@ -134,7 +154,7 @@ async fn warm_reuse_stays_within_one_tenant_and_one_bundle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_killed_mid_run_is_a_sandbox_error_and_the_pool_recovers() {
-    let pool = pool(1);
+    let pool = pool("killed", 1);
     let host = Arc::new(LocalHost::new());
     let spin = make_bundle(
         "export default () => { const t = Date.now(); while (Date.now() - t < 20000) {} }",
@@ -144,14 +164,13 @@ async fn a_child_killed_mid_run_is_a_sandbox_error_and_the_pool_recovers() {
     let p2 = pool.clone();
     let h2 = Arc::clone(&host);
     let run = tokio::spawn(async move { p2.invoke(&j, &*h2).await });
-    // Find the busy child: the pid that is no longer idle.
-    let mut victim = None;
+    let mut victim = Vec::new();
     wait_until("the child to be busy", || {
-        victim = busy_child_pid(&pool);
-        victim.is_some()
+        victim = pool.busy_pids();
+        !victim.is_empty()
     })
     .await;
-    let pid = victim.unwrap();
+    let pid = victim[0];
     // SAFETY: sending SIGKILL to a child process this test's pool started.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     let ex = run.await.unwrap();
@@ -172,27 +191,9 @@ async fn a_child_killed_mid_run_is_a_sandbox_error_and_the_pool_recovers() {
     pool.shutdown().await;
 }
 
-/// The pid of a live child of this test process that the pool does not list as idle.
-fn busy_child_pid(pool: &Pool) -> Option<u32> {
-    let idle = pool.idle_pids();
-    let me = std::process::id();
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let after = stat.rsplit_once(')')?.1;
-        let ppid: u32 = after.split_whitespace().nth(1)?.parse().ok()?;
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-        (ppid == me
-            && exe.file_name()? == "sandbox-child"
-            && !idle.contains(&pid)
-            && stat.contains(" R "))
-        .then_some(pid)
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stem_child_that_dies_while_idle_is_noticed_and_replaced() {
-    let pool = pool(2);
+    let pool = pool("stem", 2);
     assert!(pool.wait_prewarmed(Duration::from_secs(10)).await);
     let victim = pool.idle_pids()[0];
     // SAFETY: sending SIGKILL to a child process this test's pool started.
@@ -211,7 +212,7 @@ async fn a_stem_child_that_dies_while_idle_is_noticed_and_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_are_recycled_after_max_uses_and_stems_refilled() {
-    let mut cfg = PoolConfig::new(child_bin());
+    let mut cfg = PoolConfig::new(child_bin(), sandbox("recycle"));
     cfg.prewarm = 1;
     cfg.max_uses = 2;
     let pool = Pool::start(cfg).unwrap();
@@ -239,7 +240,7 @@ async fn children_are_recycled_after_max_uses_and_stems_refilled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_child_is_killed_at_the_deadline_and_replaced() {
-    let pool = pool(0);
+    let pool = pool("timeout", 0);
     let host = LocalHost::new();
     // Catastrophic backtracking: the engine polls its interrupt rarely or never here, so the
     // supervisor's SIGKILL is what ends it.
@@ -263,7 +264,7 @@ async fn a_timed_out_child_is_killed_at_the_deadline_and_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_invocation_kills_its_child() {
-    let pool = pool(0);
+    let pool = pool("abandon", 0);
     let host = LocalHost::new();
     let spin = make_bundle("export default () => { while (true) {} }", MANIFEST);
     let j = job(&spin, "t", "{}", Duration::from_secs(30));
@@ -276,14 +277,17 @@ async fn an_abandoned_invocation_kills_its_child() {
 
 // --- hostile children -------------------------------------------------------------------------
 
+/// Shell that reads one frame (the supervisor's Init) from stdin: the big-endian length, then
+/// that many bytes. `dd` reads exactly what it is asked for from a pipe, unlike `head`.
+const SKIP_FRAME: &str = "n=$(dd bs=1 count=4 2>/dev/null | od -An -tu1 | awk '{print $1*16777216+$2*65536+$3*256+$4}')\ndd bs=1 count=$n >/dev/null 2>&1\n";
+
 /// A fake `sandbox-child`: a shell script that answers the handshake correctly (Ready, version 1)
 /// and then writes `payload` (printf escapes) instead of the next frame, then lingers.
 fn fake_child(dir: &Path, name: &str, payload: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
-    // Init is 7 bytes on the wire (prefix + variant + version + child id < 128).
     let script = format!(
-        "#!/bin/sh\nhead -c 7 >/dev/null\nprintf '\\0\\0\\0\\3\\0\\1\\5'\nhead -c 4 >/dev/null\nprintf '{payload}'\nexec sleep 30\n"
+        "#!/bin/sh\n{SKIP_FRAME}printf '\\0\\0\\0\\3\\0\\1\\5'\nhead -c 4 >/dev/null\nprintf '{payload}'\nexec sleep 30\n"
     );
     std::fs::write(&path, script).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -291,7 +295,8 @@ fn fake_child(dir: &Path, name: &str, payload: &str) -> PathBuf {
 }
 
 async fn hostile_run(bin: PathBuf) -> (Execution, Pool, Duration) {
-    let mut cfg = PoolConfig::new(bin);
+    // A shell script cannot confine itself: these children test the supervisor's side only.
+    let mut cfg = PoolConfig::new(bin, Arc::new(Sandbox::unconfined("fake child")));
     cfg.prewarm = 0;
     let pool = Pool::start(cfg).unwrap();
     let host = LocalHost::new();
@@ -307,7 +312,7 @@ async fn hostile_run(bin: PathBuf) -> (Execution, Pool, Duration) {
 async fn hostile_frames_are_refused_and_never_disturb_other_children() {
     let dir = tempfile::tempdir().unwrap();
     // A real pool with a warm child, to show it is not disturbed.
-    let good = pool(0);
+    let good = pool("hostile", 0);
     let host = LocalHost::new();
     let ok = make_bundle(COUNTER, MANIFEST);
     let t = Duration::from_secs(5);
@@ -362,7 +367,7 @@ async fn a_child_speaking_another_protocol_version_is_refused_at_start() {
     let path = dir.path().join("old-child");
     std::fs::write(
         &path,
-        "#!/bin/sh\nhead -c 7 >/dev/null\nprintf '\\0\\0\\0\\3\\0\\11\\5'\nexec sleep 30\n",
+        format!("#!/bin/sh\n{SKIP_FRAME}printf '\\0\\0\\0\\3\\0\\11\\5'\nexec sleep 30\n"),
     )
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -11,6 +11,7 @@
 //! This crate knows nothing of the supervisor, codeQ or KVRocks.
 
 pub mod bundle;
+pub mod confine;
 pub mod engine;
 pub mod manifest;
 pub mod messages;

@@ -41,18 +41,20 @@ pub struct StepFailure {
     pub message: String,
 }
 
-/// ====================================================================================
-/// CONFINEMENT HOOK — runs after the engine exists and before `Ready`, i.e. before any
-/// untrusted byte is read.
-///
-/// Applies nothing yet. Issue 3 fills it in, in this order: close every fd but 0/1/2,
-/// new namespaces (user, mount, pid, net, ipc, uts), chroot to an empty directory, drop to an
-/// unprivileged uid/gid, drop all capabilities, set rlimits (no files, no processes, CPU),
-/// and finally install the seccomp filter (which also sets NO_NEW_PRIVS). Each step that
-/// fails returns its name as `step`, and the child sends `Fatal` and exits.
-/// ====================================================================================
-pub fn confine(_init: &Init) -> Result<(), StepFailure> {
-    Ok(())
+/// Confinement: runs after the engine exists and before `Ready`, i.e. before any untrusted
+/// byte is read. The supervisor decides what applies ([`Init::confine`]); `None` means it
+/// could not confine on this host and said so. A step that fails names itself in the `Fatal`
+/// frame the caller sends.
+pub fn confine(init: &Init) -> Result<(), StepFailure> {
+    let Some(settings) = &init.confine else {
+        return Ok(());
+    };
+    crate::confine::confine(settings, &mut |_| {})
+        .map(|_| ())
+        .map_err(|e| StepFailure {
+            step: e.step,
+            message: e.message,
+        })
 }
 
 /// Serves the protocol on `input`/`output` until the end; returns the exit code. A protocol
@@ -335,6 +337,7 @@ mod tests {
         ToChild::Init(Init {
             protocol_version: v,
             child_id: 1,
+            confine: None,
         })
     }
 

@@ -80,6 +80,9 @@ pub struct Init {
     pub protocol_version: u32,
     /// Supervisor-assigned id, echoed in diagnostics.
     pub child_id: u64,
+    /// How the child confines itself before Ready; `None` runs unconfined (a host where the
+    /// supervisor cannot confine, and said so).
+    pub confine: Option<crate::confine::ConfineSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -438,6 +441,7 @@ mod tests {
         let mut buf = encode(&ToChild::Init(Init {
             protocol_version: 1,
             child_id: 1,
+            confine: None,
         }))
         .unwrap();
         buf.push(0);

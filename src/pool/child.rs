@@ -5,6 +5,8 @@
 //! ([`protocol::body_len`]) and a child that breaks the protocol is killed by the caller; nothing
 //! a child writes can make this module panic or block the supervisor beyond the caller's deadline.
 
+use crate::cgroup::ChildCgroup;
+use sandbox_child::confine::ConfineSettings;
 use sandbox_child::protocol::{self, FrameError, FromChild, Init, ToChild, PROTOCOL_VERSION};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -25,6 +27,8 @@ pub enum KillReason {
     Evicted,
     Cancelled,
     Shutdown,
+    /// The child attempted something its seccomp policy forbids.
+    SandboxViolation,
 }
 
 impl KillReason {
@@ -40,10 +44,11 @@ impl KillReason {
             KillReason::Evicted => "evicted",
             KillReason::Cancelled => "cancelled",
             KillReason::Shutdown => "shutdown",
+            KillReason::SandboxViolation => "sandbox_violation",
         }
     }
 
-    pub const ALL: [KillReason; 10] = [
+    pub const ALL: [KillReason; 11] = [
         KillReason::Timeout,
         KillReason::MemoryLimit,
         KillReason::ProtocolBreach,
@@ -54,6 +59,7 @@ impl KillReason {
         KillReason::Evicted,
         KillReason::Cancelled,
         KillReason::Shutdown,
+        KillReason::SandboxViolation,
     ];
 }
 
@@ -80,6 +86,8 @@ impl From<FrameError> for ChildFailure {
 pub struct ChildProcess {
     pub id: u64,
     pub pid: u32,
+    /// The child's own cgroup, when the host has them; removed when the child is retired.
+    pub cgroup: Option<Box<dyn ChildCgroup>>,
     proc: tokio::process::Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
@@ -92,8 +100,16 @@ const STDERR_LINES: usize = 200;
 const STDERR_LINE_MAX: usize = 2000;
 
 impl ChildProcess {
-    /// Execs `bin pipe`, sends Init and waits for Ready (at most `ready_timeout`).
-    pub async fn spawn(bin: &Path, id: u64, ready_timeout: Duration) -> Result<Self, String> {
+    /// Execs `bin pipe` inside `cgroup` (joined between fork and exec, so the child never runs
+    /// a single instruction outside it), sends Init and waits for Ready (at most
+    /// `ready_timeout`).
+    pub async fn spawn(
+        bin: &Path,
+        id: u64,
+        ready_timeout: Duration,
+        confine: Option<ConfineSettings>,
+        cgroup: Option<Box<dyn ChildCgroup>>,
+    ) -> Result<Self, String> {
         let started = Instant::now();
         let mut cmd = Command::new(bin);
         cmd.arg("pipe")
@@ -102,6 +118,15 @@ impl ChildProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(cg) = &cgroup {
+            let attach = cg.pre_exec_attacher();
+            // SAFETY: the closure runs in the forked child before exec; `attach_current` only
+            // calls open/write/close on paths prepared before the fork (no allocation, no locks),
+            // which is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || attach.attach_current());
+            }
+        }
         let mut proc = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
@@ -115,6 +140,7 @@ impl ChildProcess {
         let mut child = ChildProcess {
             id,
             pid,
+            cgroup,
             proc,
             stdin,
             stdout: BufReader::with_capacity(64 * 1024, stdout),
@@ -126,6 +152,7 @@ impl ChildProcess {
                 .send(&ToChild::Init(Init {
                     protocol_version: PROTOCOL_VERSION,
                     child_id: id,
+                    confine,
                 }))
                 .await?;
             child.recv().await

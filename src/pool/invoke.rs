@@ -7,7 +7,7 @@ use super::{Idle, Inner, Pool};
 use crate::host::{capabilities, HostApi};
 use sandbox_child::messages::{truncate_result, truncate_utf8, HttpResult};
 use sandbox_child::protocol::{
-    FromChild, GuestError, HostOp, HostReply, HostValue, Invoke, LoadBundle, ToChild,
+    Fatal, FromChild, GuestError, HostOp, HostReply, HostValue, Invoke, LoadBundle, ToChild,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ impl Lease<'_> {
         let Some(mut idle) = self.idle.take() else {
             return;
         };
-        self.inner.lock().busy -= 1;
+        self.inner.lock().unmark_busy(idle.child.pid);
         match fate {
             Some(reason) => self.inner.retire(idle, reason),
             None => {
@@ -56,7 +56,7 @@ impl Lease<'_> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(idle) = self.idle.take() {
-            self.inner.lock().busy -= 1;
+            self.inner.lock().unmark_busy(idle.child.pid);
             self.inner.retire(idle, KillReason::Cancelled);
         }
     }
@@ -65,6 +65,8 @@ impl Drop for Lease<'_> {
 /// Why a run on a child ended without an outcome frame.
 enum Stop {
     Failure(ChildFailure),
+    /// The child reported that it is dying (a seccomp violation caught by its SIGSYS handler).
+    Fatal(Fatal),
     Deadline,
 }
 
@@ -102,13 +104,12 @@ impl Pool {
                         }
                     }
                 };
-                inner.lock().busy += 1;
                 match inner.spawn_child(permit).await {
-                    Ok(idle) => return Ok((idle, StartKind::Spawned)),
-                    Err(e) => {
-                        inner.lock().busy -= 1;
-                        return Err(e);
+                    Ok(idle) => {
+                        inner.lock().busy.push(idle.child.pid);
+                        return Ok((idle, StartKind::Spawned));
                     }
+                    Err(e) => return Err(e),
                 }
             }
         };
@@ -147,7 +148,8 @@ impl Pool {
 
         // 2. Load (if stem) and invoke, under the deadline.
         let limits = inner.cfg.limits;
-        let run = drive(lease.child(), job, host, &mut ex, limits);
+        let cgroup_limit = inner.cgroup_memory_limit(job.bundle.memory_mb());
+        let run = drive(lease.child(), job, host, &mut ex, limits, cgroup_limit);
         let stop = tokio::select! {
             r = run => r,
             _ = tokio::time::sleep_until(kill_at.into()) => Err(Stop::Deadline),
@@ -167,23 +169,40 @@ impl Pool {
                 ));
                 Some(KillReason::Timeout)
             }
+            Err(Stop::Fatal(f)) => {
+                let child = &mut lease.child().child;
+                child.kill();
+                let how = child.exit_description(Duration::from_millis(500)).await;
+                let msg = format!(
+                    "sandbox child stopped by its sandbox: {}: {} ({how})",
+                    f.step, f.message
+                );
+                tracing::warn!(
+                    child_id = ex.child_id,
+                    pid = ex.child_pid,
+                    activation_id = %job.scope.activation_id,
+                    "{msg}"
+                );
+                ex.outcome = Err(ExecError::new(ErrorType::SandboxError, msg));
+                Some(KillReason::SandboxViolation)
+            }
             Err(Stop::Failure(f)) => {
                 let child = &mut lease.child().child;
-                let (msg, reason) = match &f {
+                let (outcome, reason) = match &f {
                     ChildFailure::Gone | ChildFailure::Io(_) => {
                         let how = child.exit_description(Duration::from_millis(500)).await;
-                        (
-                            format!("sandbox child died during the activation: {how}"),
-                            KillReason::Died,
-                        )
+                        died(child, &how, job.bundle.memory_mb())
                     }
                     ChildFailure::Breach(_) => {
                         child.kill();
                         let how = child.exit_description(Duration::from_millis(500)).await;
                         (
-                            format!(
-                                "sandbox child broke the protocol ({}) and was killed: {how}",
-                                describe_failure(&f)
+                            ExecError::new(
+                                ErrorType::SandboxError,
+                                format!(
+                                    "sandbox child broke the protocol ({}) and was killed: {how}",
+                                    describe_failure(&f)
+                                ),
                             ),
                             KillReason::ProtocolBreach,
                         )
@@ -193,9 +212,16 @@ impl Pool {
                     child_id = ex.child_id,
                     pid = ex.child_pid,
                     activation_id = %job.scope.activation_id,
-                    "{msg}"
+                    error_type = outcome.kind.as_str(),
+                    "{}",
+                    outcome.message
                 );
-                ex.outcome = Err(ExecError::new(ErrorType::SandboxError, msg));
+                if outcome.kind == ErrorType::MemoryLimit {
+                    if let Some(peak) = child.cgroup.as_ref().and_then(|c| c.memory_peak()) {
+                        ex.memory_peak_bytes = ex.memory_peak_bytes.max(peak);
+                    }
+                }
+                ex.outcome = Err(outcome);
                 Some(reason)
             }
         };
@@ -222,10 +248,18 @@ async fn drive<H: HostApi>(
     host: &H,
     ex: &mut Execution,
     limits: sandbox_child::protocol::OutputLimits,
+    cgroup_limit: u64,
 ) -> Result<Option<KillReason>, Stop> {
     let fail = Stop::Failure;
     if idle.binding.is_none() {
         let t = Instant::now();
+        if let Some(cg) = &idle.child.cgroup {
+            cg.set_memory_limit(cgroup_limit).map_err(|e| {
+                fail(ChildFailure::Breach(format!(
+                    "cannot set the cgroup memory limit: {e}"
+                )))
+            })?;
+        }
         let memory_limit_bytes = job.bundle.memory_mb().saturating_mul(1024 * 1024);
         idle.child
             .send(&ToChild::LoadBundle(LoadBundle {
@@ -381,11 +415,59 @@ async fn serve_side_frame<H: HostApi>(
                 .await
                 .map_err(Stop::Failure)
         }
+        FromChild::Fatal(f) => Err(Stop::Fatal(f)),
         other => Err(Stop::Failure(ChildFailure::Breach(format!(
             "unexpected {} frame",
             frame_name(&other)
         )))),
     }
+}
+
+/// Exit status of a child whose SIGSYS handler caught a seccomp violation.
+const EXIT_BLOCKED_SYSCALL: &str = "exited with status 159";
+
+/// Attributes the death of a child that was not killed by us: the cgroup's OOM counter makes it
+/// a `MemoryLimit`, the seccomp reporter's exit status a sandbox violation; anything else is a
+/// `SandboxError` with the signal or status.
+fn died(child: &super::child::ChildProcess, how: &str, memory_mb: u64) -> (ExecError, KillReason) {
+    let oom = child
+        .cgroup
+        .as_ref()
+        .and_then(|c| c.oom_kills().ok())
+        .unwrap_or(0);
+    if oom > 0 {
+        let peak = child
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.memory_peak())
+            .map(|p| format!(", peak {p} bytes"))
+            .unwrap_or_default();
+        return (
+            ExecError::new(
+                ErrorType::MemoryLimit,
+                format!(
+                    "memory limit of {memory_mb} MiB reached: the kernel's OOM killer stopped                      the sandbox child ({how}{peak})"
+                ),
+            ),
+            KillReason::MemoryLimit,
+        );
+    }
+    if how == EXIT_BLOCKED_SYSCALL {
+        return (
+            ExecError::new(
+                ErrorType::SandboxError,
+                "sandbox child was stopped by its seccomp policy (blocked syscall;                  its report was lost)",
+            ),
+            KillReason::SandboxViolation,
+        );
+    }
+    (
+        ExecError::new(
+            ErrorType::SandboxError,
+            format!("sandbox child died during the activation: {how}"),
+        ),
+        KillReason::Died,
+    )
 }
 
 fn op_bytes(op: &HostOp) -> usize {

@@ -20,6 +20,8 @@ pub use execution::{
     Binding, ErrorType, ExecError, Execution, HostCallStats, Job, LogSink, StartKind,
 };
 
+use crate::cgroup::CgroupLimits;
+use crate::sandbox::Sandbox;
 use child::ChildProcess;
 use sandbox_child::protocol::OutputLimits;
 use std::collections::{HashMap, VecDeque};
@@ -50,10 +52,12 @@ pub struct PoolConfig {
     /// How long a new child may take to report Ready.
     pub ready_timeout: Duration,
     pub limits: OutputLimits,
+    /// What confines the children on this host.
+    pub sandbox: Arc<Sandbox>,
 }
 
 impl PoolConfig {
-    pub fn new(child_bin: PathBuf) -> Self {
+    pub fn new(child_bin: PathBuf, sandbox: Arc<Sandbox>) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -66,9 +70,21 @@ impl PoolConfig {
             kill_grace: Duration::from_millis(25),
             ready_timeout: Duration::from_secs(5),
             limits: OutputLimits::default(),
+            sandbox,
         }
     }
 }
+
+/// The largest `memoryMb` a manifest may ask for; a stem child's cgroup allows this much (plus
+/// headroom) until it is bound to a bundle.
+const MAX_MEMORY_BYTES: u64 = 4096 << 20;
+/// Memory a child's cgroup allows beyond the bundle's `memoryMb`: the idle child itself (its
+/// binary, libc, the engine's runtime) measured on the first child, plus slack for the engine's
+/// own bookkeeping, so a JavaScript allocation meets the engine's counted limit (a clean
+/// `MemoryLimit`) before the cgroup's OOM killer (the backstop for native allocations).
+const MEMORY_SLACK_BYTES: u64 = 16 << 20;
+/// Used until the first child has been measured.
+const DEFAULT_BASELINE_BYTES: u64 = 8 << 20;
 
 /// Finds `sandbox-child`: `$CS_SANDBOX_CHILD_BIN`, else beside the running executable.
 pub fn default_child_bin() -> Result<PathBuf, String> {
@@ -108,7 +124,8 @@ struct State {
     warm: HashMap<Binding, Vec<Idle>>,
     /// Stem children being started by the refill task.
     refilling: usize,
-    busy: usize,
+    /// Pids of the children running an invocation.
+    busy: Vec<u32>,
 }
 
 /// Counters for `/metrics` and for tests.
@@ -150,6 +167,8 @@ struct Inner {
     next_id: AtomicU64,
     counters: Counters,
     closed: AtomicBool,
+    /// Memory of an idle child as its cgroup counts it, measured once (0 = not yet).
+    baseline_bytes: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -178,6 +197,7 @@ impl Pool {
             next_id: AtomicU64::new(1),
             counters: Counters::default(),
             closed: AtomicBool::new(false),
+            baseline_bytes: AtomicU64::new(0),
         });
         tokio::spawn(background(Arc::clone(&inner)));
         inner.refill.notify_one();
@@ -194,7 +214,7 @@ impl Pool {
         PoolStats {
             stem: st.stems.len(),
             warm: st.warm.values().map(Vec::len).sum(),
-            busy: st.busy,
+            busy: st.busy.len(),
             spawns: c.spawns.load(Ordering::Relaxed),
             spawn_failures: c.spawn_failures.load(Ordering::Relaxed),
             invocations: c.invocations.load(Ordering::Relaxed),
@@ -234,11 +254,22 @@ impl Pool {
             }
             all
         };
-        for mut i in idle {
-            i.child.kill();
-            self.inner.count_kill(KillReason::Shutdown);
-            let _ = i.child.exit_description(Duration::from_secs(2)).await;
+        for i in idle {
+            self.inner.retire(i, KillReason::Shutdown);
         }
+        // Every process slot comes back once its child is reaped and its cgroup removed: wait
+        // for that (busy children first finish their invocation), so nothing outlives the pool.
+        let until = Instant::now() + Duration::from_secs(10);
+        while self.inner.slots.available_permits() < self.inner.cfg.max_children
+            && Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The pids of children running an invocation (tests use them to kill one from outside).
+    pub fn busy_pids(&self) -> Vec<u32> {
+        self.inner.lock().busy.clone()
     }
 
     /// The pids of idle children (tests use them to kill a child from outside).
@@ -249,6 +280,14 @@ impl Pool {
             .chain(st.warm.values().flatten())
             .map(|i| i.child.pid)
             .collect()
+    }
+}
+
+impl State {
+    fn unmark_busy(&mut self, pid: u32) {
+        if let Some(i) = self.busy.iter().position(|p| *p == pid) {
+            self.busy.swap_remove(i);
+        }
     }
 }
 
@@ -279,17 +318,72 @@ impl Inner {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 let _ = idle.child.exit_description(Duration::from_secs(5)).await;
+                if let Some(cg) = idle.child.cgroup.take() {
+                    let removed = tokio::task::spawn_blocking(move || cg.remove()).await;
+                    if let Ok(Err(e)) = removed {
+                        tracing::warn!("cannot remove a child's cgroup: {e}");
+                    }
+                }
                 drop(idle.permit);
             });
         }
         self.refill.notify_one();
     }
 
+    /// Memory a child's cgroup allows beyond `memoryMb`.
+    fn memory_headroom(&self) -> u64 {
+        let measured = self.baseline_bytes.load(Ordering::Relaxed);
+        let base = if measured == 0 {
+            DEFAULT_BASELINE_BYTES
+        } else {
+            measured
+        };
+        base + MEMORY_SLACK_BYTES
+    }
+
+    /// The cgroup memory limit for a bundle's `memoryMb`.
+    fn cgroup_memory_limit(&self, memory_mb: u64) -> u64 {
+        memory_mb.saturating_mul(1 << 20) + self.memory_headroom()
+    }
+
     async fn spawn_child(&self, permit: OwnedSemaphorePermit) -> Result<Idle, String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        match ChildProcess::spawn(&self.cfg.child_bin, id, self.cfg.ready_timeout).await {
+        let sandbox = &self.cfg.sandbox;
+        let cgroup = match &sandbox.cgroups {
+            None => None,
+            Some(m) => {
+                let limits = CgroupLimits {
+                    memory_bytes: Some(MAX_MEMORY_BYTES + self.memory_headroom()),
+                    pids_max: Some(sandbox.pids_max),
+                    cpu: None,
+                };
+                let name = format!("child-{id}");
+                match m.create(&name, &limits) {
+                    Ok(cg) => Some(cg),
+                    Err(e) => {
+                        self.counters.spawn_failures.fetch_add(1, Ordering::Relaxed);
+                        return Err(format!("cannot create the child's cgroup: {e}"));
+                    }
+                }
+            }
+        };
+        let spawned = ChildProcess::spawn(
+            &self.cfg.child_bin,
+            id,
+            self.cfg.ready_timeout,
+            sandbox.confine.clone(),
+            cgroup,
+        )
+        .await;
+        match spawned {
             Ok(child) => {
                 self.counters.spawns.fetch_add(1, Ordering::Relaxed);
+                if self.baseline_bytes.load(Ordering::Relaxed) == 0 {
+                    if let Some(current) = child.cgroup.as_ref().and_then(|c| c.memory_current()) {
+                        self.baseline_bytes.store(current.max(1), Ordering::Relaxed);
+                        tracing::debug!(bytes = current, "idle child memory baseline measured");
+                    }
+                }
                 Ok(Idle {
                     child,
                     permit,
@@ -315,10 +409,10 @@ impl Inner {
                     if st.warm.get(binding).is_some_and(Vec::is_empty) {
                         st.warm.remove(binding);
                     }
-                    st.busy += 1;
+                    st.busy.push(i.child.pid);
                     (i, StartKind::Warm)
                 } else if let Some(i) = st.stems.pop_front() {
-                    st.busy += 1;
+                    st.busy.push(i.child.pid);
                     self.refill.notify_one();
                     (i, StartKind::Stem)
                 } else {
@@ -332,7 +426,7 @@ impl Inner {
                     "idle sandbox child died on its own: {}",
                     describe_status(status)
                 );
-                self.lock().busy -= 1;
+                self.lock().unmark_busy(idle.child.pid);
                 self.retire(idle, KillReason::Died);
                 continue;
             }

@@ -1,0 +1,356 @@
+//! Confinement of the child: everything it does to itself after the supervisor's (trusted)
+//! `Init` frame and **before it reads a single untrusted byte**.
+//!
+//! [`confine`] applies, in this order, and stops at the first step that fails with a
+//! [`ConfineError`] naming the step:
+//!
+//! | step           | what                                                                    |
+//! |----------------|-------------------------------------------------------------------------|
+//! | `threads`      | refuse to go on unless the process is single-threaded                   |
+//! | `close-fds`    | close every fd but the kept ones (0, 1, 2)                              |
+//! | `environment`  | clear the environment (cannot fail)                                     |
+//! | `pdeathsig`    | `PR_SET_PDEATHSIG(SIGKILL)`; fail if the parent is already gone         |
+//! | `namespaces`   | `unshare` mount, IPC, UTS, network and cgroup namespaces                |
+//! | `root`         | private mounts; pivot into an empty read-only tmpfs; `chdir("/")`       |
+//! | `capabilities` | drop the bounding set, clear the ambient set                            |
+//! | `identity`     | `setgroups([])`, `setresgid`, `setresuid` to the unprivileged ids        |
+//! | `capabilities` | `capset` all zero, verified with `capget`; not dumpable                 |
+//! | `no-new-privs` | `PR_SET_NO_NEW_PRIVS`                                                   |
+//! | `rlimits`      | address space, stack, nofile, fsize, core, nproc                        |
+//! | `seccomp`      | SIGSYS reporter, then the build-time allowlist (`seccomp/<arch>.json`)  |
+//!
+//! The caller then sends `Ready`. A seccomp violation later kills the child with exit status
+//! [`sigsys::EXIT_BLOCKED_SYSCALL`] after it wrote a `Fatal { step: "seccomp", message:
+//! "blocked syscall <nr> (<name>)" }` frame to fd 1 (see [`sigsys`]).
+//!
+//! Nothing here panics on the confinement path: every failure becomes a [`ConfineError`].
+
+mod fds;
+mod identity;
+mod namespaces;
+mod rlimits;
+mod root;
+pub mod seccomp;
+pub mod sigsys;
+pub mod syscalls;
+
+#[cfg(feature = "escape-tests")]
+pub mod escape;
+
+use bincode::{Decode, Encode};
+use std::fmt;
+use std::time::Instant;
+
+pub use rlimits::Rlimits;
+
+/// How the child confines itself. Travels inside the supervisor's `Init` frame.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct ConfineSettings {
+    /// Unprivileged uid to run as (never 0). See [`default_identity`].
+    pub uid: u32,
+    /// Unprivileged gid to run as (never 0).
+    pub gid: u32,
+    /// Apply the seccomp allowlist. `false` only when explicitly asked (debugging a policy).
+    pub seccomp: bool,
+    /// Enter new mount/IPC/UTS/network/cgroup namespaces and an empty root. Without them the
+    /// host filesystem stays visible (only identity, capabilities and seccomp protect it).
+    pub namespaces: bool,
+    pub rlimits: Rlimits,
+    /// File descriptors that stay open (the pipes: 0, 1, 2). Every other fd is closed.
+    pub keep_fds: Vec<u32>,
+    /// The supervisor's pid as the child sees it (`getppid()`), or 0 when unknown; then the
+    /// parent seen when [`confine`] starts is taken.
+    pub parent_pid: u32,
+}
+
+impl ConfineSettings {
+    /// Full confinement as `uid`/`gid` with the default limits.
+    pub fn new(uid: u32, gid: u32) -> Self {
+        ConfineSettings {
+            uid,
+            gid,
+            seccomp: true,
+            namespaces: true,
+            rlimits: Rlimits::default(),
+            keep_fds: vec![0, 1, 2],
+            parent_pid: 0,
+        }
+    }
+}
+
+/// The identity a confined child runs as: the system user `cs-sandbox` when `/etc/passwd`
+/// has it, else `nobody` (65534, 65534). Called by the supervisor, which sends the result
+/// in [`ConfineSettings`].
+pub fn default_identity() -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    lookup_user(&passwd, "cs-sandbox")
+        .or_else(|| lookup_user(&passwd, "nobody"))
+        .filter(|&(u, g)| u != 0 && g != 0)
+        .unwrap_or((65534, 65534))
+}
+
+/// `name:x:uid:gid:...` → `(uid, gid)`.
+fn lookup_user(passwd: &str, name: &str) -> Option<(u32, u32)> {
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        if f.next()? != name {
+            return None;
+        }
+        let _password = f.next()?;
+        let uid = f.next()?.parse().ok()?;
+        let gid = f.next()?.parse().ok()?;
+        Some((uid, gid))
+    })
+}
+
+/// A confinement step that failed. `step` is one of `threads`, `close-fds`, `pdeathsig`,
+/// `namespaces`, `root`, `identity`, `capabilities`, `no-new-privs`, `rlimits`, `seccomp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfineError {
+    pub step: &'static str,
+    pub message: String,
+}
+
+impl ConfineError {
+    fn new(step: &'static str, message: impl Into<String>) -> Self {
+        ConfineError {
+            step,
+            message: message.into(),
+        }
+    }
+
+    /// The frame the child sends before exiting.
+    pub fn to_fatal(&self) -> crate::protocol::Fatal {
+        crate::protocol::Fatal {
+            step: self.step.to_string(),
+            message: self.message.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ConfineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "confinement step {} failed: {}", self.step, self.message)
+    }
+}
+
+impl std::error::Error for ConfineError {}
+
+/// Whether a step was applied or deliberately not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    Applied,
+    Skipped,
+}
+
+/// One line of the [`Report`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepReport {
+    pub step: &'static str,
+    pub status: StepStatus,
+    /// What was done, or why it was skipped.
+    pub detail: String,
+    /// Time the step took, in microseconds (0 for skipped steps).
+    pub micros: u64,
+}
+
+impl fmt::Display for StepReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            StepStatus::Applied => write!(f, "{}: {} [{} µs]", self.step, self.detail, self.micros),
+            StepStatus::Skipped => write!(f, "{}: skipped: {}", self.step, self.detail),
+        }
+    }
+}
+
+/// What [`confine`] applied and skipped, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Report {
+    pub steps: Vec<StepReport>,
+    /// Whole confinement, in microseconds.
+    pub total_us: u64,
+}
+
+impl Report {
+    /// The time of the applied step(s) named `step`, summed (a name may appear twice).
+    pub fn micros(&self, step: &str) -> u64 {
+        self.steps
+            .iter()
+            .filter(|s| s.step == step && s.status == StepStatus::Applied)
+            .map(|s| s.micros)
+            .sum()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.steps {
+            writeln!(f, "{s}")?;
+        }
+        write!(f, "confined in {} µs", self.total_us)
+    }
+}
+
+/// Records steps, tells `explain` about each as it lands, and times them.
+struct Recorder<'a> {
+    report: Report,
+    explain: &'a mut dyn FnMut(&str),
+}
+
+impl Recorder<'_> {
+    /// Runs `f` as step `step`; its `Ok` is the detail line.
+    fn run(
+        &mut self,
+        step: &'static str,
+        f: impl FnOnce() -> Result<String, String>,
+    ) -> Result<(), ConfineError> {
+        let t = Instant::now();
+        let detail = f().map_err(|m| ConfineError::new(step, m))?;
+        let micros = t.elapsed().as_micros() as u64;
+        self.push(StepReport {
+            step,
+            status: StepStatus::Applied,
+            detail,
+            micros,
+        });
+        Ok(())
+    }
+
+    fn skip(&mut self, step: &'static str, why: impl Into<String>) {
+        self.push(StepReport {
+            step,
+            status: StepStatus::Skipped,
+            detail: why.into(),
+            micros: 0,
+        });
+    }
+
+    fn push(&mut self, s: StepReport) {
+        (self.explain)(&s.to_string());
+        self.report.steps.push(s);
+    }
+}
+
+/// Confines the calling process. Call it once, single-threaded, after the trusted `Init`
+/// frame and before anything untrusted is read; send `Ready` after it returns `Ok`.
+///
+/// `explain` receives one line per step as it is applied (or skipped). After the `seccomp`
+/// step only the syscalls of `seccomp/<arch>.json` are allowed, so `explain` must only write
+/// to an fd that is already open (stderr is fine).
+pub fn confine(
+    settings: &ConfineSettings,
+    explain: &mut dyn FnMut(&str),
+) -> Result<Report, ConfineError> {
+    let start = Instant::now();
+    let mut rec = Recorder {
+        report: Report::default(),
+        explain,
+    };
+    // SAFETY: getppid has no preconditions.
+    let parent_at_start = unsafe { libc::getppid() } as u32;
+    let expected_parent = match settings.parent_pid {
+        0 => parent_at_start,
+        p => p,
+    };
+
+    rec.run("threads", fds::check_single_threaded)?;
+    rec.run("close-fds", || fds::close_fds(&settings.keep_fds))?;
+    rec.run("environment", || Ok(fds::clear_env()))?;
+    rec.run("pdeathsig", || fds::set_pdeathsig(expected_parent))?;
+
+    if settings.namespaces {
+        rec.run("namespaces", namespaces::unshare_all)?;
+        rec.run("root", root::enter_empty_root)?;
+    } else {
+        rec.skip(
+            "namespaces",
+            "disabled by the settings: the host's mounts, network, IPC and hostname stay shared",
+        );
+        rec.skip(
+            "root",
+            "needs a private mount namespace: the host filesystem stays visible",
+        );
+    }
+    rec.skip(
+        "namespaces",
+        "PID namespace not entered: unshare(CLONE_NEWPID) only affects children and the child \
+         cannot create any (seccomp, nproc); spawn the child with CLONE_NEWPID to hide other pids",
+    );
+    rec.skip(
+        "namespaces",
+        "user namespace not used: the supervisor is root and the child drops to a real \
+         unprivileged uid",
+    );
+
+    rec.run("capabilities", identity::drop_bounding_and_ambient)?;
+    rec.run("identity", || identity::set_ids(settings.uid, settings.gid))?;
+    rec.run("capabilities", identity::clear_capabilities)?;
+    rec.run("no-new-privs", identity::set_no_new_privs)?;
+    rec.run("rlimits", || {
+        rlimits::apply(&settings.rlimits, &settings.keep_fds)
+    })?;
+
+    if settings.seccomp {
+        rec.run("seccomp", seccomp::install)?;
+    } else {
+        rec.skip(
+            "seccomp",
+            "disabled explicitly (--no-seccomp): every syscall is allowed",
+        );
+    }
+
+    rec.report.total_us = start.elapsed().as_micros() as u64;
+    Ok(rec.report)
+}
+
+/// Fast checks the supervisor can run before spawning children: are we privileged enough to
+/// confine, and does the kernel have what we need. `Err` says exactly what is missing.
+pub fn preflight() -> Result<(), String> {
+    let mut missing = Vec::new();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        missing.push("not running as root (needed for namespaces, the empty root and setuid)");
+    }
+    // SAFETY: PR_GET_SECCOMP takes no pointer arguments.
+    if unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } < 0 {
+        missing.push("the kernel has no seccomp support");
+    }
+    if seccomp::FILTER.is_empty() {
+        missing.push("no seccomp policy for this architecture");
+    }
+    if !std::path::Path::new("/proc/self/ns/net").exists() {
+        missing.push("the kernel has no network namespaces (or /proc is not mounted)");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_lookup() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n\
+                      cs-sandbox:x:998:997::/nonexistent:/usr/sbin/nologin\n";
+        assert_eq!(lookup_user(passwd, "cs-sandbox"), Some((998, 997)));
+        assert_eq!(lookup_user(passwd, "nobody"), Some((65534, 65534)));
+        assert_eq!(lookup_user(passwd, "cs"), None);
+        assert_eq!(lookup_user("broken:x:y:1\n", "broken"), None);
+        let (u, g) = default_identity();
+        assert!(u != 0 && g != 0);
+    }
+
+    #[test]
+    fn settings_round_trip_through_bincode() {
+        let s = ConfineSettings::new(65534, 65534);
+        let cfg = bincode::config::standard();
+        let bytes = bincode::encode_to_vec(&s, cfg).unwrap();
+        let (back, _): (ConfineSettings, usize) = bincode::decode_from_slice(&bytes, cfg).unwrap();
+        assert_eq!(back, s);
+    }
+}

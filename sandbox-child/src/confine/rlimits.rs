@@ -1,0 +1,99 @@
+//! Step `rlimits`: hard and soft limits set to the same value, so the child cannot raise them.
+
+use bincode::{Decode, Encode};
+use std::io;
+
+/// Resource limits of a confined child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Rlimits {
+    /// `RLIMIT_AS`, bytes. The supervisor passes the largest `memoryMb` (4096 MiB) plus a
+    /// margin, so it bounds every bundle; the per-bundle bound is the engine's allocator and the
+    /// cgroup.
+    pub address_space_bytes: u64,
+    /// `RLIMIT_STACK`, bytes (the main thread's stack growth).
+    pub stack_bytes: u64,
+    /// `RLIMIT_NOFILE`: one more than the highest fd that may exist. With the kept fds 0, 1, 2
+    /// a value of 3 means no new fd can be created at all (sockets, io_uring, memfd, ...), which
+    /// still holds when seccomp is off for debugging.
+    pub nofile: u64,
+    /// `RLIMIT_FSIZE`, bytes: 0, no file writes (pipes are not files).
+    pub fsize_bytes: u64,
+    /// `RLIMIT_CORE`, bytes: 0, no core dumps.
+    pub core_bytes: u64,
+    /// `RLIMIT_NPROC`: counted per uid, including the child itself, so 1 refuses every fork.
+    pub nproc: u64,
+}
+
+impl Default for Rlimits {
+    fn default() -> Self {
+        Rlimits {
+            address_space_bytes: (4096 + 512) << 20,
+            stack_bytes: 8 << 20,
+            nofile: 3,
+            fsize_bytes: 0,
+            core_bytes: 0,
+            nproc: 1,
+        }
+    }
+}
+
+pub(super) fn apply(limits: &Rlimits, keep_fds: &[u32]) -> Result<String, String> {
+    let table = [
+        (libc::RLIMIT_AS, "as", limits.address_space_bytes),
+        (libc::RLIMIT_STACK, "stack", limits.stack_bytes),
+        (libc::RLIMIT_NOFILE, "nofile", limits.nofile),
+        (libc::RLIMIT_FSIZE, "fsize", limits.fsize_bytes),
+        (libc::RLIMIT_CORE, "core", limits.core_bytes),
+        (libc::RLIMIT_NPROC, "nproc", limits.nproc),
+    ];
+    for (resource, name, value) in table {
+        let rl = libc::rlimit {
+            rlim_cur: value as libc::rlim_t,
+            rlim_max: value as libc::rlim_t,
+        };
+        // SAFETY: `rl` is a valid rlimit that outlives the call.
+        if unsafe { libc::setrlimit(resource, &rl) } != 0 {
+            return Err(format!(
+                "setrlimit({name}, {value}): {}",
+                io::Error::last_os_error()
+            ));
+        }
+    }
+
+    // With fsize 0 a write to a regular file raises SIGXFSZ, which would kill the child if its
+    // stderr were redirected to a file: ignore it, so such writes fail with EFBIG instead.
+    // SAFETY: installing SIG_IGN has no handler code to be unsafe about.
+    if unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(format!("ignoring SIGXFSZ: {}", io::Error::last_os_error()));
+    }
+    let files: Vec<u32> = keep_fds
+        .iter()
+        .copied()
+        .filter(|&fd| is_regular_file(fd))
+        .collect();
+    let note = if files.is_empty() || limits.fsize_bytes > 0 {
+        String::new()
+    } else {
+        format!("; fds {files:?} are regular files: writes to them now fail with EFBIG")
+    };
+    Ok(format!(
+        "as {} MiB, stack {} MiB, nofile {}, fsize {}, core {}, nproc {}; SIGXFSZ ignored{note}",
+        limits.address_space_bytes >> 20,
+        limits.stack_bytes >> 20,
+        limits.nofile,
+        limits.fsize_bytes,
+        limits.core_bytes,
+        limits.nproc
+    ))
+}
+
+fn is_regular_file(fd: u32) -> bool {
+    let Ok(fd) = i32::try_from(fd) else {
+        return false;
+    };
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a live, writable stat buffer; fstat on a closed fd just fails.
+    let rc = unsafe { libc::fstat(fd, &mut st) };
+    rc == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG
+}

@@ -7,6 +7,7 @@
 //! `Ready` matters more than argument-parsing comfort.
 
 use sandbox_child::bundle::{self, BundleError};
+use sandbox_child::confine::{self, ConfineSettings, Report, StepStatus};
 use sandbox_child::engine::{Engine, Host};
 use sandbox_child::messages::{
     CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, HttpResult, InvocationCtx, InvocationResult,
@@ -16,6 +17,7 @@ use sandbox_child::protocol::{
     ErrorKind, GuestError, HostError, HostOp, HostValue, LogLine, OutputLimits,
 };
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,20 +30,42 @@ usage:
 
   sandbox-child run PATH [--event JSON | --event-file FILE] [--tenant T] [--namespace N]
                          [--trigger http|schedule|cadence|api] [--timeout-ms MS] [--memory-mb MB]
+                         [--explain] [--no-seccomp | --unconfined]
       Run a function once, in this process, and print one InvocationResult JSON line on
       stdout; log lines go to stderr. PATH is a bundle directory (manifest.json + entry), a
       bundle .tar, or a lone .js file. Defaults: event {}, tenant local, namespace default,
       trigger api, timeout and memory from the manifest. Exit status: 0 success, 1 error or
-      timeout, 2 usage error.
+      timeout, 2 usage error or confinement failure, 159 a syscall blocked by seccomp (the
+      blocked syscall is named on stderr and stdout holds no result line).
 
-      This is a development aid, NOT the production sandbox. Differences:
-        - no supervisor: no capability checks. cs.kv is an in-memory map open to every key,
-          cs.codeq.publish prints the message to stderr, cs.http.fetch always throws;
-        - no confinement: no namespaces, seccomp, dropped privileges or rlimits;
+      The process confines itself like a pool child before the function's code is
+      loaded: the bundle and the event are read first (they are your own files), the engine
+      is created, then the confinement is applied, and only then is the module loaded and
+      invoked. The same as production:
+        - confinement: fds other than 0-2 closed, empty environment, PDEATHSIG (the parent
+          here is your shell), new mount/IPC/UTS/network/cgroup namespaces, an empty
+          read-only root, the unprivileged user cs-sandbox (else nobody), no capabilities,
+          no_new_privs;
+        - the seccomp allowlist compiled into this binary;
+        - rlimits: address space, stack, nofile 3 (no new fd), core 0, nproc 1 -- except
+          fsize, which is unlimited here so that stdout/stderr may be redirected to a file;
+        - engine limits: the bundle's memoryMb as the allocator limit, the result, error,
+          stack and log size limits, the interrupt at the timeout.
+      Still different (this is a development aid, not the production sandbox):
+        - no supervisor, so no capability checks: cs.kv is an in-memory map open to every
+          key, cs.codeq.publish prints the message to stderr, cs.http.fetch always throws;
         - the engine's own interrupt is the only deadline: there is no SIGKILL backstop, so
           code that never yields to the interrupt (some builtins) can overrun;
         - only the engine's allocator limit applies: there is no cgroup memory limit.
       Use `cs-invoker-pool run` for the real thing.
+
+      --explain     print each confinement step on stderr as it is applied, then the report
+      --no-seccomp  skip only the seccomp filter (to debug the policy); said loudly on stderr
+      --unconfined  skip confinement entirely (refused when CS_REQUIRE_SANDBOX=1)
+
+      When this host cannot confine (not root, no seccomp, no namespaces), the function runs
+      unconfined after an `unconfined: <reason>` line on stderr -- unless
+      CS_REQUIRE_SANDBOX=1, when it refuses with exit status 2.
 
   sandbox-child --help
 ";
@@ -56,21 +80,39 @@ fn main() -> ExitCode {
         Some("pipe") => usage_error("`pipe` takes no arguments"),
         Some("run") => run(&args[1..]),
         Some("--help") | Some("-h") | Some("help") => {
-            print!("{USAGE}");
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(USAGE.as_bytes()).and_then(|()| out.flush());
             ExitCode::SUCCESS
         }
         None => {
-            eprint!("{USAGE}");
+            let _ = std::io::stderr().write_all(USAGE.as_bytes());
             ExitCode::from(2)
         }
         Some(other) => usage_error(&format!("unknown subcommand '{other}'")),
     }
 }
 
+/// Writes one line to stderr (fd 2, already open) in a single write and ignores errors.
+///
+/// Everything `run` prints goes through here or [`print_result`]: after confinement no fd can
+/// be opened (nofile 3) and a write may fail (a closed pipe, a full disk), and `eprintln!`
+/// would panic on that.
+fn note(line: &str) {
+    let mut buf = String::with_capacity(line.len() + 1);
+    buf.push_str(line);
+    buf.push('\n');
+    let _ = std::io::stderr().lock().write_all(buf.as_bytes());
+}
+
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("sandbox-child: {message}\n(see `sandbox-child --help`)");
+    note(&format!(
+        "sandbox-child: {message}\n(see `sandbox-child --help`)"
+    ));
     ExitCode::from(2)
 }
+
+/// Exit status of `run` when it refuses to run or confinement fails.
+const EXIT_CONFINE: u8 = 2;
 
 /// Options of `run`.
 #[derive(Debug, Default, PartialEq)]
@@ -83,6 +125,12 @@ struct RunArgs {
     trigger: String,
     timeout_ms: Option<u64>,
     memory_mb: Option<u64>,
+    /// `--explain`: print each confinement step and the report on stderr.
+    explain: bool,
+    /// `--no-seccomp`: confine, but without the seccomp filter.
+    no_seccomp: bool,
+    /// `--unconfined`: no confinement at all.
+    unconfined: bool,
 }
 
 fn parse_run(args: &[String]) -> Result<RunArgs, String> {
@@ -104,10 +152,23 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
             path = Some(PathBuf::from(arg));
             continue;
         }
+        let switch = match arg.as_str() {
+            "--explain" => Some(&mut out.explain),
+            "--no-seccomp" => Some(&mut out.no_seccomp),
+            "--unconfined" => Some(&mut out.unconfined),
+            _ => None,
+        };
+        if let Some(flag) = switch {
+            *flag = true;
+            continue;
+        }
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) => (f, Some(v.to_string())),
             None => (arg.as_str(), None),
         };
+        if ["--explain", "--no-seccomp", "--unconfined"].contains(&flag) {
+            return Err(format!("{flag} takes no value"));
+        }
         let known = [
             "--event",
             "--event-file",
@@ -147,6 +208,12 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
     if out.event.is_some() && out.event_file.is_some() {
         return Err("give either --event or --event-file, not both".into());
     }
+    if out.no_seccomp && out.unconfined {
+        return Err(
+            "give either --no-seccomp or --unconfined, not both (--unconfined skips seccomp too)"
+                .into(),
+        );
+    }
     out.path = path.ok_or("missing PATH (a bundle directory, .tar or .js file)")?;
     Ok(out)
 }
@@ -167,6 +234,84 @@ fn number(flag: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
         )),
     }
 }
+
+/// How `run` treats this process, decided before anything is read.
+#[derive(Debug, PartialEq)]
+enum Confinement {
+    /// Confine with these settings before the module is loaded.
+    Apply(ConfineSettings),
+    /// Run unconfined, after an `unconfined: <reason>` note.
+    Skip(String),
+}
+
+/// Decides from the flags, the host (`preflight`) and `CS_REQUIRE_SANDBOX`. `Err` is the
+/// refusal printed before exiting with [`EXIT_CONFINE`].
+fn decide(a: &RunArgs, host: Result<(), String>, require: bool) -> Result<Confinement, String> {
+    if a.unconfined {
+        if require {
+            return Err(format!(
+                "{REQUIRE_ENV}=1: refusing --unconfined (nothing may run unconfined)"
+            ));
+        }
+        return Ok(Confinement::Skip("--unconfined was given".into()));
+    }
+    if let Err(why) = host {
+        if require {
+            return Err(format!(
+                "{REQUIRE_ENV}=1 but this process cannot confine itself: {why}"
+            ));
+        }
+        return Ok(Confinement::Skip(format!(
+            "this process cannot confine itself: {why}"
+        )));
+    }
+    let (uid, gid) = confine::default_identity();
+    let mut settings = ConfineSettings::new(uid, gid);
+    settings.seccomp = !a.no_seccomp;
+    // The one limit that differs from production. A pool child's fds 0-2 are pipes, so fsize
+    // 0 (no file writes) costs it nothing; here stdout and stderr are the author's terminal or
+    // whatever they redirected them to, often a regular file (`> result.json`), and with fsize
+    // 0 every write to it would fail with EFBIG and the result would be lost. Unlimited
+    // (RLIM_INFINITY) lets the process write only to the files already open on fds 0-2: no
+    // file can be opened (nofile 3, empty root, seccomp). Every other limit is production's.
+    settings.rlimits.fsize_bytes = u64::MAX;
+    // parent_pid stays 0: PDEATHSIG watches the parent seen when confinement starts (the
+    // shell).
+    Ok(Confinement::Apply(settings))
+}
+
+/// The final report in one line: `N steps applied, M skipped (a, b); confined in T µs`. The
+/// steps themselves were printed as they were applied.
+fn summary(r: &Report) -> String {
+    let applied = r
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Applied)
+        .count();
+    let skipped: Vec<&str> = r
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Skipped)
+        .map(|s| s.step)
+        .collect();
+    format!(
+        "{applied} steps applied, {} skipped ({}); confined in {} µs",
+        skipped.len(),
+        if skipped.is_empty() {
+            "none".to_string()
+        } else {
+            skipped.join(", ")
+        },
+        r.total_us
+    )
+}
+
+/// `CS_REQUIRE_SANDBOX=1` is set (the same rule as the supervisor's).
+fn required_by_env() -> bool {
+    std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1")
+}
+
+const REQUIRE_ENV: &str = "CS_REQUIRE_SANDBOX";
 
 /// The stand-in for the supervisor in `run` mode. No capability checks at all.
 #[derive(Default)]
@@ -196,7 +341,7 @@ impl Host for LocalHost {
                     serde_json::from_str(&payload_json).unwrap_or(serde_json::Value::Null);
                 let line =
                     serde_json::json!({"codeq.publish": {"topic": topic, "payload": payload}});
-                eprintln!("{line}");
+                note(&line.to_string());
                 Ok(HostValue::Done)
             }
             HostOp::HttpFetch { .. } => Err(HostError {
@@ -206,7 +351,30 @@ impl Host for LocalHost {
     }
 
     fn log(&mut self, line: LogLine) {
-        eprintln!("{}", line.line);
+        note(&line.line);
+    }
+}
+
+/// Prints the result line on stdout (fd 1, already open) in one `write_all`; `false` when it
+/// could not be written, after saying so on stderr.
+fn print_result(r: &InvocationResult) -> bool {
+    let mut line = match serde_json::to_string(r) {
+        Ok(l) => l,
+        Err(e) => {
+            note(&format!("sandbox-child: cannot encode the result: {e}"));
+            return false;
+        }
+    };
+    line.push('\n');
+    let mut out = std::io::stdout().lock();
+    match out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) => {
+            note(&format!(
+                "sandbox-child: cannot write the result to stdout: {e}"
+            ));
+            false
+        }
     }
 }
 
@@ -215,6 +383,17 @@ fn run(args: &[String]) -> ExitCode {
         Ok(a) => a,
         Err(m) => return usage_error(&m),
     };
+    // Decided first, so a refusal comes before any work (and the environment is read before
+    // confinement clears it).
+    let confinement = match decide(&a, confine::preflight(), required_by_env()) {
+        Ok(c) => c,
+        Err(why) => {
+            note(&format!("sandbox-child: {why}"));
+            return ExitCode::from(EXIT_CONFINE);
+        }
+    };
+
+    // 1. Read everything from disk: the event and the bundle are the author's own files.
     let event_json = match (&a.event, &a.event_file) {
         (Some(e), _) => e.clone(),
         (None, Some(f)) => match std::fs::read_to_string(f) {
@@ -232,18 +411,14 @@ fn run(args: &[String]) -> ExitCode {
     let activation_id = uuid::Uuid::new_v4().to_string();
     let request_id = uuid::Uuid::new_v4().to_string();
     let report = |status: &str, duration_ms: u64, result, error| {
-        let r = InvocationResult {
+        print_result(&InvocationResult {
             activation_id: activation_id.clone(),
             request_id: request_id.clone(),
             status: status.to_string(),
             duration_ms,
             result,
             error,
-        };
-        match serde_json::to_string(&r) {
-            Ok(line) => println!("{line}"),
-            Err(e) => eprintln!("sandbox-child: cannot print the result: {e}"),
-        }
+        })
     };
 
     let bundle = match bundle::load_path(&a.path) {
@@ -267,13 +442,60 @@ fn run(args: &[String]) -> ExitCode {
     let memory_mb = a.memory_mb.unwrap_or_else(|| bundle.memory_mb());
     let function = function_name(&a.path);
 
+    // 2. The engine, before any of the bundle's code exists in it (as a pool child).
     let mut engine = match Engine::new(Box::new(LocalHost::default())) {
         Ok(e) => e,
         Err(m) => {
-            eprintln!("sandbox-child: {m}");
+            note(&format!("sandbox-child: {m}"));
             return ExitCode::from(1);
         }
     };
+
+    // 3. Confinement. From here on only fds 0-2 exist; output goes through `note` and
+    //    `print_result`, never a panicking print macro.
+    // fd 1 is the user's terminal or file here, not a frame pipe: a blocked syscall is
+    // reported on stderr only.
+    confine::sigsys::set_report_frame(false);
+    match &confinement {
+        Confinement::Skip(reason) => note(&format!("sandbox-child: unconfined: {reason}")),
+        Confinement::Apply(settings) => {
+            if !settings.seccomp {
+                note(
+                    "sandbox-child: WARNING: seccomp is OFF (--no-seccomp): every syscall is \
+                     allowed. The other confinement steps still apply. Never use this to judge \
+                     whether a function is safe.",
+                );
+            }
+            if a.explain {
+                note(
+                    "confine: note: in `run`, fsize is unlimited so that stdout and stderr may \
+                     be redirected to a file; production children have fsize 0",
+                );
+            }
+            let explain = a.explain;
+            let mut on_step = |line: &str| {
+                if explain {
+                    note(&format!("confine: {line}"));
+                }
+            };
+            match confine::confine(settings, &mut on_step) {
+                Ok(r) => {
+                    if a.explain {
+                        note(&format!("confine: report: {}", summary(&r)));
+                    }
+                }
+                Err(e) => {
+                    note(&format!(
+                        "sandbox-child: confinement failed at step {}: {}",
+                        e.step, e.message
+                    ));
+                    return ExitCode::from(EXIT_CONFINE);
+                }
+            }
+        }
+    }
+
+    // 4. Only now the function's code: load, invoke, print.
     let load_start = std::time::Instant::now();
     if let Err(e) = engine.load(
         &bundle.files,
@@ -313,7 +535,7 @@ fn run(args: &[String]) -> ExitCode {
     let ctx_json = match serde_json::to_string(&ctx) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("sandbox-child: cannot encode ctx: {e}");
+            note(&format!("sandbox-child: cannot encode ctx: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -322,16 +544,21 @@ fn run(args: &[String]) -> ExitCode {
     let outcome = engine.invoke(&event_json, &ctx_json, Duration::from_millis(timeout_ms));
     let duration_ms = outcome.exec_us / 1000;
     if outcome.logs_truncated {
-        eprintln!("sandbox-child: log output was truncated at the log limit");
+        note("sandbox-child: log output was truncated at the log limit");
     }
     match outcome.result {
         Ok(json) => match serde_json::from_str::<HttpResult>(&json) {
             Ok(r) => {
-                report("success", duration_ms, Some(r), None);
-                ExitCode::SUCCESS
+                if report("success", duration_ms, Some(r), None) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
             }
             Err(e) => {
-                eprintln!("sandbox-child: the engine produced an unreadable result: {e}");
+                note(&format!(
+                    "sandbox-child: the engine produced an unreadable result: {e}"
+                ));
                 ExitCode::from(1)
             }
         },
@@ -419,6 +646,87 @@ mod tests {
         ] {
             assert!(parse_run(&s(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn parses_confinement_switches() {
+        let a = parse_run(&s(&["fn.js", "--explain", "--no-seccomp"])).unwrap();
+        assert!(a.explain && a.no_seccomp && !a.unconfined);
+        let a = parse_run(&s(&["--unconfined", "fn.js"])).unwrap();
+        assert!(a.unconfined && !a.explain && !a.no_seccomp);
+        let a = parse_run(&s(&["fn.js"])).unwrap();
+        assert!(!a.explain && !a.no_seccomp && !a.unconfined);
+        for bad in [
+            &["fn.js", "--no-seccomp", "--unconfined"][..],
+            &["fn.js", "--explain=1"][..],
+            &["fn.js", "--seccomp"][..],
+        ] {
+            assert!(parse_run(&s(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decides_confinement() {
+        let args = |extra: &[&str]| {
+            let mut v = vec!["fn.js"];
+            v.extend_from_slice(extra);
+            parse_run(&s(&v)).unwrap()
+        };
+        // Full confinement: production settings except fsize.
+        let Ok(Confinement::Apply(c)) = decide(&args(&[]), Ok(()), true) else {
+            panic!("expected confinement");
+        };
+        let (uid, gid) = confine::default_identity();
+        let mut production = ConfineSettings::new(uid, gid);
+        assert_eq!(c.rlimits.fsize_bytes, u64::MAX);
+        production.rlimits.fsize_bytes = u64::MAX;
+        assert_eq!(c, production);
+        // --no-seccomp: only seccomp off, also under CS_REQUIRE_SANDBOX=1.
+        let Ok(Confinement::Apply(c)) = decide(&args(&["--no-seccomp"]), Ok(()), true) else {
+            panic!("expected confinement");
+        };
+        assert!(!c.seccomp && c.namespaces);
+        // --unconfined: allowed unless required.
+        assert_eq!(
+            decide(&args(&["--unconfined"]), Ok(()), false),
+            Ok(Confinement::Skip("--unconfined was given".into()))
+        );
+        assert!(decide(&args(&["--unconfined"]), Ok(()), true)
+            .unwrap_err()
+            .contains("CS_REQUIRE_SANDBOX=1"));
+        // A host that cannot confine: unconfined with the reason, or refused with it.
+        let host = || Err("not running as root".to_string());
+        match decide(&args(&[]), host(), false) {
+            Ok(Confinement::Skip(why)) => assert!(why.contains("not running as root")),
+            other => panic!("{other:?}"),
+        }
+        let refusal = decide(&args(&[]), host(), true).unwrap_err();
+        assert!(
+            refusal.contains("CS_REQUIRE_SANDBOX=1") && refusal.contains("not running as root")
+        );
+    }
+
+    #[test]
+    fn summary_counts_applied_and_skipped_steps() {
+        use sandbox_child::confine::StepReport;
+        let step = |step, status| StepReport {
+            step,
+            status,
+            detail: String::new(),
+            micros: 1,
+        };
+        let r = Report {
+            steps: vec![
+                step("threads", StepStatus::Applied),
+                step("namespaces", StepStatus::Skipped),
+                step("seccomp", StepStatus::Skipped),
+            ],
+            total_us: 42,
+        };
+        assert_eq!(
+            summary(&r),
+            "1 steps applied, 2 skipped (namespaces, seccomp); confined in 42 µs"
+        );
     }
 
     #[test]

@@ -446,7 +446,8 @@ fn died(child: &super::child::ChildProcess, how: &str, memory_mb: u64) -> (ExecE
             ExecError::new(
                 ErrorType::MemoryLimit,
                 format!(
-                    "memory limit of {memory_mb} MiB reached: the kernel's OOM killer stopped                      the sandbox child ({how}{peak})"
+                    "memory limit of {memory_mb} MiB reached: the kernel's OOM killer stopped \
+                     the sandbox child ({how}{peak})"
                 ),
             ),
             KillReason::MemoryLimit,
@@ -456,7 +457,8 @@ fn died(child: &super::child::ChildProcess, how: &str, memory_mb: u64) -> (ExecE
         return (
             ExecError::new(
                 ErrorType::SandboxError,
-                "sandbox child was stopped by its seccomp policy (blocked syscall;                  its report was lost)",
+                "sandbox child was stopped by its seccomp policy (blocked syscall; \
+                 its report was lost)",
             ),
             KillReason::SandboxViolation,
         );

@@ -284,6 +284,9 @@ pub fn confine(
 
     rec.run("capabilities", identity::drop_bounding_and_ambient)?;
     rec.run("identity", || identity::set_ids(settings.uid, settings.gid))?;
+    // The kernel clears the parent-death signal when the credentials change, so it is set
+    // again after the uid switch (the early call covers the window before it).
+    rec.run("pdeathsig", || fds::set_pdeathsig(expected_parent))?;
     rec.run("capabilities", identity::clear_capabilities)?;
     rec.run("no-new-privs", identity::set_no_new_privs)?;
     rec.run("rlimits", || {

@@ -20,6 +20,17 @@
 
 use super::syscalls;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether the handler writes the `Fatal` frame to fd 1. True under the supervisor, where fd 1
+/// is the frame pipe; `sandbox-child run` turns it off because there fd 1 is the user's terminal
+/// or file and the stderr line is the whole report.
+static REPORT_FRAME: AtomicBool = AtomicBool::new(true);
+
+/// Chooses whether a blocked syscall is also reported as a frame on fd 1 (see [`REPORT_FRAME`]).
+pub fn set_report_frame(on: bool) {
+    REPORT_FRAME.store(on, Ordering::Relaxed);
+}
 
 /// Exit status of a child killed for a blocked syscall.
 pub const EXIT_BLOCKED_SYSCALL: i32 = 159;
@@ -228,7 +239,13 @@ extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
     }
     message.push(blocked.as_slice());
 
-    if let Some(frame) = fatal_frame(step, message.as_slice()) {
+    // An atomic load is async-signal-safe.
+    let frame = if REPORT_FRAME.load(Ordering::Relaxed) {
+        fatal_frame(step, message.as_slice())
+    } else {
+        None
+    };
+    if let Some(frame) = frame {
         let f = frame.as_slice();
         // SAFETY: writing a live stack buffer; write is async-signal-safe.
         unsafe { libc::write(1, f.as_ptr().cast(), f.len()) };

@@ -263,7 +263,38 @@ pub fn install<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> Result<()> {
     cs.set("http", http)?;
 
     globals.set("cs", cs)?;
+    #[cfg(feature = "escape-tests")]
+    install_escape(ctx)?;
     Ok(())
+}
+
+/// Test build only (`--features escape-tests`, never in release artefacts): `__csEscape(op)`
+/// runs [`crate::confine::escape::try_forbidden`] natively in the child and returns its
+/// one-line report, so a function running in a real, confined pool child can attempt the
+/// forbidden operations of [`crate::confine::escape::ESCAPE_OPS`] (and `alloc:<MiB>`,
+/// `kill:<pid>`). Under seccomp a forbidden op does not return: the child dies in its SIGSYS
+/// reporter.
+///
+/// `__csEscape.ops` lists [`crate::confine::escape::ESCAPE_OPS`] as `{op, syscall}` objects,
+/// so a test outside this crate (which is built without the feature) takes the list from the
+/// very binary it tests.
+#[cfg(feature = "escape-tests")]
+fn install_escape<'js>(ctx: &Ctx<'js>) -> Result<()> {
+    use crate::confine::escape::{try_forbidden, ESCAPE_OPS};
+    let f = Function::new(ctx.clone(), |ctx: Ctx<'js>, args: Rest<Value<'js>>| {
+        let op = string_arg(&ctx, args.0.into_iter().next(), "__csEscape", "op")?;
+        Ok::<_, rquickjs::Error>(try_forbidden(&op))
+    })?
+    .with_name("__csEscape")?;
+    let ops = rquickjs::Array::new(ctx.clone())?;
+    for (i, e) in ESCAPE_OPS.iter().enumerate() {
+        let o = Object::new(ctx.clone())?;
+        o.set("op", e.op)?;
+        o.set("syscall", e.syscall)?;
+        ops.set(i, o)?;
+    }
+    f.set("ops", ops)?;
+    ctx.globals().set("__csEscape", f)
 }
 
 fn first<'js>(ctx: &Ctx<'js>, args: Rest<Value<'js>>) -> Value<'js> {
@@ -519,5 +550,59 @@ mod tests {
         ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
+    }
+
+    /// A host for engine tests that never expect a host call.
+    struct NoHost;
+
+    impl Host for NoHost {
+        fn call(&mut self, _op: HostOp) -> std::result::Result<HostValue, HostError> {
+            Err(HostError {
+                message: "no host in this test".into(),
+            })
+        }
+        fn log(&mut self, _line: LogLine) {}
+    }
+
+    /// Evaluates `src` as a script in a fresh engine's context.
+    fn eval(src: &str) -> String {
+        let engine = super::super::Engine::new(Box::new(NoHost)).unwrap();
+        engine
+            .context
+            .with(|ctx| ctx.eval::<String, _>(src))
+            .unwrap()
+    }
+
+    #[cfg(feature = "escape-tests")]
+    #[test]
+    fn the_escape_build_has_cs_escape() {
+        assert_eq!(eval("typeof __csEscape"), "function");
+        assert_eq!(
+            eval("JSON.stringify(__csEscape.ops[0])"),
+            format!(
+                r#"{{"op":"{}","syscall":"{}"}}"#,
+                crate::confine::escape::ESCAPE_OPS[0].op,
+                crate::confine::escape::ESCAPE_OPS[0].syscall
+            )
+        );
+        assert_eq!(
+            eval("String(__csEscape.ops.length)"),
+            crate::confine::escape::ESCAPE_OPS.len().to_string()
+        );
+        // Only an unknown op is tried here: the real ones belong in a confined child.
+        assert_eq!(
+            eval("__csEscape('no-such-op')"),
+            "no-such-op: error: unknown op \"no-such-op\""
+        );
+        assert_eq!(
+            eval("try { __csEscape(1); 'no error' } catch (e) { e.name + ': ' + e.message }"),
+            "TypeError: __csEscape: op must be a string"
+        );
+    }
+
+    #[cfg(not(feature = "escape-tests"))]
+    #[test]
+    fn a_normal_build_has_no_cs_escape() {
+        assert_eq!(eval("typeof __csEscape"), "undefined");
     }
 }

@@ -10,3 +10,4 @@ pub mod host;
 pub mod pool;
 pub mod run;
 pub mod sandbox;
+pub mod store;

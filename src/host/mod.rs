@@ -7,6 +7,7 @@
 //! capabilities.
 
 pub mod capabilities;
+pub mod http;
 pub mod local;
 
 use sandbox_child::manifest::Capabilities;

@@ -1,0 +1,113 @@
+//! The key layout of SPEC §4, in one place.
+//!
+//! Every builder takes the components as given; [`check_name`] and [`check_tenant`] are applied by
+//! the store before any key is built, so that a `:` in a component can never make two different
+//! (tenant, name) pairs produce the same key. The tenant is the isolation boundary and must never
+//! contain `:`; namespace, function, alias and activation id must not either. The user KV key and
+//! the request id are the last variable component of their keys and may contain anything but
+//! must not be empty.
+
+/// `cs:fn:{t}:{ns}:{fn}:alias:{alias}`: `{"alias","version","updated_at_ms"}` (read).
+pub fn alias(tenant: &str, namespace: &str, function: &str, alias: &str) -> String {
+    format!("cs:fn:{tenant}:{namespace}:{function}:alias:{alias}")
+}
+
+/// `cs:fn:{t}:{ns}:{fn}:ver:{v}:meta`: `{"version","sha256","config","published_at_ms"}` (read).
+pub fn version_meta(tenant: &str, namespace: &str, function: &str, version: u64) -> String {
+    format!("cs:fn:{tenant}:{namespace}:{function}:ver:{version}:meta")
+}
+
+/// `cs:fn:{t}:{ns}:{fn}:ver:{v}:bundle`: tar bytes (read).
+pub fn version_bundle(tenant: &str, namespace: &str, function: &str, version: u64) -> String {
+    format!("cs:fn:{tenant}:{namespace}:{function}:ver:{version}:bundle")
+}
+
+/// `cs:act:{t}:{aid}:meta`: the ActivationRecord JSON, TTL = activation TTL.
+pub fn activation_meta(tenant: &str, activation_id: &str) -> String {
+    format!("cs:act:{tenant}:{activation_id}:meta")
+}
+
+/// `cs:act:{t}:{aid}:status`: the plain status string, the compare-and-set anchor.
+pub fn activation_status(tenant: &str, activation_id: &str) -> String {
+    format!("cs:act:{tenant}:{activation_id}:status")
+}
+
+/// `cs:log:{t}:{aid}:{chunk:012}`: one chunk of UTF-8 log text.
+pub fn log_chunk(tenant: &str, activation_id: &str, chunk: u64) -> String {
+    format!("cs:log:{tenant}:{activation_id}:{chunk:012}")
+}
+
+/// `cs:log:{t}:{aid}:chunks`: sorted set, score = member = chunk number (member in decimal,
+/// unpadded: `0`, `1`, …).
+pub fn log_index(tenant: &str, activation_id: &str) -> String {
+    format!("cs:log:{tenant}:{activation_id}:chunks")
+}
+
+/// `cs:req:{t}:{request_id}:result`: the InvocationResult JSON, TTL = correlation TTL (600 s).
+pub fn request_result(tenant: &str, request_id: &str) -> String {
+    format!("cs:req:{tenant}:{request_id}:result")
+}
+
+/// `cs:kv:{t}:{key}`: a user value of `cs.kv`, JSON text.
+pub fn user_kv(tenant: &str, key: &str) -> String {
+    format!("cs:kv:{tenant}:{key}")
+}
+
+/// A tenant must be non-empty and free of `:` (the separator) — the tenant is what keeps one
+/// tenant's keys out of another's.
+pub fn check_tenant(tenant: &str) -> Result<(), String> {
+    check_name("tenant", tenant)
+}
+
+/// A name component (namespace, function, alias, activation id, tenant) must be non-empty and
+/// free of `:`.
+pub fn check_name(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if value.contains(':') {
+        return Err(format!("{what} {value:?} contains ':'"));
+    }
+    Ok(())
+}
+
+/// The last component of a key (user KV key, request id) may contain `:` but not be empty.
+pub fn check_last(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_exactly_spec_4() {
+        assert_eq!(alias("t1", "ns", "f", "prod"), "cs:fn:t1:ns:f:alias:prod");
+        assert_eq!(
+            version_meta("t1", "ns", "f", 17),
+            "cs:fn:t1:ns:f:ver:17:meta"
+        );
+        assert_eq!(
+            version_bundle("t1", "ns", "f", 17),
+            "cs:fn:t1:ns:f:ver:17:bundle"
+        );
+        assert_eq!(activation_meta("t1", "a"), "cs:act:t1:a:meta");
+        assert_eq!(activation_status("t1", "a"), "cs:act:t1:a:status");
+        assert_eq!(log_chunk("t1", "a", 3), "cs:log:t1:a:000000000003");
+        assert_eq!(log_index("t1", "a"), "cs:log:t1:a:chunks");
+        assert_eq!(request_result("t1", "req-1"), "cs:req:t1:req-1:result");
+        assert_eq!(user_kv("t1", "user:1"), "cs:kv:t1:user:1");
+    }
+
+    #[test]
+    fn a_colon_in_the_tenant_is_refused() {
+        assert!(check_tenant("t1").is_ok());
+        assert!(check_tenant("t1:x").is_err());
+        assert!(check_tenant("").is_err());
+        assert!(check_last("key", "a:b").is_ok());
+        assert!(check_last("key", "").is_err());
+    }
+}

@@ -1,0 +1,238 @@
+//! The KVRocks store (SPEC §4): function versions and aliases to read, activation records, log
+//! chunks, the correlation key and the user KV of `cs.kv` to write.
+//!
+//! The pipeline and the host API are written against the [`Store`] and [`UserKv`] traits and
+//! know no Redis types; [`RedisStore`] implements both over one multiplexed connection.
+//!
+//! # Traits
+//! Methods return `impl Future<Output = …> + Send` (return-position `impl Trait` in traits,
+//! as the pipeline's ports do): no boxing, and `Send`, so a task that awaits them can be
+//! spawned on the multi-threaded runtime. The traits are therefore not object-safe; the pipeline
+//! takes the store as a generic parameter.
+//!
+//! # Errors
+//! [`StoreError::Unavailable`] is transient (connection refused, timeout, reset, `LOADING`,
+//! authentication refused, any server error that is not about the data): the caller answers
+//! "retry later" and writes nothing terminal. A missing key is not an error: reads return
+//! `Ok(None)`. [`StoreError::Corrupt`] is a stored value that cannot be used (bad JSON, wrong
+//! type, a bundle over 16 MiB): retrying will not help. [`StoreError::Invalid`] is a caller
+//! error (a `:` in a tenant or name, an empty key, a terminal write of status `running`).
+//!
+//! # Activation writes
+//! - [`Store::write_running`] sets meta and status (`running`) with the activation TTL **unless
+//!   the status is already terminal**, in which case it writes nothing and returns
+//!   [`RunningWrite::AlreadyTerminal`]. SPEC §4 describes this write as a MULTI of two SETs; it
+//!   is one Lua script instead (EVALSHA, EVAL on `NOSCRIPT`) so that a delivery that read "no
+//!   record" just before another delivery finished cannot put a terminal record back to
+//!   `running` and win the compare-and-set a second time.
+//! - [`Store::write_terminal`] is the compare-and-set: one Lua script that writes status and meta
+//!   only if the status is `running` **or absent**, and returns whether it won. Absent is
+//!   accepted because the terminal errors found before execution (unknown alias or version, bad
+//!   bundle, deadline passed before execution) have no running record, and because a running
+//!   record can only be missing when it expired, which a terminal record may replace. A status
+//!   that is already terminal loses, and nothing is changed — except that a repeat of exactly the
+//!   winning write (same meta JSON, e.g. a retry after a lost reply) reports `true` again.
+//! - [`Store::write_logs`] writes the chunks (see [`LOG_CHUNK_BYTES`], [`chunk_logs`]) and their
+//!   index in one MULTI, replacing a previous index. Call it after winning the compare-and-set.
+//! - [`Store::write_result`] sets the correlation key (TTL `correlation_ttl_seconds`).
+
+pub mod keys;
+pub mod records;
+mod redis;
+
+pub use self::redis::RedisStore;
+pub use records::{
+    chunk_logs, ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, AliasRecord,
+    HostCallsRecord, VersionMeta, LOG_CHUNK_BYTES,
+};
+pub use sandbox_child::bundle::MAX_BUNDLE_BYTES;
+
+use sandbox_child::messages::InvocationResult;
+use std::future::Future;
+use std::time::Duration;
+
+/// What a store call can fail with. See the module documentation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Transient: the store cannot be reached or cannot answer now. Retry later.
+    #[error("kvrocks unavailable: {0}")]
+    Unavailable(String),
+    /// For callers that need absence as an error; the store's reads return `Ok(None)` instead.
+    #[error("not found")]
+    NotFound,
+    /// The stored value under `key` is unusable. Retrying will not help.
+    #[error("corrupt value at {key}: {why}")]
+    Corrupt { key: String, why: String },
+    /// The call itself is wrong (a key component with `:`, an empty name, a running status
+    /// given to a terminal write). Retrying will not help.
+    #[error("invalid store call: {0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    /// Only [`StoreError::Unavailable`] is worth retrying.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// What [`Store::write_running`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunningWrite {
+    /// Meta and status `running` are written (the status was absent or `running`).
+    Started,
+    /// The activation is already terminal with this status; nothing was written.
+    AlreadyTerminal(ActivationStatus),
+}
+
+/// Connection and retention settings (SPEC §7: `plugins.persistence.kvrocks.addr`,
+/// `.auth.password`, `cs_control.limits.activation_ttl_seconds`).
+#[derive(Clone)]
+pub struct StoreConfig {
+    /// `host:port` (`[v6addr]:port` for IPv6).
+    pub addr: String,
+    pub password: Option<String>,
+    /// Bound on one connection attempt (TCP connect + AUTH).
+    pub connect_timeout: Duration,
+    /// Bound on one command's reply.
+    pub response_timeout: Duration,
+    /// TTL of activation records and log chunks; default 604800 (7 days).
+    pub activation_ttl_seconds: u64,
+    /// TTL of the correlation key `cs:req:{t}:{request_id}:result`; default 600.
+    pub correlation_ttl_seconds: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            addr: "127.0.0.1:6666".to_string(),
+            password: None,
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(3),
+            activation_ttl_seconds: 604_800,
+            correlation_ttl_seconds: 600,
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("addr", &self.addr)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("activation_ttl_seconds", &self.activation_ttl_seconds)
+            .field("correlation_ttl_seconds", &self.correlation_ttl_seconds)
+            .finish()
+    }
+}
+
+/// The store as the pipeline sees it (SPEC §1, §4).
+pub trait Store: Send + Sync + 'static {
+    /// Readiness: `PING` answered.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// `cs:fn:{t}:{ns}:{fn}:alias:{alias}`. `version` ≥ 1 or the record is corrupt.
+    fn alias(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        function: &str,
+        alias: &str,
+    ) -> impl Future<Output = Result<Option<AliasRecord>, StoreError>> + Send;
+
+    /// `cs:fn:{t}:{ns}:{fn}:ver:{v}:meta`. Its `version` must be `version` and its `sha256` 64
+    /// hex digits (returned lower-case), or the record is corrupt.
+    fn version_meta(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        function: &str,
+        version: u64,
+    ) -> impl Future<Output = Result<Option<VersionMeta>, StoreError>> + Send;
+
+    /// `cs:fn:{t}:{ns}:{fn}:ver:{v}:bundle`. A bundle over [`MAX_BUNDLE_BYTES`] is refused as
+    /// [`StoreError::Corrupt`] after a `STRLEN`, before its bytes are read.
+    fn bundle(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        function: &str,
+        version: u64,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// `cs:act:{t}:{aid}:meta`. A record whose tenant or activation id differ from the key's is
+    /// corrupt.
+    fn activation_meta(
+        &self,
+        tenant: &str,
+        activation_id: &str,
+    ) -> impl Future<Output = Result<Option<ActivationRecord>, StoreError>> + Send;
+
+    /// `cs:act:{t}:{aid}:status`.
+    fn activation_status(
+        &self,
+        tenant: &str,
+        activation_id: &str,
+    ) -> impl Future<Output = Result<Option<ActivationStatus>, StoreError>> + Send;
+
+    /// The running write (meta stored with `status: running` whatever `record.status` says).
+    /// See the module documentation.
+    fn write_running(
+        &self,
+        record: &ActivationRecord,
+    ) -> impl Future<Output = Result<RunningWrite, StoreError>> + Send;
+
+    /// The terminal compare-and-set; `Ok(true)` when this write won. `record.status` must be
+    /// terminal. See the module documentation.
+    fn write_terminal(
+        &self,
+        record: &ActivationRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Writes `lines` as log chunks of at most [`LOG_CHUNK_BYTES`] and their sorted-set index,
+    /// TTL = activation TTL. Returns the number of chunks (0 for no lines: nothing is written).
+    fn write_logs(
+        &self,
+        tenant: &str,
+        activation_id: &str,
+        lines: &[String],
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// The correlation key `cs:req:{tenant}:{result.request_id}:result`.
+    fn write_result(
+        &self,
+        tenant: &str,
+        result: &InvocationResult,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The user KV behind `cs.kv` (SPEC §4, §6), tenant-scoped under `cs:kv:{tenant}:{key}`. The
+/// capability checks (ops, prefixes) are the host API's; values are JSON text.
+pub trait UserKv: Send + Sync + 'static {
+    /// The stored JSON text, or `None`.
+    fn kv_get(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Stores `value_json` (must parse as JSON, else [`StoreError::Invalid`]). `ttl_seconds`
+    /// `Some(n)` with n > 0 expires the key after n seconds; `None` or 0 keeps it (and clears a
+    /// previous TTL).
+    fn kv_set(
+        &self,
+        tenant: &str,
+        key: &str,
+        value_json: &str,
+        ttl_seconds: Option<u64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes the key; `Ok(true)` when it existed.
+    fn kv_del(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}

@@ -1,0 +1,817 @@
+//! [`RedisStore`]: the store over the Redis protocol (KVRocks in production, redis-server in
+//! tests).
+//!
+//! One multiplexed connection is shared by every call. When it breaks (reset, EOF, a reply that
+//! does not come within `response_timeout`) it is dropped and the next call opens a new one, with
+//! at most one connection attempt in flight: callers that queued behind a failed attempt get that
+//! failure instead of trying again, so an outage costs each call at most one `connect_timeout`
+//! plus one `response_timeout`. There is no background reconnection loop and no retry inside a
+//! call, except that an idempotent command that fails because an *old* connection turned out to
+//! be dead (the server restarted while we were idle) is sent once more on a new connection.
+//!
+//! Commands used: GET, SET (EX), DEL, EXISTS, STRLEN, GETRANGE, ZADD, ZRANGE, EXPIRE, MULTI/EXEC,
+//! EVALSHA/EVAL, PING — all supported by KVRocks.
+
+use super::keys;
+use super::records::{
+    chunk_logs, ActivationRecord, ActivationStatus, AliasRecord, VersionMeta, LOG_CHUNK_BYTES,
+};
+use super::{RunningWrite, Store, StoreConfig, StoreError, UserKv, MAX_BUNDLE_BYTES};
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{
+    AsyncConnectionConfig, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisConnectionInfo,
+    RedisError, RedisResult, ServerErrorKind, Value,
+};
+use sandbox_child::messages::InvocationResult;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+/// The running write: KEYS = [status, meta], ARGV = [meta json, ttl]. Returns 1 when written,
+/// else the terminal status found.
+const RUNNING_LUA: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= 'running' then
+  return cur
+end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+redis.call('SET', KEYS[1], 'running', 'EX', ARGV[2])
+return 1
+"#;
+
+/// The terminal compare-and-set: KEYS = [status, meta], ARGV = [meta json, status, ttl]. Wins
+/// (1) when the status is `running` or absent, or when exactly this write already won.
+const TERMINAL_LUA: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= 'running' then
+  if cur == ARGV[2] and redis.call('GET', KEYS[2]) == ARGV[1] then
+    return 1
+  end
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"#;
+
+struct Script {
+    code: &'static str,
+    sha: String,
+}
+
+static RUNNING_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RUNNING_LUA));
+static TERMINAL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(TERMINAL_LUA));
+
+impl Script {
+    fn new(code: &'static str) -> Self {
+        Script {
+            code,
+            sha: ::redis::Script::new(code).get_hash().to_string(),
+        }
+    }
+
+    /// EVALSHA; EVAL when the server does not have the script (first use, restart).
+    async fn eval(
+        &self,
+        conn: &mut MultiplexedConnection,
+        keys: &[&str],
+        args: &[&[u8]],
+    ) -> RedisResult<Value> {
+        let mut cmd = ::redis::cmd("EVALSHA");
+        cmd.arg(&self.sha).arg(keys.len()).arg(keys).arg(args);
+        match cmd.query_async::<Value>(conn).await {
+            Err(e) if is_noscript(&e) => {
+                let mut cmd = ::redis::cmd("EVAL");
+                cmd.arg(self.code).arg(keys.len()).arg(keys).arg(args);
+                cmd.query_async::<Value>(conn).await
+            }
+            other => other,
+        }
+    }
+}
+
+fn is_noscript(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+        || e.code() == Some("NOSCRIPT")
+        || e.to_string().contains("NOSCRIPT")
+}
+
+/// The store over one multiplexed Redis-protocol connection. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: StoreConfig,
+    client: ::redis::Client,
+    conn_config: AsyncConnectionConfig,
+    current: Mutex<Option<Current>>,
+    /// Held while a connection attempt is in flight.
+    connecting: tokio::sync::Mutex<()>,
+    /// The last failed attempt: when it ended and why.
+    last_failure: Mutex<Option<(Instant, String)>>,
+    generation: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Current {
+    generation: u64,
+    conn: MultiplexedConnection,
+}
+
+/// Extra time given to the crate's own timeouts before ours fire.
+const GRACE: Duration = Duration::from_millis(250);
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Builds the store; no I/O (the first call connects). Fails on a malformed `addr` or a zero
+    /// TTL or timeout.
+    pub fn new(config: StoreConfig) -> Result<Self, StoreError> {
+        let (host, port) = parse_addr(&config.addr)?;
+        if config.activation_ttl_seconds == 0 || config.correlation_ttl_seconds == 0 {
+            return Err(StoreError::Invalid(
+                "store TTLs must be at least 1 second".into(),
+            ));
+        }
+        if config.connect_timeout.is_zero() || config.response_timeout.is_zero() {
+            return Err(StoreError::Invalid(
+                "store timeouts must not be zero".into(),
+            ));
+        }
+        let mut redis_info = RedisConnectionInfo::default().set_skip_set_lib_name();
+        if let Some(password) = config.password.as_deref().filter(|p| !p.is_empty()) {
+            redis_info = redis_info.set_password(password);
+        }
+        let info = ConnectionAddr::Tcp(host, port)
+            .into_connection_info()
+            .map_err(|e| StoreError::Invalid(format!("kvrocks addr {:?}: {e}", config.addr)))?
+            .set_redis_settings(redis_info);
+        let client = ::redis::Client::open(info)
+            .map_err(|e| StoreError::Invalid(format!("kvrocks addr {:?}: {e}", config.addr)))?;
+        let conn_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.response_timeout));
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                config,
+                client,
+                conn_config,
+                current: Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
+                last_failure: Mutex::new(None),
+                generation: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// [`RedisStore::new`] and a `PING`: fails when the server cannot be reached or refuses the
+    /// password.
+    pub async fn connect(config: StoreConfig) -> Result<Self, StoreError> {
+        let store = Self::new(config)?;
+        store.ping().await?;
+        Ok(store)
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// The log chunks of an activation, in chunk order (through the index).
+    pub async fn read_logs(
+        &self,
+        tenant: &str,
+        activation_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        check(keys::check_tenant(tenant))?;
+        check(keys::check_name("activation id", activation_id))?;
+        let index = keys::log_index(tenant, activation_id);
+        let members: Vec<String> = self
+            .run("ZRANGE", &index, true, |mut c| {
+                let index = index.clone();
+                async move {
+                    ::redis::cmd("ZRANGE")
+                        .arg(&index)
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        let mut out = Vec::with_capacity(members.len());
+        for m in members {
+            let n: u64 = m.parse().map_err(|_| StoreError::Corrupt {
+                key: index.clone(),
+                why: format!("member {m:?} is not a chunk number"),
+            })?;
+            let key = keys::log_chunk(tenant, activation_id, n);
+            let text = self.get(&key).await?.ok_or_else(|| StoreError::Corrupt {
+                key: key.clone(),
+                why: "indexed chunk is missing".into(),
+            })?;
+            out.push(String::from_utf8(text).map_err(|_| StoreError::Corrupt {
+                key,
+                why: "not UTF-8".into(),
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// The correlation key's InvocationResult.
+    pub async fn result(
+        &self,
+        tenant: &str,
+        request_id: &str,
+    ) -> Result<Option<InvocationResult>, StoreError> {
+        check(keys::check_tenant(tenant))?;
+        check(keys::check_last("request id", request_id))?;
+        let key = keys::request_result(tenant, request_id);
+        self.get_json(&key).await
+    }
+
+    // --- connection ---
+
+    fn current(&self) -> Option<Current> {
+        lock(&self.inner.current).clone()
+    }
+
+    /// Forgets the connection of `generation` (if it is still the current one).
+    fn invalidate(&self, generation: u64) {
+        let mut cur = lock(&self.inner.current);
+        if cur.as_ref().is_some_and(|c| c.generation == generation) {
+            *cur = None;
+        }
+    }
+
+    /// The current connection, or a new one. `bool`: made by this call.
+    async fn connection(&self) -> Result<(Current, bool), StoreError> {
+        if let Some(c) = self.current() {
+            return Ok((c, false));
+        }
+        let asked = Instant::now();
+        let _attempt = self.inner.connecting.lock().await;
+        if let Some(c) = self.current() {
+            return Ok((c, false));
+        }
+        if let Some((at, why)) = lock(&self.inner.last_failure).clone() {
+            if at >= asked {
+                // An attempt made while we waited failed: share its outcome.
+                return Err(StoreError::Unavailable(why));
+            }
+        }
+        let addr = &self.inner.config.addr;
+        let attempt = self
+            .inner
+            .client
+            .get_multiplexed_async_connection_with_config(&self.inner.conn_config);
+        let failure =
+            match tokio::time::timeout(self.inner.config.connect_timeout + GRACE, attempt).await {
+                Ok(Ok(conn)) => {
+                    let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
+                    let cur = Current { generation, conn };
+                    *lock(&self.inner.current) = Some(cur.clone());
+                    *lock(&self.inner.last_failure) = None;
+                    return Ok((cur, true));
+                }
+                Ok(Err(e)) if is_auth_error(&e) => {
+                    format!("kvrocks at {addr} refused the credentials: {e}")
+                }
+                Ok(Err(e)) if e.is_timeout() => format!(
+                    "cannot connect to kvrocks at {addr}: no answer within {:?}",
+                    self.inner.config.connect_timeout
+                ),
+                Ok(Err(e)) => format!("cannot connect to kvrocks at {addr}: {e}"),
+                Err(_) => format!(
+                    "cannot connect to kvrocks at {addr}: no answer within {:?}",
+                    self.inner.config.connect_timeout
+                ),
+            };
+        *lock(&self.inner.last_failure) = Some((Instant::now(), failure.clone()));
+        Err(StoreError::Unavailable(failure))
+    }
+
+    /// Runs `f` on the connection, bounded by the response timeout, and maps its errors.
+    /// `idempotent`: may be sent again when an old connection turns out to be dead.
+    async fn run<T, F, Fut>(
+        &self,
+        what: &str,
+        key: &str,
+        idempotent: bool,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let limit = self.inner.config.response_timeout + GRACE;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (cur, fresh) = self.connection().await?;
+            match tokio::time::timeout(limit, f(cur.conn.clone())).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => {
+                    let (err, broken) = if e.is_timeout() {
+                        let err = StoreError::Unavailable(format!(
+                            "{what} {key}: no reply within {:?}",
+                            self.inner.config.response_timeout
+                        ));
+                        (err, true)
+                    } else {
+                        classify(&e, what, key)
+                    };
+                    if broken {
+                        self.invalidate(cur.generation);
+                    }
+                    if broken && idempotent && !fresh && attempt == 1 && is_dropped(&e) {
+                        continue;
+                    }
+                    return Err(err);
+                }
+                Err(_) => {
+                    self.invalidate(cur.generation);
+                    return Err(StoreError::Unavailable(format!(
+                        "{what} {key}: no reply within {:?}",
+                        self.inner.config.response_timeout
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run("GET", key, true, |mut c| async move {
+            ::redis::cmd("GET")
+                .arg(key)
+                .query_async::<Option<Vec<u8>>>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.get(key).await? {
+            None => Ok(None),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        key: key.to_string(),
+                        why: format!("not the expected JSON: {e}"),
+                    })
+            }
+        }
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<(), StoreError> {
+        self.run("SET", key, true, |mut c| async move {
+            let mut cmd = ::redis::cmd("SET");
+            cmd.arg(key).arg(value);
+            if let Some(ttl) = ttl {
+                cmd.arg("EX").arg(ttl);
+            }
+            cmd.query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
+    fn function_names(tenant: &str, namespace: &str, function: &str) -> Result<(), StoreError> {
+        check(keys::check_tenant(tenant))?;
+        check(keys::check_name("namespace", namespace))?;
+        check(keys::check_name("function", function))
+    }
+
+    fn activation_names(tenant: &str, activation_id: &str) -> Result<(), StoreError> {
+        check(keys::check_tenant(tenant))?;
+        check(keys::check_name("activation id", activation_id))
+    }
+
+    fn record_names(record: &ActivationRecord) -> Result<(), StoreError> {
+        Self::activation_names(&record.tenant, &record.activation_id)
+    }
+}
+
+impl Store for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let reply: String = self
+            .run("PING", "", true, |mut c| async move {
+                ::redis::cmd("PING").query_async(&mut c).await
+            })
+            .await?;
+        if reply.eq_ignore_ascii_case("PONG") {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!("PING answered {reply:?}")))
+        }
+    }
+
+    async fn alias(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        function: &str,
+        alias: &str,
+    ) -> Result<Option<AliasRecord>, StoreError> {
+        Self::function_names(tenant, namespace, function)?;
+        check(keys::check_name("alias", alias))?;
+        let key = keys::alias(tenant, namespace, function, alias);
+        let record: Option<AliasRecord> = self.get_json(&key).await?;
+        if let Some(r) = &record {
+            if r.version == 0 {
+                return Err(StoreError::Corrupt {
+                    key,
+                    why: "version is 0".into(),
+                });
+            }
+        }
+        Ok(record)
+    }
+
+    async fn version_meta(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        function: &str,
+        version: u64,
+    ) -> Result<Option<VersionMeta>, StoreError> {
+        Self::function_names(tenant, namespace, function)?;
+        let key = keys::version_meta(tenant, namespace, function, version);
+        let Some(mut meta) = self.get_json::<VersionMeta>(&key).await? else {
+            return Ok(None);
+        };
+        if meta.version != version {
+            return Err(StoreError::Corrupt {
+                key,
+                why: format!("holds version {}, not {version}", meta.version),
+            });
+        }
+        if meta.sha256.len() != 64 || !meta.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::Corrupt {
+                key,
+                why: format!("sha256 {:?} is not 64 hex digits", meta.sha256),
+            });
+        }
+        meta.sha256.make_ascii_lowercase();
+        Ok(Some(meta))
+    }
+
+    async fn bundle(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        function: &str,
+        version: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Self::function_names(tenant, namespace, function)?;
+        let key = keys::version_bundle(tenant, namespace, function, version);
+        let key = key.as_str();
+        let len: u64 = self
+            .run("STRLEN", key, true, |mut c| async move {
+                ::redis::cmd("STRLEN").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        let too_big = |len: u64| StoreError::Corrupt {
+            key: key.to_string(),
+            why: format!("bundle is {len} bytes; the limit is {MAX_BUNDLE_BYTES} bytes (16 MiB)"),
+        };
+        if len > MAX_BUNDLE_BYTES as u64 {
+            return Err(too_big(len));
+        }
+        if len == 0 {
+            let exists: bool = self
+                .run("EXISTS", key, true, |mut c| async move {
+                    ::redis::cmd("EXISTS").arg(key).query_async(&mut c).await
+                })
+                .await?;
+            return Ok(exists.then(Vec::new));
+        }
+        // GETRANGE bounds the read even if the value grew since STRLEN.
+        let bytes: Vec<u8> = self
+            .run("GETRANGE", key, true, |mut c| async move {
+                ::redis::cmd("GETRANGE")
+                    .arg(key)
+                    .arg(0)
+                    .arg(MAX_BUNDLE_BYTES)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if bytes.len() > MAX_BUNDLE_BYTES {
+            return Err(too_big(bytes.len() as u64));
+        }
+        if bytes.is_empty() {
+            return Ok(None); // deleted between STRLEN and GETRANGE
+        }
+        Ok(Some(bytes))
+    }
+
+    async fn activation_meta(
+        &self,
+        tenant: &str,
+        activation_id: &str,
+    ) -> Result<Option<ActivationRecord>, StoreError> {
+        Self::activation_names(tenant, activation_id)?;
+        let key = keys::activation_meta(tenant, activation_id);
+        let record: Option<ActivationRecord> = self.get_json(&key).await?;
+        if let Some(r) = &record {
+            if r.tenant != tenant || r.activation_id != activation_id {
+                return Err(StoreError::Corrupt {
+                    key,
+                    why: format!(
+                        "record is for tenant {:?} activation {:?}",
+                        r.tenant, r.activation_id
+                    ),
+                });
+            }
+        }
+        Ok(record)
+    }
+
+    async fn activation_status(
+        &self,
+        tenant: &str,
+        activation_id: &str,
+    ) -> Result<Option<ActivationStatus>, StoreError> {
+        Self::activation_names(tenant, activation_id)?;
+        let key = keys::activation_status(tenant, activation_id);
+        let Some(raw) = self.get(&key).await? else {
+            return Ok(None);
+        };
+        parse_status(&key, &raw).map(Some)
+    }
+
+    async fn write_running(&self, record: &ActivationRecord) -> Result<RunningWrite, StoreError> {
+        Self::record_names(record)?;
+        let mut value = serde_json::to_value(record).map_err(|e| {
+            StoreError::Invalid(format!("activation record does not serialise: {e}"))
+        })?;
+        value["status"] = serde_json::Value::from(ActivationStatus::Running.as_str());
+        let json = value.to_string();
+        let status_key = keys::activation_status(&record.tenant, &record.activation_id);
+        let meta_key = keys::activation_meta(&record.tenant, &record.activation_id);
+        let ttl = self.inner.config.activation_ttl_seconds.to_string();
+        let reply = self
+            .run("running write", &meta_key, true, |mut c| {
+                let keys = [status_key.as_str(), meta_key.as_str()];
+                let args = [json.as_bytes(), ttl.as_bytes()];
+                async move { RUNNING_SCRIPT.eval(&mut c, &keys, &args).await }
+            })
+            .await?;
+        match reply {
+            Value::Int(1) => Ok(RunningWrite::Started),
+            Value::BulkString(raw) => {
+                parse_status(&status_key, &raw).map(RunningWrite::AlreadyTerminal)
+            }
+            other => Err(StoreError::Unavailable(format!(
+                "running write {meta_key}: unexpected reply {other:?}"
+            ))),
+        }
+    }
+
+    async fn write_terminal(&self, record: &ActivationRecord) -> Result<bool, StoreError> {
+        Self::record_names(record)?;
+        if !record.status.is_terminal() {
+            return Err(StoreError::Invalid(format!(
+                "terminal write of activation {} with status running",
+                record.activation_id
+            )));
+        }
+        let json = serde_json::to_string(record).map_err(|e| {
+            StoreError::Invalid(format!("activation record does not serialise: {e}"))
+        })?;
+        let status_key = keys::activation_status(&record.tenant, &record.activation_id);
+        let meta_key = keys::activation_meta(&record.tenant, &record.activation_id);
+        let ttl = self.inner.config.activation_ttl_seconds.to_string();
+        let status = record.status.as_str();
+        let reply = self
+            .run("terminal compare-and-set", &meta_key, true, |mut c| {
+                let keys = [status_key.as_str(), meta_key.as_str()];
+                let args = [json.as_bytes(), status.as_bytes(), ttl.as_bytes()];
+                async move { TERMINAL_SCRIPT.eval(&mut c, &keys, &args).await }
+            })
+            .await?;
+        match reply {
+            Value::Int(1) => Ok(true),
+            Value::Int(0) => Ok(false),
+            other => Err(StoreError::Unavailable(format!(
+                "terminal compare-and-set {meta_key}: unexpected reply {other:?}"
+            ))),
+        }
+    }
+
+    async fn write_logs(
+        &self,
+        tenant: &str,
+        activation_id: &str,
+        lines: &[String],
+    ) -> Result<usize, StoreError> {
+        Self::activation_names(tenant, activation_id)?;
+        let chunks = chunk_logs(lines, LOG_CHUNK_BYTES);
+        if chunks.is_empty() {
+            return Ok(0);
+        }
+        let ttl = self.inner.config.activation_ttl_seconds;
+        let index = keys::log_index(tenant, activation_id);
+        let mut pipe = ::redis::pipe();
+        pipe.atomic().cmd("DEL").arg(&index).ignore();
+        for (n, text) in chunks.iter().enumerate() {
+            pipe.cmd("SET")
+                .arg(keys::log_chunk(tenant, activation_id, n as u64))
+                .arg(text)
+                .arg("EX")
+                .arg(ttl)
+                .ignore();
+        }
+        let mut zadd = ::redis::cmd("ZADD");
+        zadd.arg(&index);
+        for n in 0..chunks.len() {
+            zadd.arg(n).arg(n);
+        }
+        pipe.add_command(zadd).ignore();
+        pipe.cmd("EXPIRE").arg(&index).arg(ttl).ignore();
+        let pipe = &pipe;
+        self.run("log write", &index, true, |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await?;
+        Ok(chunks.len())
+    }
+
+    async fn write_result(
+        &self,
+        tenant: &str,
+        result: &InvocationResult,
+    ) -> Result<(), StoreError> {
+        check(keys::check_tenant(tenant))?;
+        check(keys::check_last("request id", &result.request_id))?;
+        let key = keys::request_result(tenant, &result.request_id);
+        let json = serde_json::to_vec(result)
+            .map_err(|e| StoreError::Invalid(format!("result does not serialise: {e}")))?;
+        self.set(&key, &json, Some(self.inner.config.correlation_ttl_seconds))
+            .await
+    }
+}
+
+impl UserKv for RedisStore {
+    async fn kv_get(&self, tenant: &str, key: &str) -> Result<Option<String>, StoreError> {
+        check(keys::check_tenant(tenant))?;
+        check(keys::check_last("key", key))?;
+        let full = keys::user_kv(tenant, key);
+        match self.get(&full).await? {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt {
+                    key: full,
+                    why: "value is not UTF-8".into(),
+                }),
+        }
+    }
+
+    async fn kv_set(
+        &self,
+        tenant: &str,
+        key: &str,
+        value_json: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), StoreError> {
+        check(keys::check_tenant(tenant))?;
+        check(keys::check_last("key", key))?;
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(value_json) {
+            return Err(StoreError::Invalid(format!(
+                "cs.kv value for {key:?} is not JSON: {e}"
+            )));
+        }
+        let full = keys::user_kv(tenant, key);
+        self.set(&full, value_json.as_bytes(), ttl_seconds.filter(|s| *s > 0))
+            .await
+    }
+
+    async fn kv_del(&self, tenant: &str, key: &str) -> Result<bool, StoreError> {
+        check(keys::check_tenant(tenant))?;
+        check(keys::check_last("key", key))?;
+        let full = keys::user_kv(tenant, key);
+        let full = full.as_str();
+        let n: u64 = self
+            .run("DEL", full, true, |mut c| async move {
+                ::redis::cmd("DEL").arg(full).query_async(&mut c).await
+            })
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+fn check(r: Result<(), String>) -> Result<(), StoreError> {
+    r.map_err(StoreError::Invalid)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn parse_status(key: &str, raw: &[u8]) -> Result<ActivationStatus, StoreError> {
+    std::str::from_utf8(raw)
+        .map_err(|_| "not UTF-8".to_string())
+        .and_then(str::parse)
+        .map_err(|why| StoreError::Corrupt {
+            key: key.to_string(),
+            why,
+        })
+}
+
+/// `host:port` or `[v6]:port`.
+fn parse_addr(addr: &str) -> Result<(String, u16), StoreError> {
+    let bad = |why: &str| StoreError::Invalid(format!("kvrocks addr {addr:?}: {why}"));
+    let (host, port) = addr
+        .trim()
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected host:port"))?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() {
+        return Err(bad("empty host"));
+    }
+    let port: u16 = port.parse().map_err(|_| bad("bad port"))?;
+    if port == 0 {
+        return Err(bad("port 0"));
+    }
+    Ok((host.to_string(), port))
+}
+
+fn is_auth_error(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+        || {
+            let s = e.to_string();
+            s.contains("WRONGPASS") || s.contains("NOAUTH") || s.contains("invalid password")
+        }
+}
+
+/// The connection broke before or while the command was sent (not a reply timeout).
+fn is_dropped(e: &RedisError) -> bool {
+    e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+/// Maps a command error; `bool`: the connection must be replaced.
+fn classify(e: &RedisError, what: &str, key: &str) -> (StoreError, bool) {
+    let here = if key.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what} {key}")
+    };
+    if e.code() == Some("WRONGTYPE") || e.to_string().contains("WRONGTYPE") {
+        return (
+            StoreError::Corrupt {
+                key: key.to_string(),
+                why: format!("wrong type: {e}"),
+            },
+            false,
+        );
+    }
+    if is_auth_error(e) {
+        return (
+            StoreError::Unavailable(format!("{here}: kvrocks refused the credentials: {e}")),
+            true,
+        );
+    }
+    let broken = e.is_io_error() || e.is_timeout() || e.is_unrecoverable_error();
+    (StoreError::Unavailable(format!("{here}: {e}")), broken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            parse_addr("localhost:6666").unwrap(),
+            ("localhost".into(), 6666)
+        );
+        assert_eq!(parse_addr("[::1]:7000").unwrap(), ("::1".into(), 7000));
+        assert!(parse_addr("localhost").is_err());
+        assert!(parse_addr(":6666").is_err());
+        assert!(parse_addr("h:0").is_err());
+        assert!(parse_addr("h:x").is_err());
+    }
+
+    #[test]
+    fn scripts_have_their_sha1() {
+        assert_eq!(RUNNING_SCRIPT.sha.len(), 40);
+        assert_ne!(RUNNING_SCRIPT.sha, TERMINAL_SCRIPT.sha);
+    }
+}

@@ -54,9 +54,12 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## bench: pool benchmark; writes target/bench/results.json and prints a table
-bench:
+## bench: pool and pipeline benchmarks; write target/bench/{results,pipeline}.json and print
+## tables (the pipeline bench needs redis-server, which test-deps installs)
+bench: test-deps
+	$(CARGO) build --release -p sandbox-child
 	$(CARGO) bench -p cs-invoker-pool --bench pool
+	$(CARGO) bench -p cs-invoker-pool --bench pipeline
 
 clean:
 	$(CARGO) clean

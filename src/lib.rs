@@ -7,6 +7,7 @@
 
 pub mod cgroup;
 pub mod host;
+pub mod pipeline;
 pub mod pool;
 pub mod run;
 pub mod sandbox;

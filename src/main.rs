@@ -49,6 +49,10 @@ enum Command {
         /// The sandbox-child binary (default: $CS_SANDBOX_CHILD_BIN, else beside this binary).
         #[arg(long, value_name = "PATH")]
         child_bin: Option<PathBuf>,
+        /// Back cs.kv with a KVRocks or redis server (redis://[:password@]host:port) instead
+        /// of memory, so a local run reads and writes the same keys as production.
+        #[arg(long, value_name = "URL")]
+        kv_url: Option<String>,
     },
 }
 
@@ -73,6 +77,7 @@ fn main() {
             timeout_ms,
             memory_mb,
             child_bin,
+            kv_url,
         } => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -95,6 +100,7 @@ fn main() {
                 timeout_ms,
                 memory_mb,
                 child_bin,
+                kv_url,
             };
             match rt.block_on(run::run(args)) {
                 Ok(code) => code,

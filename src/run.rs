@@ -1,10 +1,13 @@
 //! `cs-invoker-pool run`: one function, one activation, through the real pool and a real
 //! `sandbox-child`, with the local host API. Prints exactly one InvocationResult line on stdout.
 
-use crate::host::local::{unix_ms, LocalHost};
+use crate::host::http::{HttpConfig, HttpFetcher};
+use crate::host::local::{unix_ms, LocalHost, StderrPublisher};
+use crate::host::service::ServiceHost;
 use crate::host::HostScope;
 use crate::pool::{self, Job, Pool, PoolConfig};
 use crate::sandbox::{Sandbox, SandboxPolicy};
+use crate::store::{RedisStore, StoreConfig};
 use sandbox_child::bundle::{self, BundleError};
 use sandbox_child::messages::{
     CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
@@ -33,6 +36,41 @@ pub struct RunArgs {
     pub timeout_ms: Option<u64>,
     pub memory_mb: Option<u64>,
     pub child_bin: Option<PathBuf>,
+    /// `--kv-url`: back `cs.kv` with this KVRocks/redis server instead of memory.
+    pub kv_url: Option<String>,
+}
+
+/// Parses `--kv-url`: `redis://[:password@]host:port` or a bare `host:port`.
+pub fn store_config_from_url(url: &str) -> Result<StoreConfig, UsageError> {
+    let bad = |why: &str| {
+        usage(format!(
+            "--kv-url {url:?}: {why}; give redis://[:password@]host:port or host:port"
+        ))
+    };
+    let (addr, password) = if url.contains("://") {
+        let u = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        if u.scheme() != "redis" {
+            return Err(bad(&format!("scheme {:?} is not redis", u.scheme())));
+        }
+        let host = u.host_str().ok_or_else(|| bad("no host"))?;
+        let port = u.port().unwrap_or(6379);
+        let addr = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        (addr, u.password().map(str::to_string))
+    } else {
+        match url.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => (url.to_string(), None),
+            _ => return Err(bad("not host:port")),
+        }
+    };
+    Ok(StoreConfig {
+        addr,
+        password,
+        ..StoreConfig::default()
+    })
 }
 
 /// A usage error: the message says what is wrong and what to do.
@@ -194,6 +232,19 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
     let ctx_json =
         serde_json::to_string(&ctx).map_err(|e| usage(format!("cannot build ctx: {e}")))?;
 
+    // The store first: an unreachable --kv-url is a usage error before any child starts.
+    let store = match &args.kv_url {
+        None => None,
+        Some(url) => {
+            let cfg = store_config_from_url(url)?;
+            let addr = cfg.addr.clone();
+            Some(
+                RedisStore::connect(cfg)
+                    .await
+                    .map_err(|e| usage(format!("--kv-url: cannot use the store at {addr}: {e}")))?,
+            )
+        }
+    };
     let sandbox = Sandbox::prepare(&SandboxPolicy::default()).map_err(UsageError)?;
     for reason in &sandbox.unconfined {
         eprintln!("cs-invoker-pool: unconfined: {reason}");
@@ -222,8 +273,14 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
             let _ = writeln!(err, "{line}");
         })),
     };
-    let host = LocalHost::new();
-    let ex = pool.invoke(&job, &host).await;
+    let http = HttpFetcher::new(HttpConfig::default());
+    let ex = match store {
+        None => pool.invoke(&job, &LocalHost::with_http(http)).await,
+        Some(store) => {
+            let host = ServiceHost::new(Arc::new(store), Arc::new(StderrPublisher), Arc::new(http));
+            pool.invoke(&job, &host).await
+        }
+    };
     let duration_ms = started.elapsed().as_millis() as u64;
     let result = ex.to_invocation_result(&activation_id, &request_id, duration_ms);
     print_result(&result);

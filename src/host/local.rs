@@ -1,27 +1,115 @@
-//! The host API of a local run (`cs-invoker-pool run`): `cs.kv` in memory, `cs.codeq.publish`
-//! printed to stderr as one envelope per line. Production backs the same calls with KVRocks and
-//! codeQ; the capability checks in front of both are the same.
+//! The host API of a local run (`cs-invoker-pool run`): the same [`ServiceHost`] as production,
+//! with `cs.kv` in memory ([`MemoryKv`]) unless `--kv-url` names a real server, and
+//! `cs.codeq.publish` printed to stderr as one envelope per line ([`StderrPublisher`]).
+//! `cs.http.fetch` is the real fetcher with the production address policy, so a local run
+//! behaves like production.
 
-use super::{unavailable, HostApi, HostScope};
+use super::http::{HttpConfig, HttpFetcher};
+use super::service::ServiceHost;
+use super::{HostApi, HostScope};
+use crate::pipeline::ports::{PublishError, Publisher};
+use crate::store::{StoreError, UserKv};
 use sandbox_child::protocol::{HostError, HostOp, HostValue};
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// `cs:kv:{tenant}:{key}` in memory, with TTLs: the user KV of a local run.
 #[derive(Default)]
-pub struct LocalHost {
-    /// `cs:kv:{tenant}:{key}` → (value JSON, expiry).
-    kv: Mutex<HashMap<String, (String, Option<Instant>)>>,
+pub struct MemoryKv {
+    map: Mutex<HashMap<String, (String, Option<Instant>)>>,
+}
+
+impl MemoryKv {
+    fn key(tenant: &str, key: &str) -> String {
+        format!("cs:kv:{tenant}:{key}")
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Option<Instant>)>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl UserKv for MemoryKv {
+    async fn kv_get(&self, tenant: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let k = Self::key(tenant, key);
+        let mut map = self.lock();
+        if matches!(map.get(&k), Some((_, Some(exp))) if *exp <= Instant::now()) {
+            map.remove(&k);
+        }
+        Ok(map.get(&k).map(|(v, _)| v.clone()))
+    }
+
+    async fn kv_set(
+        &self,
+        tenant: &str,
+        key: &str,
+        value_json: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), StoreError> {
+        if serde_json::from_str::<serde_json::Value>(value_json).is_err() {
+            return Err(StoreError::Invalid(format!(
+                "the value for \"{key}\" is not JSON"
+            )));
+        }
+        let exp = ttl_seconds
+            .filter(|s| *s > 0)
+            .map(|s| Instant::now() + Duration::from_secs(s));
+        self.lock()
+            .insert(Self::key(tenant, key), (value_json.to_string(), exp));
+        Ok(())
+    }
+
+    async fn kv_del(&self, tenant: &str, key: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().remove(&Self::key(tenant, key)).is_some())
+    }
+}
+
+/// Prints each publish as one JSON line on stderr: what a local run does instead of codeQ.
+#[derive(Default)]
+pub struct StderrPublisher;
+
+impl Publisher for StderrPublisher {
+    async fn publish(
+        &self,
+        _topic: &str,
+        payload: Vec<u8>,
+        _idempotency_key: Option<String>,
+    ) -> Result<(), PublishError> {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(&payload);
+        let _ = err.write_all(b"\n");
+        Ok(())
+    }
+}
+
+/// The host of a local run with the in-memory KV.
+pub struct LocalHost(ServiceHost<MemoryKv, StderrPublisher>);
+
+impl Default for LocalHost {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl LocalHost {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_http(HttpFetcher::new(HttpConfig::default()))
     }
 
-    fn key(scope: &HostScope, key: &str) -> String {
-        format!("cs:kv:{}:{}", scope.tenant, key)
+    pub fn with_http(http: HttpFetcher) -> Self {
+        LocalHost(ServiceHost::new(
+            Arc::new(MemoryKv::default()),
+            Arc::new(StderrPublisher),
+            Arc::new(http),
+        ))
+    }
+}
+
+impl HostApi for LocalHost {
+    async fn call(&self, scope: &HostScope, op: HostOp) -> Result<HostValue, HostError> {
+        self.0.call(scope, op).await
     }
 }
 
@@ -53,54 +141,4 @@ pub fn runtime_publish_envelope(
             "version": scope.version,
         },
     })
-}
-
-impl HostApi for LocalHost {
-    async fn call(&self, scope: &HostScope, op: HostOp) -> Result<HostValue, HostError> {
-        match op {
-            HostOp::KvGet { key } => {
-                let k = Self::key(scope, &key);
-                let mut kv = self.kv.lock().unwrap_or_else(|p| p.into_inner());
-                let expired = matches!(kv.get(&k), Some((_, Some(exp))) if *exp <= Instant::now());
-                if expired {
-                    kv.remove(&k);
-                }
-                Ok(HostValue::Kv(kv.get(&k).map(|(v, _)| v.clone())))
-            }
-            HostOp::KvSet {
-                key,
-                value_json,
-                ttl_seconds,
-            } => {
-                let exp = ttl_seconds
-                    .filter(|s| *s > 0)
-                    .map(|s| Instant::now() + Duration::from_secs(s));
-                let k = Self::key(scope, &key);
-                let mut kv = self.kv.lock().unwrap_or_else(|p| p.into_inner());
-                kv.insert(k, (value_json, exp));
-                Ok(HostValue::Done)
-            }
-            HostOp::KvDel { key } => {
-                let k = Self::key(scope, &key);
-                let mut kv = self.kv.lock().unwrap_or_else(|p| p.into_inner());
-                kv.remove(&k);
-                Ok(HostValue::Done)
-            }
-            HostOp::CodeqPublish {
-                topic,
-                payload_json,
-            } => {
-                let payload = serde_json::from_str(&payload_json).map_err(|e| HostError {
-                    message: format!("cs.codeq.publish: payload is not JSON: {e}"),
-                })?;
-                let line = runtime_publish_envelope(scope, &topic, payload).to_string();
-                let mut err = std::io::stderr().lock();
-                let _ = writeln!(err, "{line}");
-                Ok(HostValue::Done)
-            }
-            HostOp::HttpFetch { .. } => Err(unavailable(
-                "cs.http.fetch is not available in this build of cs-invoker-pool yet",
-            )),
-        }
-    }
 }

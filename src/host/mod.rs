@@ -9,6 +9,7 @@
 pub mod capabilities;
 pub mod http;
 pub mod local;
+pub mod service;
 
 use sandbox_child::manifest::Capabilities;
 use sandbox_child::protocol::{HostError, HostOp, HostValue};

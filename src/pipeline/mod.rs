@@ -1,0 +1,922 @@
+//! The pipeline: SPEC §1 for one `cs.invoke` task, from the payload bytes to the answer for
+//! codeQ. Each step is a method named after it, in the order of the SPEC:
+//!
+//! 1. [`request::decode`] — invalid → [`Pipeline::dead_letter`], task FAILED, never retried;
+//! 2. [`Pipeline::check_idempotency`] — terminal → [`Pipeline::republish`], no code runs;
+//! 3. [`Pipeline::resolve_version`] — unknown alias or version → terminal `ValidationError`;
+//! 4. [`Pipeline::load_bundle`] — cache by sha256, verify, parse → `BundleError` / `ManifestError`;
+//! 5. [`Pipeline::acquire_permits`] — replica in-flight and per-version `maxConcurrency`;
+//! 6. the running write ([`Store::write_running`]);
+//! 7. [`Pipeline::execute`] — in a child, with the effective deadline;
+//! 8. logs come back with the execution;
+//! 9. [`Pipeline::finish`] — terminal compare-and-set, log chunks, correlation key;
+//! 10. the InvocationResult to `cs.results`, and the [`Answer`] for the task.
+//!
+//! Infrastructure failures (the store or the queue unreachable) are not function outcomes: the
+//! answer is [`Answer::RetryLater`] and nothing terminal is written, so a later delivery of the
+//! same task finds the activation absent or `running` and runs it again.
+//!
+//! The pipeline knows no gRPC, Redis or process types: it drives a [`Store`], a [`Publisher`]
+//! and an [`Executor`] (see [`ports`]), so its tests use a real store with a recording publisher.
+
+pub mod cache;
+pub mod ports;
+pub mod request;
+
+use crate::host::http::HttpFetcher;
+use crate::host::local::unix_ms;
+use crate::host::service::ServiceHost;
+use crate::host::HostScope;
+use crate::pool::{ErrorType, ExecError, Execution, Job};
+use crate::store::{
+    ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, HostCallsRecord,
+    RunningWrite, Store, StoreError, UserKv,
+};
+use cache::{BundleCache, CacheStats};
+use ports::{Executor, PublishError, Publisher};
+use request::{Envelope, InvocationRequest};
+use sandbox_child::bundle::{self, Bundle};
+use sandbox_child::messages::{
+    truncate_utf8, CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// codeQ commands the pipeline publishes to (SPEC §7 `plugins.messaging.codeq.topics`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    pub invoke: String,
+    pub results: String,
+    pub dlq_invoke: String,
+    pub dlq_results: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            invoke: "cs.invoke".into(),
+            results: "cs.results".into(),
+            dlq_invoke: "cs.dlq.invoke".into(),
+            dlq_results: "cs.dlq.results".into(),
+        }
+    }
+}
+
+/// What the pipeline is configured with (SPEC §7).
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// `workers.max_inflight`: activations executing at once on this replica.
+    pub max_inflight: usize,
+    /// `cache.bundles_max`.
+    pub cache_bundles_max: usize,
+    /// `cache.bytes_max`.
+    pub cache_bytes_max: usize,
+    /// `limits.max_error_bytes`, for the errors the pipeline itself writes.
+    pub max_error_bytes: usize,
+    pub topics: Topics,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_inflight: 2048,
+            cache_bundles_max: 1000,
+            cache_bytes_max: 512 << 20,
+            max_error_bytes: 64 * 1024,
+            topics: Topics::default(),
+        }
+    }
+}
+
+/// How the codeQ task is to be answered (SPEC §2 "Invoker ↔ codeQ mapping").
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// `success`: Result COMPLETED with `result_json` = this InvocationResult.
+    Completed(InvocationResult),
+    /// `error` / `timeout` (`"{type}: {message}"`) or an invalid request
+    /// (`validation failed: ...`): Result FAILED, not retried.
+    Failed { error: String },
+    /// A transient infrastructure failure: Nack with backoff. Nothing terminal was written.
+    RetryLater { reason: String },
+}
+
+impl Answer {
+    fn for_result(r: &InvocationResult) -> Answer {
+        match &r.error {
+            None if r.status == "success" => Answer::Completed(r.clone()),
+            Some(e) => Answer::Failed {
+                error: format!("{}: {}", e.kind, e.message),
+            },
+            None => Answer::Failed {
+                error: format!("{}: no error recorded", r.status),
+            },
+        }
+    }
+}
+
+/// What happened to one task, for logs and metrics.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub answer: Answer,
+    /// Known once the request decoded.
+    pub activation: Option<ActivationSummary>,
+}
+
+/// The facts of one activation that logs and metrics need.
+#[derive(Debug, Clone, Default)]
+pub struct ActivationSummary {
+    pub activation_id: String,
+    pub request_id: String,
+    pub tenant: String,
+    pub namespace: String,
+    pub function: String,
+    /// The resolved version, once known.
+    pub version: Option<u64>,
+    pub trigger: String,
+    /// `success`, `error` or `timeout`, once terminal.
+    pub status: Option<String>,
+    pub duration_ms: u64,
+    /// Code ran in a child for this delivery.
+    pub executed: bool,
+    pub cold_start: bool,
+    /// The stored result was republished instead of running (step 2).
+    pub republished: bool,
+    /// This delivery lost the terminal compare-and-set to another one.
+    pub lost_race: bool,
+    /// `now - envelope.ts_ms`, when the envelope had a timestamp.
+    pub queue_lag_ms: Option<u64>,
+}
+
+/// Why a step stopped the pipeline early.
+enum Stop {
+    /// A terminal outcome decided before execution (step 3, 4 or 7): recorded and published.
+    Terminal(ExecError),
+    /// Infrastructure: retry later, write nothing terminal.
+    Retry(String),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Retry(e.to_string())
+    }
+}
+
+/// The version a request resolved to.
+struct Resolved {
+    version: u64,
+}
+
+/// Permits held while an activation executes (step 5). Dropped after the terminal write.
+struct Permits {
+    _inflight: OwnedSemaphorePermit,
+    _version: OwnedSemaphorePermit,
+}
+
+/// One InvocationRequest's journey; see the module documentation.
+pub struct Pipeline<S, P, E> {
+    cfg: PipelineConfig,
+    store: Arc<S>,
+    publisher: Arc<P>,
+    executor: Arc<E>,
+    host: ServiceHost<S, P>,
+    cache: BundleCache,
+    inflight: Arc<Semaphore>,
+    /// Per-version semaphores keyed `tenant/namespace/function/version`, sized by the manifest's
+    /// `maxConcurrency` the first time the version is seen.
+    versions: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// Per-version semaphores kept before idle ones are pruned.
+const VERSION_SEMAPHORES_SOFT_MAX: usize = 4096;
+
+impl<S, P, E> Pipeline<S, P, E>
+where
+    S: Store + UserKv,
+    P: Publisher,
+    E: Executor,
+{
+    pub fn new(
+        cfg: PipelineConfig,
+        store: Arc<S>,
+        publisher: Arc<P>,
+        executor: Arc<E>,
+        http: Arc<HttpFetcher>,
+    ) -> Self {
+        let host = ServiceHost::new(store.clone(), publisher.clone(), http);
+        Pipeline {
+            cache: BundleCache::new(cfg.cache_bundles_max, cfg.cache_bytes_max),
+            inflight: Arc::new(Semaphore::new(cfg.max_inflight.max(1))),
+            versions: Mutex::new(HashMap::new()),
+            cfg,
+            store,
+            publisher,
+            executor,
+            host,
+        }
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Activations holding the replica permit now (executing or about to).
+    pub fn inflight(&self) -> usize {
+        self.cfg
+            .max_inflight
+            .max(1)
+            .saturating_sub(self.inflight.available_permits())
+    }
+
+    /// Runs SPEC §1 for one task payload (the envelope bytes).
+    pub async fn process(&self, payload: &[u8]) -> Processed {
+        let arrived = Instant::now();
+        let arrived_ms = unix_ms();
+
+        // 1. Decode and validate.
+        let (envelope, req) = match request::decode(payload) {
+            Ok(v) => v,
+            Err(reason) => return self.dead_letter(payload, &reason).await,
+        };
+        let mut summary = ActivationSummary {
+            activation_id: req.activation_id.clone(),
+            request_id: req.request_id.clone(),
+            tenant: req.tenant.clone(),
+            namespace: req.namespace.clone(),
+            function: req.reference.function.clone(),
+            version: req.reference.version,
+            trigger: req.trigger.kind.clone(),
+            queue_lag_ms: (envelope.ts_ms > 0).then(|| arrived_ms.saturating_sub(envelope.ts_ms)),
+            ..ActivationSummary::default()
+        };
+        let answer = self
+            .activation(&envelope, &req, arrived, arrived_ms, &mut summary)
+            .await;
+        Processed {
+            answer,
+            activation: Some(summary),
+        }
+    }
+
+    async fn activation(
+        &self,
+        _envelope: &Envelope,
+        req: &InvocationRequest,
+        arrived: Instant,
+        arrived_ms: u64,
+        summary: &mut ActivationSummary,
+    ) -> Answer {
+        // 2. Idempotency.
+        match self.check_idempotency(req).await {
+            Ok(Some(stored)) => return self.republish(stored, summary).await,
+            Ok(None) => {}
+            Err(e) => return Answer::RetryLater { reason: e },
+        }
+
+        let mut record = ActivationRecord {
+            activation_id: req.activation_id.clone(),
+            request_id: req.request_id.clone(),
+            tenant: req.tenant.clone(),
+            namespace: req.namespace.clone(),
+            function: req.reference.function.clone(),
+            reference: ActivationRef {
+                function: req.reference.function.clone(),
+                alias: req.reference.alias.clone(),
+                version: req.reference.version,
+            },
+            trigger: ActivationTrigger {
+                kind: req.trigger.kind.clone(),
+                source: Some(req.trigger.source.clone()),
+            },
+            status: ActivationStatus::Running,
+            start_ms: arrived_ms,
+            end_ms: None,
+            duration_ms: None,
+            result_truncated: false,
+            result: None,
+            error: None,
+            cold_start: false,
+            start_kind: None,
+            wait_ms: None,
+            child_id: None,
+            memory_peak_bytes: None,
+            host_calls: None,
+        };
+
+        // 3 and 4: version and bundle.
+        let prepared = async {
+            let resolved = self.resolve_version(req).await?;
+            record.reference.version = Some(resolved.version);
+            summary.version = Some(resolved.version);
+            let bundle = self.load_bundle(req, resolved.version).await?;
+            Ok::<_, Stop>((resolved, bundle))
+        }
+        .await;
+        let (resolved, bundle) = match prepared {
+            Ok(v) => v,
+            Err(Stop::Retry(why)) => return Answer::RetryLater { reason: why },
+            Err(Stop::Terminal(err)) => {
+                return self
+                    .finish_without_running(record, err, arrived, summary)
+                    .await
+            }
+        };
+
+        // 5. Permits. The deadline is checked before waiting and again after.
+        if let Some(err) = deadline_passed(req.deadline_ms) {
+            return self
+                .finish_without_running(record, err, arrived, summary)
+                .await;
+        }
+        let permits = self.acquire_permits(req, &resolved, &bundle).await;
+        let deadline = effective_deadline(req.deadline_ms, bundle.timeout_ms());
+        let Some((deadline, deadline_ms)) = deadline else {
+            drop(permits);
+            let err = ExecError::new(ErrorType::Timeout, "deadline passed before execution");
+            return self
+                .finish_without_running(record, err, arrived, summary)
+                .await;
+        };
+
+        // 6. The running write.
+        record.start_ms = unix_ms();
+        match self.store.write_running(&record).await {
+            Ok(RunningWrite::Started) => {}
+            Ok(RunningWrite::AlreadyTerminal(_)) => {
+                // Another delivery finished between step 2 and now.
+                drop(permits);
+                return match self.stored_result(req).await {
+                    Ok(Some(stored)) => self.republish(stored, summary).await,
+                    Ok(None) => Answer::RetryLater {
+                        reason: "the activation turned terminal but its record is missing".into(),
+                    },
+                    Err(e) => Answer::RetryLater { reason: e },
+                };
+            }
+            Err(e) => {
+                return Answer::RetryLater {
+                    reason: e.to_string(),
+                }
+            }
+        }
+
+        // 7 and 8: execute; logs come back with the execution.
+        let started = Instant::now();
+        let waited = started.duration_since(arrived);
+        let ex = self
+            .execute(req, resolved.version, bundle, deadline, deadline_ms)
+            .await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        drop(permits);
+
+        summary.executed = true;
+        summary.cold_start = ex.start.is_cold();
+        record.cold_start = ex.start.is_cold();
+        record.start_kind = Some(ex.start.as_str().to_string());
+        record.wait_ms = Some((waited + ex.wait).as_millis() as u64);
+        record.child_id = (ex.child_id != 0).then_some(ex.child_id);
+        record.memory_peak_bytes = (ex.memory_peak_bytes != 0).then_some(ex.memory_peak_bytes);
+        record.host_calls = Some(HostCallsRecord {
+            count: u64::from(ex.host_calls.count),
+            denied: u64::from(ex.host_calls.denied),
+            bytes_in: ex.host_calls.bytes_in,
+            bytes_out: ex.host_calls.bytes_out,
+            time_ms: ex.host_calls.time.as_millis() as u64,
+        });
+        record.result_truncated = ex.result_truncated || ex.logs_truncated;
+        let result = ex.to_invocation_result(&req.activation_id, &req.request_id, duration_ms);
+
+        // 9 and 10.
+        self.finish(record, result, &ex.logs, summary).await
+    }
+
+    /// Step 1's failure path: the raw request to `cs.dlq.invoke`, the task FAILED. The
+    /// dead-letter message is an envelope of type `InvalidInvocationRequest` whose body holds the
+    /// reason and the request exactly as it came (as JSON when it was JSON, else as text).
+    async fn dead_letter(&self, payload: &[u8], reason: &str) -> Processed {
+        let raw: serde_json::Value = serde_json::from_slice(payload).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(payload).into_owned())
+        });
+        let tenant = raw
+            .get("tenant")
+            .and_then(|t| t.as_str())
+            .unwrap_or("")
+            .to_string();
+        let msg = serde_json::json!({
+            "schema": request::ENVELOPE_SCHEMA,
+            "id": format!("msg_{}", uuid::Uuid::new_v4()),
+            "ts_ms": unix_ms(),
+            "tenant": tenant,
+            "type": "InvalidInvocationRequest",
+            "body": {
+                "reason": format!("validation failed: {reason}"),
+                "request": raw,
+            },
+        });
+        let bytes = serde_json::to_vec(&msg).unwrap_or_default();
+        let answer = match self
+            .publisher
+            .publish(&self.cfg.topics.dlq_invoke, bytes, None)
+            .await
+        {
+            Ok(()) => Answer::Failed {
+                error: format!("validation failed: {reason}"),
+            },
+            Err(e) => publish_failed(&self.cfg.topics.dlq_invoke, e),
+        };
+        tracing::warn!(reason, "invalid invocation request dead-lettered");
+        Processed {
+            answer,
+            activation: None,
+        }
+    }
+
+    /// Step 2: a terminal record means the activation already ran; its stored result is
+    /// returned for republishing. `running` or absent → run.
+    async fn check_idempotency(
+        &self,
+        req: &InvocationRequest,
+    ) -> Result<Option<InvocationResult>, String> {
+        match self
+            .store
+            .activation_status(&req.tenant, &req.activation_id)
+            .await
+        {
+            Ok(Some(s)) if s.is_terminal() => self.stored_result(req).await,
+            Ok(_) => Ok(None),
+            Err(e) if e.is_transient() => Err(e.to_string()),
+            // A corrupt status is treated as absent: the terminal CAS accepts neither, so a
+            // rerun cannot produce two terminal records.
+            Err(e) => {
+                tracing::warn!(activation_id = %req.activation_id, error = %e, "unreadable activation status; running again");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The InvocationResult of a terminal activation, from its stored record.
+    async fn stored_result(
+        &self,
+        req: &InvocationRequest,
+    ) -> Result<Option<InvocationResult>, String> {
+        let meta = self
+            .store
+            .activation_meta(&req.tenant, &req.activation_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(meta
+            .filter(|m| m.status.is_terminal())
+            .map(|m| InvocationResult {
+                activation_id: m.activation_id,
+                request_id: m.request_id,
+                status: m.status.as_str().to_string(),
+                duration_ms: m.duration_ms.unwrap_or(0),
+                result: m.result,
+                error: m.error,
+            }))
+    }
+
+    /// Step 2's terminal path: correlation key and `cs.results` again (the idempotency key
+    /// makes the second publish a no-op when the first one landed), no code runs.
+    async fn republish(&self, stored: InvocationResult, summary: &mut ActivationSummary) -> Answer {
+        summary.republished = true;
+        summary.status = Some(stored.status.clone());
+        summary.duration_ms = stored.duration_ms;
+        if let Err(e) = self.store.write_result(&summary.tenant, &stored).await {
+            return Answer::RetryLater {
+                reason: e.to_string(),
+            };
+        }
+        if let Err(answer) = self.publish_result(&summary.tenant, &stored).await {
+            return answer;
+        }
+        Answer::for_result(&stored)
+    }
+
+    /// Step 3: `ref.version`, else the alias record.
+    async fn resolve_version(&self, req: &InvocationRequest) -> Result<Resolved, Stop> {
+        if let Some(version) = req.reference.version {
+            return Ok(Resolved { version });
+        }
+        let alias = req.reference.alias.as_deref().unwrap_or_default();
+        match self
+            .store
+            .alias(&req.tenant, &req.namespace, &req.reference.function, alias)
+            .await
+        {
+            Ok(Some(a)) => Ok(Resolved { version: a.version }),
+            Ok(None) => Err(Stop::Terminal(ExecError::new(
+                ErrorType::ValidationError,
+                format!(
+                    "unknown alias \"{alias}\" of function \"{}\" in namespace \"{}\"",
+                    req.reference.function, req.namespace
+                ),
+            ))),
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => Err(Stop::Terminal(ExecError::new(
+                ErrorType::ValidationError,
+                format!("cannot resolve alias \"{alias}\": {e}"),
+            ))),
+        }
+    }
+
+    /// Step 4: version meta → sha256 → cache, else bytes from the store, verified and parsed.
+    async fn load_bundle(
+        &self,
+        req: &InvocationRequest,
+        version: u64,
+    ) -> Result<Arc<Bundle>, Stop> {
+        let (t, ns, f) = (&req.tenant, &req.namespace, &req.reference.function);
+        let meta = match self.store.version_meta(t, ns, f, version).await {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                return Err(Stop::Terminal(ExecError::new(
+                    ErrorType::ValidationError,
+                    format!("unknown version {version} of function \"{f}\" in namespace \"{ns}\""),
+                )))
+            }
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                return Err(Stop::Terminal(ExecError::new(
+                    ErrorType::BundleError,
+                    format!("version {version} of \"{f}\" has unusable metadata: {e}"),
+                )))
+            }
+        };
+        if let Some(b) = self.cache.get(&meta.sha256) {
+            return Ok(b);
+        }
+        let bytes = match self.store.bundle(t, ns, f, version).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Err(Stop::Terminal(ExecError::new(
+                    ErrorType::BundleError,
+                    format!("the bundle of version {version} of \"{f}\" is missing from the store"),
+                )))
+            }
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                return Err(Stop::Terminal(ExecError::new(
+                    ErrorType::BundleError,
+                    format!("the bundle of version {version} of \"{f}\" is unusable: {e}"),
+                )))
+            }
+        };
+        let actual = bundle::sha256_hex(&bytes);
+        if actual != meta.sha256 {
+            return Err(Stop::Terminal(ExecError::new(
+                ErrorType::BundleError,
+                format!(
+                    "sha256 mismatch for version {version} of \"{f}\": the meta says {}, the \
+                     bundle's {} bytes hash to {actual}",
+                    meta.sha256,
+                    bytes.len()
+                ),
+            )));
+        }
+        // Parsing a 16 MiB tar is CPU work: keep it off the async workers.
+        let parsed = tokio::task::spawn_blocking(move || bundle::parse_tar(&bytes))
+            .await
+            .map_err(|e| Stop::Retry(format!("bundle parse task failed: {e}")))?;
+        match parsed {
+            Ok(b) => {
+                let b = Arc::new(b);
+                self.cache.insert(b.clone());
+                Ok(b)
+            }
+            Err(e) => {
+                let kind = match e {
+                    bundle::BundleError::Manifest(_) => ErrorType::ManifestError,
+                    _ => ErrorType::BundleError,
+                };
+                Err(Stop::Terminal(ExecError::new(kind, e.message())))
+            }
+        }
+    }
+
+    /// Step 5: the replica's in-flight permit, then the version's `maxConcurrency` permit.
+    async fn acquire_permits(
+        &self,
+        req: &InvocationRequest,
+        resolved: &Resolved,
+        bundle: &Bundle,
+    ) -> Permits {
+        let key = format!(
+            "{}/{}/{}/{}",
+            req.tenant, req.namespace, req.reference.function, resolved.version
+        );
+        let max = bundle.manifest.limits.max_concurrency.max(1) as usize;
+        let version_sem = {
+            let mut map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() > VERSION_SEMAPHORES_SOFT_MAX {
+                // Nobody holds or waits on a semaphore only the map references.
+                map.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            map.entry(key)
+                .or_insert_with(|| Arc::new(Semaphore::new(max)))
+                .clone()
+        };
+        // Neither semaphore is ever closed, so acquire_owned cannot fail; a closed one would
+        // mean a bug, and waiting forever would hide it, so fall back to fresh permits.
+        let inflight = match self.inflight.clone().acquire_owned().await {
+            Ok(p) => p,
+            Err(_) => fresh_permit(),
+        };
+        let version = match version_sem.acquire_owned().await {
+            Ok(p) => p,
+            Err(_) => fresh_permit(),
+        };
+        Permits {
+            _inflight: inflight,
+            _version: version,
+        }
+    }
+
+    /// Step 7: one run in a sandbox child.
+    async fn execute(
+        &self,
+        req: &InvocationRequest,
+        version: u64,
+        bundle: Arc<Bundle>,
+        deadline: Instant,
+        deadline_ms: u64,
+    ) -> Execution {
+        let ctx = InvocationCtx {
+            activation_id: req.activation_id.clone(),
+            request_id: req.request_id.clone(),
+            deadline_ms,
+            tenant: req.tenant.clone(),
+            namespace: req.namespace.clone(),
+            function: req.reference.function.clone(),
+            version,
+            reference: CtxRef {
+                alias: req.reference.alias.clone(),
+                version,
+            },
+            trigger: CtxTrigger {
+                kind: req.trigger.kind.clone(),
+            },
+            principal: CtxPrincipal {
+                sub: req.principal.sub.clone(),
+                roles: req.principal.roles.clone(),
+            },
+        };
+        let job = Job {
+            scope: HostScope {
+                tenant: req.tenant.clone(),
+                namespace: req.namespace.clone(),
+                function: req.reference.function.clone(),
+                version,
+                activation_id: req.activation_id.clone(),
+                capabilities: Arc::new(bundle.manifest.capabilities.clone()),
+                deadline,
+            },
+            bundle,
+            event_json: req.event.to_string(),
+            ctx_json: serde_json::to_string(&ctx).unwrap_or_else(|_| "{}".into()),
+            deadline,
+            log_sink: None,
+        };
+        self.executor.execute(&job, &self.host).await
+    }
+
+    /// A terminal outcome decided before any code ran (steps 3, 4, 7): recorded and published
+    /// like any other result.
+    async fn finish_without_running(
+        &self,
+        mut record: ActivationRecord,
+        mut err: ExecError,
+        arrived: Instant,
+        summary: &mut ActivationSummary,
+    ) -> Answer {
+        truncate_utf8(&mut err.message, self.cfg.max_error_bytes);
+        let duration_ms = arrived.elapsed().as_millis() as u64;
+        record.start_kind = Some("none".into());
+        let status = if err.kind == ErrorType::Timeout {
+            "timeout"
+        } else {
+            "error"
+        };
+        let result = InvocationResult {
+            activation_id: record.activation_id.clone(),
+            request_id: record.request_id.clone(),
+            status: status.into(),
+            duration_ms,
+            result: None,
+            error: Some(ErrorBody {
+                kind: err.kind.as_str().to_string(),
+                message: err.message,
+                stack: None,
+            }),
+        };
+        self.finish(record, result, &[], summary).await
+    }
+
+    /// Steps 9 and 10: the terminal compare-and-set; the winner writes the log chunks and the
+    /// correlation key and publishes. A loser answers with the winner's stored result, and
+    /// republishes it (same idempotency key, so at most one message lands) in case the winner
+    /// died between its write and its publish.
+    async fn finish(
+        &self,
+        mut record: ActivationRecord,
+        result: InvocationResult,
+        logs: &[String],
+        summary: &mut ActivationSummary,
+    ) -> Answer {
+        let end_ms = unix_ms();
+        record.status = match result.status.as_str() {
+            "success" => ActivationStatus::Success,
+            "timeout" => ActivationStatus::Timeout,
+            _ => ActivationStatus::Error,
+        };
+        record.end_ms = Some(end_ms.max(record.start_ms));
+        record.duration_ms = Some(result.duration_ms);
+        record.result = result.result.clone();
+        record.error = result.error.clone();
+        summary.status = Some(result.status.clone());
+        summary.duration_ms = result.duration_ms;
+
+        match self.store.write_terminal(&record).await {
+            Ok(true) => {}
+            Ok(false) => {
+                summary.lost_race = true;
+                return match self.stored_result_of(&record).await {
+                    Ok(Some(stored)) => {
+                        summary.status = Some(stored.status.clone());
+                        self.republish(stored, summary).await
+                    }
+                    Ok(None) => Answer::RetryLater {
+                        reason: "lost the terminal write but the winner's record is missing".into(),
+                    },
+                    Err(e) => Answer::RetryLater { reason: e },
+                };
+            }
+            Err(e) => {
+                return Answer::RetryLater {
+                    reason: e.to_string(),
+                }
+            }
+        }
+        // The terminal record is the outcome from here on: a failure below is retried by the
+        // next delivery, which finds the record terminal and republishes (step 2).
+        if let Err(e) = self
+            .store
+            .write_logs(&record.tenant, &record.activation_id, logs)
+            .await
+        {
+            return Answer::RetryLater {
+                reason: e.to_string(),
+            };
+        }
+        if let Err(e) = self.store.write_result(&record.tenant, &result).await {
+            return Answer::RetryLater {
+                reason: e.to_string(),
+            };
+        }
+        if let Err(answer) = self.publish_result(&record.tenant, &result).await {
+            return answer;
+        }
+        Answer::for_result(&result)
+    }
+
+    async fn stored_result_of(
+        &self,
+        record: &ActivationRecord,
+    ) -> Result<Option<InvocationResult>, String> {
+        let meta = self
+            .store
+            .activation_meta(&record.tenant, &record.activation_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(meta
+            .filter(|m| m.status.is_terminal())
+            .map(|m| InvocationResult {
+                activation_id: m.activation_id,
+                request_id: m.request_id,
+                status: m.status.as_str().to_string(),
+                duration_ms: m.duration_ms.unwrap_or(0),
+                result: m.result,
+                error: m.error,
+            }))
+    }
+
+    /// Step 10: the InvocationResult, in a `cs.envelope.v1` of type `InvocationResult`, to
+    /// `cs.results` with idempotency key `result:{activation_id}`.
+    async fn publish_result(&self, tenant: &str, result: &InvocationResult) -> Result<(), Answer> {
+        let env = result_envelope(tenant, result);
+        let bytes = serde_json::to_vec(&env).map_err(|e| Answer::RetryLater {
+            reason: format!("cannot encode the result: {e}"),
+        })?;
+        self.publisher
+            .publish(
+                &self.cfg.topics.results,
+                bytes,
+                Some(format!("result:{}", result.activation_id)),
+            )
+            .await
+            .map_err(|e| publish_failed(&self.cfg.topics.results, e))
+    }
+}
+
+/// The `cs.envelope.v1` that carries an InvocationResult on `cs.results`.
+pub fn result_envelope(tenant: &str, result: &InvocationResult) -> serde_json::Value {
+    serde_json::json!({
+        "schema": request::ENVELOPE_SCHEMA,
+        "id": format!("msg_{}", uuid::Uuid::new_v4()),
+        "ts_ms": unix_ms(),
+        "tenant": tenant,
+        "type": "InvocationResult",
+        "body": result,
+    })
+}
+
+fn publish_failed(topic: &str, e: PublishError) -> Answer {
+    // Even a permanent refusal is not the function's outcome: leave the task to codeQ's retries
+    // and dead-letter set rather than lose the result.
+    Answer::RetryLater {
+        reason: format!("publish to {topic} failed: {e}"),
+    }
+}
+
+fn fresh_permit() -> OwnedSemaphorePermit {
+    let s = Arc::new(Semaphore::new(1));
+    match s.try_acquire_owned() {
+        Ok(p) => p,
+        // A new semaphore with one permit always has it.
+        Err(_) => unreachable!("a fresh semaphore has a permit"),
+    }
+}
+
+/// `Some(Timeout error)` when `deadline_ms` (Unix ms) is already behind us.
+fn deadline_passed(deadline_ms: u64) -> Option<ExecError> {
+    (deadline_ms != 0 && deadline_ms <= unix_ms())
+        .then(|| ExecError::new(ErrorType::Timeout, "deadline passed before execution"))
+}
+
+/// SPEC §1 step 7: `min(deadline_ms, now + timeoutMs)`, `now + timeoutMs` when `deadline_ms` is
+/// 0; `None` when the deadline has passed. Returns the deadline as an `Instant` and in Unix ms.
+fn effective_deadline(deadline_ms: u64, timeout_ms: u64) -> Option<(Instant, u64)> {
+    let now = Instant::now();
+    let now_ms = unix_ms();
+    let by_timeout = now_ms.saturating_add(timeout_ms);
+    let effective_ms = if deadline_ms == 0 {
+        by_timeout
+    } else {
+        deadline_ms.min(by_timeout)
+    };
+    if effective_ms <= now_ms {
+        return None;
+    }
+    Some((
+        now + Duration::from_millis(effective_ms - now_ms),
+        effective_ms,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_is_the_earlier_of_the_request_and_the_timeout() {
+        let now = unix_ms();
+        let (_, ms) = effective_deadline(now + 60_000, 1_000).unwrap();
+        assert!(ms <= now + 1_000 + 50 && ms >= now + 1_000);
+        let (_, ms) = effective_deadline(now + 500, 10_000).unwrap();
+        assert_eq!(ms, now + 500);
+        let (_, ms) = effective_deadline(0, 2_000).unwrap();
+        assert!(ms >= now + 2_000);
+        assert!(effective_deadline(now.saturating_sub(1), 10_000).is_none());
+        assert!(deadline_passed(now.saturating_sub(1)).is_some());
+        assert!(deadline_passed(now + 10_000).is_none());
+    }
+
+    #[test]
+    fn answers_follow_the_codeq_mapping() {
+        let ok = InvocationResult {
+            activation_id: "a".into(),
+            request_id: "r".into(),
+            status: "success".into(),
+            duration_ms: 1,
+            result: None,
+            error: None,
+        };
+        assert!(matches!(Answer::for_result(&ok), Answer::Completed(_)));
+        let failed = InvocationResult {
+            status: "timeout".into(),
+            error: Some(ErrorBody {
+                kind: "Timeout".into(),
+                message: "deadline reached".into(),
+                stack: None,
+            }),
+            ..ok
+        };
+        assert_eq!(
+            Answer::for_result(&failed),
+            Answer::Failed {
+                error: "Timeout: deadline reached".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,417 @@
+//! Decoding and validating what arrives on `cs.invoke` (SPEC §1 step 1, §3).
+//!
+//! The payload is a `cs.envelope.v1` envelope (an object, or a JSON string that contains one)
+//! whose `body` is a `cs.invoke.v1` InvocationRequest. Validation follows the published JSON
+//! schema exactly — every field required, no extra properties — and each error names the field,
+//! because the person reading the dead-letter queue has to find the producer's bug.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub const ENVELOPE_SCHEMA: &str = "cs.envelope.v1";
+pub const TRIGGER_TYPES: [&str; 4] = ["http", "schedule", "cadence", "api"];
+
+/// The envelope fields the pipeline uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub id: String,
+    pub ts_ms: u64,
+    pub tenant: String,
+    pub body: Value,
+}
+
+/// A request that passed `cs.invoke.v1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvocationRequest {
+    pub activation_id: String,
+    pub request_id: String,
+    pub tenant: String,
+    pub namespace: String,
+    #[serde(rename = "ref")]
+    pub reference: FunctionRef,
+    pub trigger: Trigger,
+    pub principal: Principal,
+    pub deadline_ms: u64,
+    pub event: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionRef {
+    pub function: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub alias: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub source: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Principal {
+    pub sub: String,
+    pub roles: Vec<String>,
+}
+
+/// Decodes the task payload into the envelope and a validated request. `Err` is the
+/// `validation failed: ...` reason.
+pub fn decode(payload: &[u8]) -> Result<(Envelope, InvocationRequest), String> {
+    let mut v: Value =
+        serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+    // A JSON string that contains the envelope (some producers double-encode).
+    if let Value::String(s) = &v {
+        v = serde_json::from_str(s)
+            .map_err(|e| format!("payload is a JSON string that is not JSON: {e}"))?;
+    }
+    let env = v
+        .as_object()
+        .ok_or_else(|| "envelope: must be a JSON object".to_string())?;
+    match env.get("schema") {
+        Some(Value::String(s)) if s == ENVELOPE_SCHEMA => {}
+        other => {
+            return Err(format!(
+                "envelope.schema: must be \"{ENVELOPE_SCHEMA}\", got {}",
+                shown(other)
+            ))
+        }
+    }
+    match env.get("type") {
+        Some(Value::String(s)) if s == "InvocationRequest" => {}
+        other => {
+            return Err(format!(
+                "envelope.type: must be \"InvocationRequest\", got {}",
+                shown(other)
+            ))
+        }
+    }
+    let id = str_field(env, "envelope.", "id", 1, 128)?;
+    let ts_ms = env.get("ts_ms").and_then(Value::as_u64).unwrap_or(0);
+    let env_tenant = str_field(env, "envelope.", "tenant", 3, 64)?;
+    let body = env
+        .get("body")
+        .ok_or_else(|| "envelope.body: missing".to_string())?;
+    let req = validate(body)?;
+    if req.tenant != env_tenant {
+        return Err(format!(
+            "tenant: the body's tenant \"{}\" differs from the envelope's \"{env_tenant}\"",
+            req.tenant
+        ));
+    }
+    Ok((
+        Envelope {
+            id,
+            ts_ms,
+            tenant: env_tenant,
+            body: body.clone(),
+        },
+        req,
+    ))
+}
+
+fn shown(v: Option<&Value>) -> String {
+    match v {
+        None => "nothing".into(),
+        Some(v) => {
+            let mut s = v.to_string();
+            sandbox_child::messages::truncate_utf8(&mut s, 80);
+            s
+        }
+    }
+}
+
+fn allow_only(o: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<(), String> {
+    for k in o.keys() {
+        if !allowed.contains(&k.as_str()) {
+            let mut k = k.clone();
+            sandbox_child::messages::truncate_utf8(&mut k, 64);
+            return Err(format!("{path}{k}: unknown field"));
+        }
+    }
+    Ok(())
+}
+
+fn str_field(
+    o: &Map<String, Value>,
+    path: &str,
+    key: &str,
+    min: usize,
+    max: usize,
+) -> Result<String, String> {
+    match o.get(key) {
+        None => Err(format!("{path}{key}: missing")),
+        Some(Value::String(s)) if (min..=max).contains(&s.chars().count()) => Ok(s.clone()),
+        Some(Value::String(s)) => Err(format!(
+            "{path}{key}: must be {min}..={max} characters, got {}",
+            s.chars().count()
+        )),
+        Some(other) => Err(format!(
+            "{path}{key}: must be a string, got {}",
+            shown(Some(other))
+        )),
+    }
+}
+
+fn object<'a>(o: &'a Map<String, Value>, key: &str) -> Result<&'a Map<String, Value>, String> {
+    match o.get(key) {
+        None => Err(format!("{key}: missing")),
+        Some(Value::Object(m)) => Ok(m),
+        Some(other) => Err(format!(
+            "{key}: must be an object, got {}",
+            shown(Some(other))
+        )),
+    }
+}
+
+fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok() && s.len() == 36
+}
+
+/// Validates an InvocationRequest body against `cs.invoke.v1`.
+pub fn validate(body: &Value) -> Result<InvocationRequest, String> {
+    let o = body
+        .as_object()
+        .ok_or_else(|| "body: must be a JSON object".to_string())?;
+    allow_only(
+        o,
+        "",
+        &[
+            "activation_id",
+            "request_id",
+            "tenant",
+            "namespace",
+            "ref",
+            "trigger",
+            "principal",
+            "deadline_ms",
+            "event",
+        ],
+    )?;
+    let activation_id = str_field(o, "", "activation_id", 1, 64)?;
+    if !is_uuid(&activation_id) {
+        return Err(format!(
+            "activation_id: must be a UUID, got \"{activation_id}\""
+        ));
+    }
+    let request_id = str_field(o, "", "request_id", 8, 64)?;
+    let tenant = str_field(o, "", "tenant", 3, 64)?;
+    let namespace = str_field(o, "", "namespace", 1, 64)?;
+    for (k, v) in [("tenant", &tenant), ("namespace", &namespace)] {
+        if v.contains(':') {
+            return Err(format!(
+                "{k}: must not contain ':' (it separates key parts)"
+            ));
+        }
+    }
+
+    let r = object(o, "ref")?;
+    allow_only(r, "ref.", &["function", "alias", "version"])?;
+    let function = str_field(r, "ref.", "function", 1, 64)?;
+    if function.contains(':') {
+        return Err("ref.function: must not contain ':'".into());
+    }
+    let alias = match r.get("alias") {
+        None => None,
+        Some(_) => Some(str_field(r, "ref.", "alias", 1, 32)?),
+    };
+    let version = match r.get("version") {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 => Some(n),
+            _ => {
+                return Err(format!(
+                    "ref.version: must be an integer >= 1, got {}",
+                    shown(Some(v))
+                ))
+            }
+        },
+    };
+    if alias.is_none() && version.is_none() {
+        return Err("ref: needs ref.alias or ref.version".into());
+    }
+
+    let t = object(o, "trigger")?;
+    allow_only(t, "trigger.", &["type", "source"])?;
+    let kind = match t.get("type") {
+        Some(Value::String(s)) if TRIGGER_TYPES.contains(&s.as_str()) => s.clone(),
+        other => {
+            return Err(format!(
+                "trigger.type: must be one of {}, got {}",
+                TRIGGER_TYPES.join(", "),
+                shown(other)
+            ))
+        }
+    };
+    let source = match t.get("source") {
+        Some(v @ Value::Object(_)) => v.clone(),
+        other => {
+            return Err(format!(
+                "trigger.source: must be an object, got {}",
+                shown(other)
+            ))
+        }
+    };
+
+    let p = object(o, "principal")?;
+    allow_only(p, "principal.", &["sub", "roles"])?;
+    let sub = str_field(p, "principal.", "sub", 1, 256)?;
+    let roles = match p.get("roles") {
+        Some(Value::Array(a)) if a.len() <= 256 => a
+            .iter()
+            .enumerate()
+            .map(|(i, r)| match r.as_str() {
+                Some(s) if (1..=256).contains(&s.chars().count()) => Ok(s.to_string()),
+                _ => Err(format!(
+                    "principal.roles[{i}]: must be a string of 1..=256 characters"
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(Value::Array(a)) => {
+            return Err(format!(
+                "principal.roles: at most 256 roles, got {}",
+                a.len()
+            ))
+        }
+        other => {
+            return Err(format!(
+                "principal.roles: must be an array of strings, got {}",
+                shown(other)
+            ))
+        }
+    };
+
+    let deadline_ms = match o.get("deadline_ms") {
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 => n,
+            _ => {
+                return Err(format!(
+                    "deadline_ms: must be an integer >= 1, got {}",
+                    shown(Some(v))
+                ))
+            }
+        },
+        None => return Err("deadline_ms: missing".into()),
+    };
+    let event = o
+        .get("event")
+        .cloned()
+        .ok_or_else(|| "event: missing".to_string())?;
+
+    Ok(InvocationRequest {
+        activation_id,
+        request_id,
+        tenant,
+        namespace,
+        reference: FunctionRef {
+            function,
+            alias,
+            version,
+        },
+        trigger: Trigger { kind, source },
+        principal: Principal { sub, roles },
+        deadline_ms,
+        event,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn good() -> Value {
+        json!({
+            "activation_id": "6f1c2b3a-1d2e-4f50-8a9b-0c1d2e3f4a5b",
+            "request_id": "req_0123456789",
+            "tenant": "t_abc",
+            "namespace": "payments",
+            "ref": {"function": "reconcile", "alias": "prod"},
+            "trigger": {"type": "http", "source": {}},
+            "principal": {"sub": "user:1", "roles": ["role:app"]},
+            "deadline_ms": 1730000003000u64,
+            "event": {"x": 1}
+        })
+    }
+
+    fn envelope(body: Value) -> Vec<u8> {
+        json!({"schema": "cs.envelope.v1", "id": "msg_1", "ts_ms": 5, "tenant": "t_abc",
+               "type": "InvocationRequest", "body": body})
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_good_request_decodes_as_object_or_string() {
+        let (env, req) = decode(&envelope(good())).unwrap();
+        assert_eq!(env.ts_ms, 5);
+        assert_eq!(req.reference.alias.as_deref(), Some("prod"));
+        let as_string = Value::String(String::from_utf8(envelope(good())).unwrap()).to_string();
+        assert_eq!(decode(as_string.as_bytes()).unwrap().1, req);
+    }
+
+    #[test]
+    fn each_violation_names_its_field() {
+        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+            (
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("event");
+                }),
+                "event: missing",
+            ),
+            (
+                Box::new(|v| v["activation_id"] = json!("nope")),
+                "activation_id: must be a UUID",
+            ),
+            (
+                Box::new(|v| v["request_id"] = json!("short")),
+                "request_id:",
+            ),
+            (Box::new(|v| v["tenant"] = json!("ab")), "tenant:"),
+            (
+                Box::new(|v| v["trigger"]["type"] = json!("cron")),
+                "trigger.type:",
+            ),
+            (
+                Box::new(|v| {
+                    v["ref"].as_object_mut().unwrap().remove("alias");
+                }),
+                "ref: needs",
+            ),
+            (Box::new(|v| v["ref"]["version"] = json!(0)), "ref.version:"),
+            (Box::new(|v| v["extra"] = json!(1)), "extra: unknown field"),
+            (
+                Box::new(|v| v["principal"]["roles"] = json!([""])),
+                "principal.roles[0]:",
+            ),
+            (Box::new(|v| v["deadline_ms"] = json!(0)), "deadline_ms:"),
+            (
+                Box::new(|v| {
+                    v["trigger"].as_object_mut().unwrap().remove("source");
+                }),
+                "trigger.source:",
+            ),
+        ];
+        for (mutate, want) in cases {
+            let mut v = good();
+            mutate(&mut v);
+            let err = decode(&envelope(v)).unwrap_err();
+            assert!(err.starts_with(want), "want {want:?}, got {err:?}");
+        }
+    }
+
+    #[test]
+    fn envelope_errors() {
+        assert!(decode(b"not json")
+            .unwrap_err()
+            .starts_with("payload is not JSON"));
+        assert!(decode(b"[1]").unwrap_err().starts_with("envelope:"));
+        let mut e: Value = serde_json::from_slice(&envelope(good())).unwrap();
+        e["tenant"] = json!("other");
+        assert!(decode(e.to_string().as_bytes())
+            .unwrap_err()
+            .starts_with("tenant:"));
+    }
+}

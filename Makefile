@@ -54,12 +54,13 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## bench: pool and pipeline benchmarks; write target/bench/{results,pipeline}.json and print
-## tables (the pipeline bench needs redis-server, which test-deps installs)
+## bench: pool, pipeline and end-to-end (codeQ emulator + redis + serve) benchmarks; figures
+## go to target/bench/results.json (the last two need redis-server, which test-deps installs)
 bench: test-deps
 	$(CARGO) build --release -p sandbox-child
 	$(CARGO) bench -p cs-invoker-pool --bench pool
 	$(CARGO) bench -p cs-invoker-pool --bench pipeline
+	$(CARGO) bench -p cs-invoker-pool --bench e2e
 
 clean:
 	$(CARGO) clean

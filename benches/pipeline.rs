@@ -2,7 +2,7 @@
 //! (b) through the whole pipeline (decode, idempotency read, alias and meta reads, cached bundle,
 //! permits, running write, terminal CAS, correlation key, publish) against a real redis-server
 //! on loopback. Both are measured in the same run, interleaved, and the overhead reported is
-//! median(b) − median(a). Writes `target/bench/pipeline.json`.
+//! median(b) − median(a). Merges its figures into `target/bench/results.json`.
 //!
 //! Needs `redis-server` on PATH (Debian package); skipped with a note otherwise.
 
@@ -172,9 +172,23 @@ fn main() {
     let dir = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
         .join("bench");
     let _ = std::fs::create_dir_all(&dir);
+    // Merged into results.json beside the pool bench's figures.
+    let path = dir.join("results.json");
+    let mut all: serde_json::Value = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let (Some(all), Some(out)) = (all.as_object_mut(), out.as_object()) {
+        all.insert("pipeline".into(), serde_json::Value::Object(out.clone()));
+        for k in ["pipeline_overhead_us_p50"] {
+            if let Some(v) = out.get(k) {
+                all.insert(k.into(), v.clone());
+            }
+        }
+    }
     let _ = std::fs::write(
-        dir.join("pipeline.json"),
-        serde_json::to_string_pretty(&out).unwrap_or_default(),
+        &path,
+        serde_json::to_string_pretty(&all).unwrap_or_default(),
     );
     println!();
     println!("{:<38} {:>10}  target", "metric", "value");
@@ -185,5 +199,5 @@ fn main() {
         "pipeline_overhead_us_p50",
         p - d
     );
-    println!("written to {}", dir.join("pipeline.json").display());
+    println!("written to {}", path.display());
 }

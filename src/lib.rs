@@ -6,9 +6,14 @@
 //! and the bundle format live in the `sandbox_child` crate.
 
 pub mod cgroup;
+pub mod config;
+pub mod endpoints;
 pub mod host;
+pub mod metrics;
 pub mod pipeline;
 pub mod pool;
+pub mod queue;
 pub mod run;
 pub mod sandbox;
+pub mod serve;
 pub mod store;

@@ -15,6 +15,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run one function locally through the real pool and sandbox child, print its
@@ -54,17 +56,49 @@ enum Command {
         #[arg(long, value_name = "URL")]
         kv_url: Option<String>,
     },
+    /// Run the invoker daemon: claim cs.invoke tasks from codeQ, run them, answer and publish.
+    /// Stops on SIGTERM/SIGINT after draining in-flight work.
+    Serve {
+        /// The YAML configuration (packaged default /etc/cs-invoker-pool/config.yaml).
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "/etc/cs-invoker-pool/config.yaml"
+        )]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and print the effective values (secrets redacted), without
+    /// contacting anything. Exit 0 when valid, 1 otherwise.
+    CheckConfig {
+        /// The YAML configuration.
+        file: PathBuf,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("CS_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(match cli.command {
+                Command::Serve { .. } => "info",
+                _ => "warn",
+            })
+        })
+    };
+    // `serve` logs one JSON object per line (SPEC §8); the other commands talk to a person.
+    if matches!(cli.command, Command::Serve { .. }) {
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter())
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter())
+            .init();
+    }
     let code = match cli.command {
         Command::Run {
             path,
@@ -110,6 +144,46 @@ fn main() {
                 }
             }
         }
+        Command::Serve { config } => serve(&config),
+        Command::CheckConfig { file } => match cs_invoker_pool::config::check_config(&file) {
+            Ok(summary) => {
+                println!("{summary}");
+                0
+            }
+            Err(e) => {
+                eprintln!("cs-invoker-pool check-config: {e}");
+                1
+            }
+        },
     };
     std::process::exit(code);
+}
+
+fn serve(path: &std::path::Path) -> i32 {
+    let cfg = match cs_invoker_pool::config::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cs-invoker-pool serve: {e}");
+            return 1;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.workers.threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cs-invoker-pool serve: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(cs_invoker_pool::serve::serve(cfg)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "cs-invoker-pool serve cannot start");
+            eprintln!("cs-invoker-pool serve: {e}");
+            1
+        }
+    }
 }

@@ -30,6 +30,9 @@ pub struct SandboxPolicy {
     pub cgroup_prefix: String,
     /// Most processes in a child's cgroup. The child itself needs one.
     pub pids_max: u64,
+    /// Per-child cgroups; `false` only when the operator configured `cgroup: none`, which
+    /// counts as a missing sandbox part.
+    pub use_cgroups: bool,
 }
 
 impl Default for SandboxPolicy {
@@ -39,6 +42,7 @@ impl Default for SandboxPolicy {
             cgroup_mode: CgroupMode::Auto,
             cgroup_prefix: cgroup::DEFAULT_PREFIX.to_string(),
             pids_max: 4,
+            use_cgroups: true,
         }
     }
 }
@@ -81,7 +85,14 @@ impl Sandbox {
         };
         let mut cg = CgroupConfig::new(policy.cgroup_mode);
         cg.prefix = policy.cgroup_prefix.clone();
-        let cgroups = match cgroup::detect_with(&cg) {
+        let detected = if policy.use_cgroups {
+            cgroup::detect_with(&cg)
+        } else {
+            Err(cgroup::Unavailable {
+                reason: "disabled by the configuration (cgroup: none)".into(),
+            })
+        };
+        let cgroups = match detected {
             Ok(m) => {
                 match m.sweep() {
                     Ok(r) if !r.removed.is_empty() => tracing::warn!(
@@ -101,8 +112,9 @@ impl Sandbox {
         };
         if policy.require && !unconfined.is_empty() {
             return Err(format!(
-                "{REQUIRE_ENV}=1 but the sandbox is incomplete on this host: {}. \
-                 Run as root on a kernel with seccomp, namespaces and a cgroup memory controller",
+                "the sandbox is required ({REQUIRE_ENV}=1 or cs_invoker_pool.sandbox.require) \
+                 but incomplete on this host: {}. Run as root on a kernel with seccomp, \
+                 namespaces and a cgroup memory controller",
                 unconfined.join("; ")
             ));
         }

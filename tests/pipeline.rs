@@ -605,6 +605,31 @@ async fn failures_before_execution_are_terminal_results() {
     .await;
     assert!(e.starts_with("BundleError: sha256 mismatch"), "{e}");
 
+    // Bytes that are not a tar at all, with a matching sha256 (the control plane hashed garbage).
+    let garbage = b"\x00\x01 this is not a tar archive".repeat(40);
+    let sha = bundle::sha256_hex(&garbage);
+    let prefix = format!("cs:fn:{T}:{NS}:{FN}");
+    let _: () = h
+        .raw
+        .set(format!("{prefix}:ver:6:bundle"), &garbage)
+        .unwrap();
+    let meta = json!({"version": 6, "sha256": sha, "config": {}, "published_at_ms": 1u64});
+    let _: () = h
+        .raw
+        .set(format!("{prefix}:ver:6:meta"), meta.to_string())
+        .unwrap();
+    let (e, _) = terminal_error(
+        &mut h,
+        &request(
+            &aid(),
+            json!({"function": FN, "version": 6}),
+            in_a_minute(),
+            json!({}),
+        ),
+    )
+    .await;
+    assert!(e.starts_with("BundleError: "), "{e}");
+
     // A manifest with an unknown field.
     let mut bad = manifest(5000, 4, json!({}));
     bad["limits"]["cpuMs"] = json!(5);

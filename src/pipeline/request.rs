@@ -354,7 +354,8 @@ mod tests {
 
     #[test]
     fn each_violation_names_its_field() {
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 Box::new(|v| {
                     v.as_object_mut().unwrap().remove("event");

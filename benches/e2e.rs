@@ -1,0 +1,198 @@
+//! End to end through codeQ: the codeQ emulator (in this process, real gRPC on loopback), a
+//! real redis-server and the `serve` binary (release) as a child process, running a trivial
+//! function. Two figures:
+//!
+//! - `e2e_latency_ms_p50/p99`: enqueue → task COMPLETED, one task at a time (moderate load:
+//!   nothing queues), as the emulator sees it;
+//! - `e2e_throughput_per_s`: N tasks enqueued at once, time until the last one is COMPLETED.
+//!
+//! Merges its figures into `target/bench/results.json`. Needs `redis-server` (skipped
+//! otherwise). Everything shares the machine's cores: the daemon, its children, redis, and the
+//! emulator.
+
+#[path = "../tests/support/redis.rs"]
+mod redis_support;
+
+use codeq_emulator::{Emulator, EmulatorConfig, EnqueueOptions, TaskStatus};
+use redis_support::RedisServer;
+use sandbox_child::bundle;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const T: &str = "t_bench1";
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn payload(i: usize) -> Vec<u8> {
+    let aid = uuid::Uuid::new_v4();
+    format!(
+        r#"{{"schema":"cs.envelope.v1","id":"msg_{i}","ts_ms":{},"tenant":"{T}","type":"InvocationRequest","body":{{"activation_id":"{aid}","request_id":"req-{i:08}","tenant":"{T}","namespace":"bench","ref":{{"function":"trivial","alias":"prod"}},"trigger":{{"type":"api","source":{{}}}},"principal":{{"sub":"bench","roles":[]}},"deadline_ms":{},"event":{{"n":{i}}}}}}}"#,
+        now_ms(),
+        now_ms() + 600_000
+    )
+    .into_bytes()
+}
+
+fn ready(http: &str) -> bool {
+    let Ok(mut s) = std::net::TcpStream::connect(http) else {
+        return false;
+    };
+    let _ = write!(s, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.starts_with("HTTP/1.1 200")
+}
+
+fn main() {
+    let n: usize = std::env::var("CS_BENCH_E2E_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000);
+    let serial: usize = 300;
+    let Some(redis) = RedisServer::start() else {
+        println!("e2e bench skipped: redis-server is not installed");
+        return;
+    };
+    {
+        let mut files = BTreeMap::new();
+        files.insert(
+            "function.js".to_string(),
+            b"export default (e) => ({ statusCode: 200, body: 'ok' });".to_vec(),
+        );
+        files.insert(
+            "manifest.json".to_string(),
+            br#"{"schema":"cs.function.script.v1","runtime":"cs-js","entry":"function.js","limits":{"timeoutMs":10000,"memoryMb":64,"maxConcurrency":100}}"#.to_vec(),
+        );
+        let tar = bundle::pack(&files).expect("pack");
+        let sha = bundle::sha256_hex(&tar);
+        let mut raw = redis.raw();
+        let p = format!("cs:fn:{T}:bench:trivial");
+        for (k, v) in [
+            (format!("{p}:ver:1:bundle"), tar),
+            (
+                format!("{p}:ver:1:meta"),
+                format!(r#"{{"version":1,"sha256":"{sha}","config":{{}},"published_at_ms":1}}"#).into_bytes(),
+            ),
+            (
+                format!("{p}:alias:prod"),
+                br#"{"alias":"prod","version":1,"updated_at_ms":1}"#.to_vec(),
+            ),
+        ] {
+            redis::cmd("SET").arg(k).arg(v).query::<()>(&mut raw).expect("set");
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let emu = rt
+        .block_on(Emulator::start(EmulatorConfig::default()))
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let http = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").to_string()
+    };
+    let cfg = format!(
+        "plugins:\n  persistence:\n    kvrocks:\n      addr: \"{}\"\n  messaging:\n    codeq:\n      producer_token: producer-token\n      worker_token: worker-token\n      worker_stream_addr: \"{}\"\n      producer_stream_addr: \"{}\"\ncs_invoker_pool:\n  http:\n    addr: \"{http}\"\n  workers:\n    threads: 2\n    max_inflight: 64\n  pool:\n    prewarm: 2\n    max_children: 8\n",
+        redis.addr(),
+        emu.worker_addr(),
+        emu.producer_addr()
+    );
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, cfg).expect("config");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_cs-invoker-pool"));
+    let mut child = Command::new(&bin)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("CS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("serve");
+    let t0 = Instant::now();
+    while !ready(&http) {
+        assert!(t0.elapsed() < Duration::from_secs(30), "serve not ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let (mut lat, throughput) = rt.block_on(async {
+        // Warm-up, then one at a time.
+        let mut lat = Vec::new();
+        for i in 0..serial + 20 {
+            let t = Instant::now();
+            let id = emu.enqueue("cs.invoke", payload(i), EnqueueOptions::default());
+            emu.wait_for_status(&id, TaskStatus::Completed, Duration::from_secs(10))
+                .await
+                .expect("completed");
+            if i >= 20 {
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        // Throughput: n at once.
+        let ids: Vec<String> = (0..n)
+            .map(|i| emu.enqueue("cs.invoke", payload(100_000 + i), EnqueueOptions::default()))
+            .collect();
+        let t = Instant::now();
+        let last = ids.last().cloned().unwrap_or_default();
+        let ok = emu
+            .wait_until(Duration::from_secs(300), || {
+                emu.task(&last).map(|v| v.status.is_terminal()).unwrap_or(false)
+                    && ids.iter().all(|id| {
+                        emu.task(id).map(|v| v.status == TaskStatus::Completed).unwrap_or(false)
+                    })
+            })
+            .await;
+        assert!(ok, "not all tasks completed");
+        (lat, n as f64 / t.elapsed().as_secs_f64())
+    });
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = child.wait();
+
+    let p50 = percentile(&mut lat, 0.5);
+    let p99 = percentile(&mut lat, 0.99);
+    let out = serde_json::json!({
+        "e2e_throughput_per_s": throughput,
+        "e2e_latency_ms_p50": p50,
+        "e2e_latency_ms_p99": p99,
+        "e2e_tasks": n,
+    });
+    let dir = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+        .join("bench");
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("results.json");
+    let mut all: serde_json::Value = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let (Some(all), Some(out)) = (all.as_object_mut(), out.as_object()) {
+        for (k, v) in out {
+            all.insert(k.clone(), v.clone());
+        }
+    }
+    let _ = std::fs::write(&path, serde_json::to_string_pretty(&all).unwrap_or_default());
+    println!();
+    println!("{:<28} {:>10}  target", "metric", "value");
+    println!("{:<28} {:>10.0}  >= 2000 /s", "e2e_throughput_per_s", throughput);
+    println!("{:<28} {:>10.2}  <= 5 ms", "e2e_latency_ms_p50", p50);
+    println!("{:<28} {:>10.2}", "e2e_latency_ms_p99", p99);
+    println!("written to {}", path.display());
+}

@@ -1,0 +1,348 @@
+//! The codeQ producer stream (`/producerpb.ProducerStream/Stream`): publishes envelopes to
+//! `cs.results`, the dead-letter topics and user topics as `CreateTask`s.
+//!
+//! One background task owns the stream. Each publish gets a `seq`; the `CreateAck` with that
+//! `seq` answers it (acks arrive in any order). Every publish carries an idempotency key — the
+//! caller's (`result:{activation_id}` for results) or a fresh one — so that re-sending the
+//! unacknowledged creates after a reconnection never creates a task twice.
+
+use super::pb::producerpb::{
+    self, producer_event, producer_stream_client::ProducerStreamClient, server_event, ProducerEvent,
+};
+use super::{endpoint_uri, is_handshake_refusal, Backoff};
+use crate::pipeline::ports::{PublishError, Publisher};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+
+#[derive(Clone)]
+pub struct ProducerConfig {
+    /// `host:port` of the producer stream (SPEC §7 `producer_stream_addr`).
+    pub addr: String,
+    pub token: String,
+    /// How long a publish waits for its ack before it reports a transient failure (the create
+    /// stays queued and is re-sent, harmlessly, under its idempotency key).
+    pub ack_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Creates waiting for an ack (sent or not) beyond which new publishes fail at once.
+    pub max_pending: usize,
+}
+
+impl std::fmt::Debug for ProducerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerConfig")
+            .field("addr", &self.addr)
+            .field("token", &"<redacted>")
+            .field("ack_timeout", &self.ack_timeout)
+            .finish()
+    }
+}
+
+impl ProducerConfig {
+    pub fn new(addr: impl Into<String>, token: impl Into<String>) -> Self {
+        ProducerConfig {
+            addr: addr.into(),
+            token: token.into(),
+            ack_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+            max_pending: 10_000,
+        }
+    }
+}
+
+/// Connection state shared with the background task, for readiness and errors.
+#[derive(Default)]
+struct State {
+    connected: AtomicBool,
+    /// The last handshake refusal (bad token, permission), cleared by a successful handshake.
+    refused: Mutex<Option<String>>,
+    /// Set once the first handshake ended, either way.
+    settled: tokio::sync::Notify,
+}
+
+struct Create {
+    command: String,
+    payload: Vec<u8>,
+    idempotency_key: String,
+    reply: Option<oneshot::Sender<Result<String, PublishError>>>,
+}
+
+/// A handle to the producer stream; cheap to share behind an `Arc`.
+pub struct ProducerClient {
+    tx: mpsc::Sender<Create>,
+    state: Arc<State>,
+    cfg: ProducerConfig,
+}
+
+impl ProducerClient {
+    /// Starts the background connection. Use [`ProducerClient::wait_connected`] to learn whether
+    /// the first handshake worked.
+    pub fn start(cfg: ProducerConfig) -> Self {
+        let (tx, rx) = mpsc::channel(1024);
+        let state = Arc::new(State::default());
+        tokio::spawn(run(cfg.clone(), rx, state.clone()));
+        ProducerClient { tx, state, cfg }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.state.connected.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `timeout` for the stream to be open. `Err` names a handshake refusal (bad
+    /// token or permission: a configuration error) or says the server was not reachable.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.is_connected() {
+                return Ok(());
+            }
+            if let Some(r) = self
+                .state
+                .refused
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                return Err(r);
+            }
+            let notified = self.state.settled.notified();
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(format!(
+                    "codeQ producer stream at {} not reachable within {} ms",
+                    self.cfg.addr,
+                    timeout.as_millis()
+                ));
+            }
+        }
+    }
+
+    /// Creates one task; returns its id.
+    pub async fn create(
+        &self,
+        command: &str,
+        payload: Vec<u8>,
+        idempotency_key: Option<String>,
+    ) -> Result<String, PublishError> {
+        let (reply, answer) = oneshot::channel();
+        let create = Create {
+            command: command.to_string(),
+            payload,
+            idempotency_key: idempotency_key
+                .unwrap_or_else(|| format!("pub:{}", uuid::Uuid::new_v4())),
+            reply: Some(reply),
+        };
+        let transient = |message: String| PublishError {
+            transient: true,
+            message,
+        };
+        self.tx
+            .try_send(create)
+            .map_err(|_| transient("codeQ producer queue is full or closed".into()))?;
+        match tokio::time::timeout(self.cfg.ack_timeout, answer).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(transient("codeQ producer stopped".into())),
+            Err(_) => Err(transient(format!(
+                "no ack from codeQ for a create on {command} within {} ms",
+                self.cfg.ack_timeout.as_millis()
+            ))),
+        }
+    }
+}
+
+impl Publisher for ProducerClient {
+    async fn publish(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        idempotency_key: Option<String>,
+    ) -> Result<(), PublishError> {
+        self.create(topic, payload, idempotency_key)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Why a session ended.
+enum End {
+    /// Every handle was dropped: stop.
+    Closed,
+    Refused(String),
+    Broken(String),
+}
+
+async fn run(cfg: ProducerConfig, mut rx: mpsc::Receiver<Create>, state: Arc<State>) {
+    let mut pending: BTreeMap<u64, Create> = BTreeMap::new();
+    let mut seq: u64 = 0;
+    let mut backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
+    loop {
+        let end = session(&cfg, &mut rx, &mut pending, &mut seq, &state, &mut backoff).await;
+        state.connected.store(false, Ordering::SeqCst);
+        match end {
+            End::Closed => return,
+            End::Refused(why) => {
+                tracing::error!(addr = %cfg.addr, error = %why, "codeQ producer handshake refused");
+                *state.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+            }
+            End::Broken(why) => {
+                tracing::warn!(addr = %cfg.addr, error = %why, pending = pending.len(), "codeQ producer stream down; reconnecting");
+            }
+        }
+        state.settled.notify_waiters();
+        // Fail what is waiting beyond the bound rather than hold callers forever.
+        while pending.len() > cfg.max_pending {
+            if let Some((_, mut c)) = pending.pop_first() {
+                if let Some(r) = c.reply.take() {
+                    let _ = r.send(Err(PublishError {
+                        transient: true,
+                        message: "codeQ producer backlog full".into(),
+                    }));
+                }
+            }
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            // Keep accepting creates while away; they are sent after the reconnection.
+            c = rx.recv() => match c {
+                Some(c) => { seq += 1; pending.insert(seq, c); }
+                None => return,
+            }
+        }
+    }
+}
+
+fn create_event(seq: u64, c: &Create) -> ProducerEvent {
+    ProducerEvent {
+        event: Some(producer_event::Event::Create(producerpb::CreateTask {
+            seq,
+            command: c.command.clone(),
+            payload: c.payload.clone(),
+            idempotency_key: c.idempotency_key.clone(),
+            ..Default::default()
+        })),
+    }
+}
+
+async fn session(
+    cfg: &ProducerConfig,
+    rx: &mut mpsc::Receiver<Create>,
+    pending: &mut BTreeMap<u64, Create>,
+    seq: &mut u64,
+    state: &State,
+    backoff: &mut Backoff,
+) -> End {
+    let endpoint = match tonic::transport::Endpoint::from_shared(endpoint_uri(&cfg.addr)) {
+        Ok(e) => e.connect_timeout(cfg.connect_timeout),
+        Err(e) => return End::Refused(format!("bad producer address {:?}: {e}", cfg.addr)),
+    };
+    let channel = match endpoint.connect().await {
+        Ok(c) => c,
+        Err(e) => return End::Broken(format!("connect {}: {e}", cfg.addr)),
+    };
+    let (out, out_rx) = mpsc::channel::<ProducerEvent>(1024);
+    let hello = ProducerEvent {
+        event: Some(producer_event::Event::Hello(producerpb::Hello {
+            token: cfg.token.clone(),
+        })),
+    };
+    if out.send(hello).await.is_err() {
+        return End::Broken("stream closed before hello".into());
+    }
+    let mut client = ProducerStreamClient::new(channel);
+    let mut inbound = match tokio::time::timeout(
+        cfg.connect_timeout,
+        client.stream(ReceiverStream::new(out_rx)),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r.into_inner(),
+        Ok(Err(s)) if is_handshake_refusal(&s) => return End::Refused(refusal(&s)),
+        Ok(Err(s)) => return End::Broken(format!("open stream: {s}")),
+        Err(_) => return End::Broken("open stream: timed out".into()),
+    };
+    match tokio::time::timeout(cfg.connect_timeout, inbound.next()).await {
+        Ok(Some(Ok(ev))) => match ev.event {
+            Some(server_event::Event::HelloAck(_)) => {}
+            other => return End::Broken(format!("expected HelloAck, got {other:?}")),
+        },
+        Ok(Some(Err(s))) if is_handshake_refusal(&s) => return End::Refused(refusal(&s)),
+        Ok(Some(Err(s))) => return End::Broken(format!("handshake: {s}")),
+        Ok(None) => return End::Broken("stream ended during the handshake".into()),
+        Err(_) => return End::Broken("no HelloAck in time".into()),
+    }
+    state.connected.store(true, Ordering::SeqCst);
+    *state.refused.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    state.settled.notify_waiters();
+    backoff.reset();
+    tracing::info!(addr = %cfg.addr, resend = pending.len(), "codeQ producer stream open");
+
+    // What was not acknowledged on the previous stream goes again, same keys.
+    for (s, c) in pending.iter() {
+        if out.send(create_event(*s, c)).await.is_err() {
+            return End::Broken("stream closed while re-sending".into());
+        }
+    }
+    loop {
+        tokio::select! {
+            c = rx.recv() => {
+                let Some(c) = c else { return End::Closed };
+                *seq += 1;
+                let ev = create_event(*seq, &c);
+                pending.insert(*seq, c);
+                if out.send(ev).await.is_err() {
+                    return End::Broken("stream closed".into());
+                }
+            }
+            msg = inbound.next() => match msg {
+                Some(Ok(ev)) => match ev.event {
+                    Some(server_event::Event::CreateAck(a)) => ack(pending, a),
+                    Some(server_event::Event::CreateAckBatch(b)) => {
+                        for a in b.acks { ack(pending, a) }
+                    }
+                    Some(server_event::Event::Error(e)) => {
+                        tracing::warn!(code = %e.code, message = %e.message, "codeQ producer server error");
+                    }
+                    Some(server_event::Event::HelloAck(_)) | None => {}
+                },
+                Some(Err(s)) => return End::Broken(format!("stream: {s}")),
+                None => return End::Broken("server closed the stream".into()),
+            }
+        }
+    }
+}
+
+fn ack(pending: &mut BTreeMap<u64, Create>, a: producerpb::CreateAck) {
+    let Some(mut c) = pending.remove(&a.seq) else {
+        return; // an ack for a create answered on an earlier stream
+    };
+    let r = if a.ok {
+        Ok(a.task_id)
+    } else {
+        Err(PublishError {
+            transient: false,
+            message: format!(
+                "codeQ refused a create on {}: {}",
+                c.command, a.error_message
+            ),
+        })
+    };
+    if let Some(reply) = c.reply.take() {
+        let _ = reply.send(r);
+    }
+}
+
+fn refusal(s: &tonic::Status) -> String {
+    format!(
+        "codeQ refused the producer handshake ({:?}): {} — check plugins.messaging.codeq.producer_token",
+        s.code(),
+        s.message()
+    )
+}

@@ -1,0 +1,711 @@
+//! The codeQ worker stream (`/workerpb.WorkerStream/Stream`): claims `cs.invoke` tasks, hands
+//! each to a [`TaskHandler`], answers it (Result COMPLETED / FAILED, or Nack), heartbeats long
+//! activations, and reconnects without losing an answer.
+//!
+//! # Capacity
+//! The server may hold several `Ready`s at once and answers each independently, so the client
+//! keeps the sum of its outstanding asks (each with the time the server will have forgotten it,
+//! `ready_expiry`) and only asks for `slots − running − asked`. A `Ready` that expires is
+//! silent on the server's side; the client forgets it at its own estimate and asks again. If a
+//! task arrives anyway with no free slot (the estimate was short), it is Abandoned at once,
+//! which returns it to the queue immediately: the worker never runs more than `slots` tasks.
+//!
+//! # Nothing lost
+//! Every Result, Nack and Abandon stays in an outbox until its ack arrives, and the outbox is
+//! sent again on a new stream. Leases belong to the worker id, which does not change across
+//! reconnections, so the answers of tasks claimed on an earlier stream are still accepted.
+//! A `not-owner` or `task not found` ack means the lease was lost (it expired and the task went
+//! to another worker): the answer is dropped and logged; the activation's terminal
+//! compare-and-set already made sure only one result exists.
+//!
+//! # Shutdown
+//! [`Worker::shutdown`] stops asking for work, lets running tasks finish until the drain
+//! deadline, then Abandons the rest (they return to the queue for another replica) and waits
+//! briefly for the acks.
+
+use super::pb::workerpb::{
+    self, server_event, worker_event, worker_stream_client::WorkerStreamClient, WorkerEvent,
+};
+use super::{endpoint_uri, is_handshake_refusal, Backoff};
+use crate::pipeline::Answer;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+
+/// A claimed task, as the handler sees it.
+#[derive(Debug, Clone)]
+pub struct TaskInfo {
+    pub id: String,
+    pub command: String,
+    pub payload: Vec<u8>,
+    /// Attempts so far, as codeQ counts them.
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub tenant_id: String,
+}
+
+/// What runs a claimed task. The pipeline, wrapped with logs and metrics, in `serve`.
+pub trait TaskHandler: Send + Sync + 'static {
+    fn handle(&self, task: TaskInfo) -> impl Future<Output = Answer> + Send;
+}
+
+#[derive(Clone)]
+pub struct WorkerConfig {
+    /// `host:port` of the worker stream (SPEC §7 `worker_stream_addr`).
+    pub addr: String,
+    pub token: String,
+    /// Stable across reconnections and restarts of this replica: leases belong to it.
+    pub worker_id: String,
+    /// The command claimed (`cs.invoke`).
+    pub command: String,
+    /// Lease asked in Ready; heartbeats extend by the same.
+    pub lease_seconds: u32,
+    /// Tasks run at once (`workers.max_inflight`).
+    pub slots: usize,
+    /// How long the server holds a Ready before forgetting it silently (codeQ: ~30 s).
+    pub ready_expiry: Duration,
+    /// Heartbeat period for a running task (default: a third of the lease).
+    pub heartbeat_every: Duration,
+    pub connect_timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Longest Nack delay; the delay doubles with the task's attempts up to this.
+    pub max_nack_delay_seconds: i32,
+}
+
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("addr", &self.addr)
+            .field("token", &"<redacted>")
+            .field("worker_id", &self.worker_id)
+            .field("command", &self.command)
+            .field("lease_seconds", &self.lease_seconds)
+            .field("slots", &self.slots)
+            .finish()
+    }
+}
+
+impl WorkerConfig {
+    pub fn new(
+        addr: impl Into<String>,
+        token: impl Into<String>,
+        worker_id: impl Into<String>,
+    ) -> Self {
+        let lease_seconds = 60;
+        WorkerConfig {
+            addr: addr.into(),
+            token: token.into(),
+            worker_id: worker_id.into(),
+            command: "cs.invoke".into(),
+            lease_seconds,
+            slots: 64,
+            ready_expiry: Duration::from_secs(30),
+            heartbeat_every: Duration::from_secs(u64::from(lease_seconds) / 3),
+            connect_timeout: Duration::from_secs(3),
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+            max_nack_delay_seconds: 60,
+        }
+    }
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    pub claimed: AtomicU64,
+    pub completed: AtomicU64,
+    pub failed: AtomicU64,
+    pub nacked: AtomicU64,
+    pub abandoned: AtomicU64,
+    /// Ready events sent.
+    pub readies: AtomicU64,
+    /// Streams opened (1 + reconnections).
+    pub sessions: AtomicU64,
+    /// Answers the server refused (lease lost, task gone).
+    pub answers_refused: AtomicU64,
+}
+
+#[derive(Default)]
+struct Shared {
+    connected: AtomicBool,
+    running: AtomicUsize,
+    refused: Mutex<Option<String>>,
+    settled: Notify,
+    counters: WorkerCounters,
+}
+
+/// The worker's handle.
+pub struct Worker {
+    shared: Arc<Shared>,
+    drain: watch::Sender<Option<Duration>>,
+    join: Mutex<Option<JoinHandle<()>>>,
+    addr: String,
+}
+
+impl Worker {
+    pub fn start<H: TaskHandler>(cfg: WorkerConfig, handler: Arc<H>) -> Worker {
+        let shared = Arc::new(Shared::default());
+        let (drain, drain_rx) = watch::channel(None);
+        let addr = cfg.addr.clone();
+        let join = tokio::spawn(Loop::new(cfg, handler, shared.clone(), drain_rx).run());
+        Worker {
+            shared,
+            drain,
+            join: Mutex::new(Some(join)),
+            addr,
+        }
+    }
+
+    /// The stream is open (for `/readyz`).
+    pub fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::SeqCst)
+    }
+
+    /// Tasks being handled now.
+    pub fn running(&self) -> usize {
+        self.shared.running.load(Ordering::SeqCst)
+    }
+
+    pub fn counters(&self) -> &WorkerCounters {
+        &self.shared.counters
+    }
+
+    /// Waits for the first handshake. `Err` names a refusal (token, permission) or says the
+    /// server could not be reached in time.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.is_connected() {
+                return Ok(());
+            }
+            if let Some(r) = self
+                .shared
+                .refused
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                return Err(r);
+            }
+            let notified = self.shared.settled.notified();
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(format!(
+                    "codeQ worker stream at {} not reachable within {} ms",
+                    self.addr,
+                    timeout.as_millis()
+                ));
+            }
+        }
+    }
+
+    /// Stops claiming; running tasks get `drain` to finish, the rest is Abandoned.
+    pub fn shutdown(&self, drain: Duration) {
+        let _ = self.drain.send(Some(drain));
+    }
+
+    /// Waits for the worker to end (after [`Worker::shutdown`]).
+    pub async fn join(&self) {
+        let join = self.join.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(j) = join {
+            let _ = j.await;
+        }
+    }
+}
+
+/// An answer waiting for its ack.
+#[derive(Clone)]
+enum Pending {
+    Result(workerpb::Result),
+    Nack(workerpb::Nack),
+    Abandon(String),
+}
+
+impl Pending {
+    fn event(&self) -> WorkerEvent {
+        let e = match self {
+            Pending::Result(r) => worker_event::Event::Result(r.clone()),
+            Pending::Nack(n) => worker_event::Event::Nack(n.clone()),
+            Pending::Abandon(id) => worker_event::Event::Abandon(workerpb::Abandon {
+                task_id: id.clone(),
+            }),
+        };
+        WorkerEvent { event: Some(e) }
+    }
+}
+
+enum FromTask {
+    Done(String, i32, Box<Answer>),
+    Heartbeat(String),
+}
+
+struct Loop<H> {
+    cfg: WorkerConfig,
+    handler: Arc<H>,
+    shared: Arc<Shared>,
+    drain_rx: watch::Receiver<Option<Duration>>,
+    /// Running tasks.
+    running: HashMap<String, JoinHandle<()>>,
+    outbox: BTreeMap<String, Pending>,
+    /// Outstanding Ready counts and when the server will have forgotten each.
+    asks: VecDeque<(usize, Instant)>,
+    from_tasks_tx: mpsc::UnboundedSender<FromTask>,
+    from_tasks: mpsc::UnboundedReceiver<FromTask>,
+    drain_deadline: Option<Instant>,
+    backoff: Backoff,
+}
+
+enum End {
+    Refused(String),
+    Broken(String),
+    Finished,
+}
+
+impl<H: TaskHandler> Loop<H> {
+    fn new(
+        cfg: WorkerConfig,
+        handler: Arc<H>,
+        shared: Arc<Shared>,
+        drain_rx: watch::Receiver<Option<Duration>>,
+    ) -> Self {
+        let (from_tasks_tx, from_tasks) = mpsc::unbounded_channel();
+        let backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
+        Loop {
+            cfg,
+            handler,
+            shared,
+            drain_rx,
+            running: HashMap::new(),
+            outbox: BTreeMap::new(),
+            asks: VecDeque::new(),
+            from_tasks_tx,
+            from_tasks,
+            drain_deadline: None,
+            backoff,
+        }
+    }
+
+    fn draining(&self) -> bool {
+        self.drain_deadline.is_some()
+    }
+
+    fn finished(&self) -> bool {
+        self.draining() && self.running.is_empty() && self.outbox.is_empty()
+    }
+
+    async fn run(mut self) {
+        loop {
+            if self.finished() {
+                return;
+            }
+            let end = self.session().await;
+            self.shared.connected.store(false, Ordering::SeqCst);
+            match end {
+                End::Finished => return,
+                End::Refused(why) => {
+                    tracing::error!(addr = %self.cfg.addr, error = %why, "codeQ worker handshake refused");
+                    *self
+                        .shared
+                        .refused
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(why);
+                }
+                End::Broken(why) => {
+                    tracing::warn!(addr = %self.cfg.addr, error = %why, running = self.running.len(), unacked = self.outbox.len(), "codeQ worker stream down; reconnecting");
+                }
+            }
+            self.shared.settled.notify_waiters();
+            // While away: keep collecting answers into the outbox, honour the drain.
+            let wake = Instant::now() + self.backoff.next_delay();
+            loop {
+                if self.drain_passed() {
+                    // Nobody can be told any more; what runs is abandoned by lease expiry.
+                    self.abort_running();
+                    if self.outbox.is_empty() || Instant::now() >= self.give_up_at() {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep_until(wake) => break,
+                    m = self.from_tasks.recv() => if let Some(m) = m { self.on_task_message(m, None).await },
+                    _ = self.drain_rx.changed() => self.on_drain_signal(),
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        }
+    }
+
+    fn on_drain_signal(&mut self) {
+        if let Some(d) = *self.drain_rx.borrow() {
+            if self.drain_deadline.is_none() {
+                tracing::info!(
+                    drain_ms = d.as_millis() as u64,
+                    running = self.running.len(),
+                    "worker draining: no more claims"
+                );
+                self.drain_deadline = Some(Instant::now() + d);
+            }
+        }
+    }
+
+    fn drain_passed(&self) -> bool {
+        matches!(self.drain_deadline, Some(d) if Instant::now() >= d)
+    }
+
+    /// After the drain deadline, acks for the abandons are awaited this much longer.
+    fn give_up_at(&self) -> Instant {
+        self.drain_deadline.unwrap_or_else(Instant::now) + Duration::from_secs(3)
+    }
+
+    fn abort_running(&mut self) {
+        for (id, h) in self.running.drain() {
+            h.abort();
+            self.shared
+                .counters
+                .abandoned
+                .fetch_add(1, Ordering::Relaxed);
+            self.outbox.insert(id.clone(), Pending::Abandon(id));
+        }
+        self.shared.running.store(0, Ordering::SeqCst);
+    }
+
+    async fn session(&mut self) -> End {
+        let endpoint = match tonic::transport::Endpoint::from_shared(endpoint_uri(&self.cfg.addr)) {
+            Ok(e) => e.connect_timeout(self.cfg.connect_timeout),
+            Err(e) => return End::Refused(format!("bad worker address {:?}: {e}", self.cfg.addr)),
+        };
+        let channel = match endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => return End::Broken(format!("connect {}: {e}", self.cfg.addr)),
+        };
+        let (out, out_rx) = mpsc::channel::<WorkerEvent>(4096);
+        let hello = WorkerEvent {
+            event: Some(worker_event::Event::Hello(workerpb::Hello {
+                token: self.cfg.token.clone(),
+                worker_id: self.cfg.worker_id.clone(),
+            })),
+        };
+        if out.send(hello).await.is_err() {
+            return End::Broken("stream closed before hello".into());
+        }
+        let mut client = WorkerStreamClient::new(channel);
+        let timeout = self.cfg.connect_timeout;
+        let mut inbound =
+            match tokio::time::timeout(timeout, client.stream(ReceiverStream::new(out_rx))).await {
+                Ok(Ok(r)) => r.into_inner(),
+                Ok(Err(s)) if is_handshake_refusal(&s) => return End::Refused(refusal(&s)),
+                Ok(Err(s)) => return End::Broken(format!("open stream: {s}")),
+                Err(_) => return End::Broken("open stream: timed out".into()),
+            };
+        match tokio::time::timeout(timeout, inbound.next()).await {
+            Ok(Some(Ok(ev))) => match ev.event {
+                Some(server_event::Event::HelloAck(_)) => {}
+                other => return End::Broken(format!("expected HelloAck, got {other:?}")),
+            },
+            Ok(Some(Err(s))) if is_handshake_refusal(&s) => return End::Refused(refusal(&s)),
+            Ok(Some(Err(s))) => return End::Broken(format!("handshake: {s}")),
+            Ok(None) => return End::Broken("stream ended during the handshake".into()),
+            Err(_) => return End::Broken("no HelloAck in time".into()),
+        }
+        self.shared.connected.store(true, Ordering::SeqCst);
+        *self
+            .shared
+            .refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        self.shared.settled.notify_waiters();
+        self.shared
+            .counters
+            .sessions
+            .fetch_add(1, Ordering::Relaxed);
+        self.backoff.reset();
+        // Readys die with the stream they were sent on.
+        self.asks.clear();
+        tracing::info!(addr = %self.cfg.addr, worker_id = %self.cfg.worker_id, resend = self.outbox.len(), running = self.running.len(), "codeQ worker stream open");
+        for p in self.outbox.values() {
+            if out.send(p.event()).await.is_err() {
+                return End::Broken("stream closed while re-sending".into());
+            }
+        }
+
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if self.finished() {
+                return End::Finished;
+            }
+            if self.drain_passed() {
+                self.abort_running();
+                for p in self.outbox.values() {
+                    let _ = out.send(p.event()).await;
+                }
+                if Instant::now() >= self.give_up_at() {
+                    return End::Finished;
+                }
+            }
+            if let Err(e) = self.ask_for_work(&out).await {
+                return End::Broken(e);
+            }
+            tokio::select! {
+                msg = inbound.next() => match msg {
+                    Some(Ok(ev)) => if let Err(e) = self.on_server_event(ev, &out).await { return End::Broken(e) },
+                    Some(Err(s)) => return End::Broken(format!("stream: {s}")),
+                    None => return End::Broken("server closed the stream".into()),
+                },
+                m = self.from_tasks.recv() => if let Some(m) = m { self.on_task_message(m, Some(&out)).await },
+                _ = self.drain_rx.changed() => self.on_drain_signal(),
+                _ = tick.tick() => {}
+            }
+        }
+    }
+
+    /// Sends Ready for the free, not yet asked-for slots.
+    async fn ask_for_work(&mut self, out: &mpsc::Sender<WorkerEvent>) -> Result<(), String> {
+        let now = Instant::now();
+        while matches!(self.asks.front(), Some((_, exp)) if *exp <= now) {
+            self.asks.pop_front();
+        }
+        if self.draining() {
+            return Ok(());
+        }
+        let asked: usize = self.asks.iter().map(|(n, _)| n).sum();
+        let free = self
+            .cfg
+            .slots
+            .saturating_sub(self.running.len())
+            .saturating_sub(asked);
+        if free == 0 {
+            return Ok(());
+        }
+        let count = i32::try_from(free).unwrap_or(i32::MAX);
+        let ready = WorkerEvent {
+            event: Some(worker_event::Event::Ready(workerpb::Ready {
+                commands: vec![self.cfg.command.clone()],
+                lease_seconds: i32::try_from(self.cfg.lease_seconds).unwrap_or(i32::MAX),
+                count,
+            })),
+        };
+        out.send(ready)
+            .await
+            .map_err(|_| "stream closed".to_string())?;
+        self.shared.counters.readies.fetch_add(1, Ordering::Relaxed);
+        self.asks.push_back((free, now + self.cfg.ready_expiry));
+        Ok(())
+    }
+
+    async fn on_server_event(
+        &mut self,
+        ev: workerpb::ServerEvent,
+        out: &mpsc::Sender<WorkerEvent>,
+    ) -> Result<(), String> {
+        use server_event::Event as E;
+        match ev.event {
+            Some(E::Task(a)) => {
+                if let Some(t) = a.task {
+                    self.on_tasks(vec![t], out).await?;
+                }
+            }
+            Some(E::TaskBatch(b)) => self.on_tasks(b.tasks, out).await?,
+            Some(E::ResultAck(a)) => self.on_ack(&a.task_id, a.ok, &a.error_message, "result"),
+            Some(E::ResultAckBatch(b)) => {
+                for a in b.acks {
+                    self.on_ack(&a.task_id, a.ok, &a.error_message, "result");
+                }
+            }
+            Some(E::NackAck(a)) => {
+                if a.dlq {
+                    tracing::warn!(task_id = %a.task_id, "task dead-lettered by codeQ after its last attempt");
+                }
+                self.on_ack(&a.task_id, a.ok, &a.error_message, "nack");
+            }
+            Some(E::AbandonAck(a)) => self.on_ack(&a.task_id, a.ok, &a.error_message, "abandon"),
+            Some(E::HeartbeatAck(a)) => {
+                if !a.ok {
+                    tracing::warn!(task_id = %a.task_id, error = %a.error_message, "heartbeat refused: the lease may be lost");
+                }
+            }
+            Some(E::Error(e)) => {
+                tracing::warn!(code = %e.code, message = %e.message, "codeQ worker server error");
+            }
+            Some(E::HelloAck(_)) | None => {}
+        }
+        Ok(())
+    }
+
+    fn on_ack(&mut self, task_id: &str, ok: bool, error: &str, what: &str) {
+        if self.outbox.remove(task_id).is_none() {
+            return;
+        }
+        if !ok {
+            self.shared
+                .counters
+                .answers_refused
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                task_id,
+                error,
+                what,
+                "codeQ refused the answer (lease lost or task gone); dropped"
+            );
+        }
+    }
+
+    async fn on_tasks(
+        &mut self,
+        tasks: Vec<workerpb::Task>,
+        out: &mpsc::Sender<WorkerEvent>,
+    ) -> Result<(), String> {
+        // These tasks answer outstanding asks, oldest first.
+        let mut n = tasks.len();
+        while n > 0 {
+            match self.asks.front_mut() {
+                Some((c, _)) if *c > n => {
+                    *c -= n;
+                    n = 0;
+                }
+                Some((c, _)) => {
+                    n -= *c;
+                    self.asks.pop_front();
+                }
+                None => break,
+            }
+        }
+        for t in tasks {
+            if self.draining()
+                || self.running.len() >= self.cfg.slots
+                || self.running.contains_key(&t.id)
+            {
+                // No slot (or already running it): give it straight back.
+                tracing::debug!(task_id = %t.id, "no free slot; abandoning an extra task");
+                let p = Pending::Abandon(t.id.clone());
+                out.send(p.event())
+                    .await
+                    .map_err(|_| "stream closed".to_string())?;
+                self.outbox.insert(t.id, p);
+                continue;
+            }
+            self.shared.counters.claimed.fetch_add(1, Ordering::Relaxed);
+            let info = TaskInfo {
+                id: t.id.clone(),
+                command: t.command,
+                payload: t.payload,
+                attempts: t.attempts,
+                max_attempts: t.max_attempts,
+                tenant_id: t.tenant_id,
+            };
+            let handler = self.handler.clone();
+            let tx = self.from_tasks_tx.clone();
+            let every = self.cfg.heartbeat_every.max(Duration::from_millis(200));
+            let id = t.id.clone();
+            let attempts = t.attempts;
+            let handle = tokio::spawn(async move {
+                let work = handler.handle(info);
+                tokio::pin!(work);
+                let mut beat = tokio::time::interval_at(Instant::now() + every, every);
+                loop {
+                    tokio::select! {
+                        answer = &mut work => {
+                            let _ = tx.send(FromTask::Done(id, attempts, Box::new(answer)));
+                            return;
+                        }
+                        _ = beat.tick() => { let _ = tx.send(FromTask::Heartbeat(id.clone())); }
+                    }
+                }
+            });
+            self.running.insert(t.id, handle);
+        }
+        self.shared
+            .running
+            .store(self.running.len(), Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn on_task_message(&mut self, m: FromTask, out: Option<&mpsc::Sender<WorkerEvent>>) {
+        match m {
+            FromTask::Heartbeat(id) => {
+                if let (Some(out), true) = (out, self.running.contains_key(&id)) {
+                    let hb = WorkerEvent {
+                        event: Some(worker_event::Event::Heartbeat(workerpb::Heartbeat {
+                            task_id: id,
+                            extend_seconds: i32::try_from(self.cfg.lease_seconds)
+                                .unwrap_or(i32::MAX),
+                        })),
+                    };
+                    let _ = out.send(hb).await;
+                }
+            }
+            FromTask::Done(id, attempts, answer) => {
+                if self.running.remove(&id).is_none() {
+                    return; // aborted at the drain deadline and already abandoned
+                }
+                self.shared
+                    .running
+                    .store(self.running.len(), Ordering::SeqCst);
+                let c = &self.shared.counters;
+                let pending = match *answer {
+                    Answer::Completed(result) => {
+                        c.completed.fetch_add(1, Ordering::Relaxed);
+                        let json = serde_json::to_vec(&result).unwrap_or_else(|_| b"{}".to_vec());
+                        Pending::Result(workerpb::Result {
+                            task_id: id.clone(),
+                            status: "COMPLETED".into(),
+                            result_json: json,
+                            error: String::new(),
+                        })
+                    }
+                    Answer::Failed { error } => {
+                        c.failed.fetch_add(1, Ordering::Relaxed);
+                        let error = if error.is_empty() {
+                            "failed".to_string()
+                        } else {
+                            error
+                        };
+                        Pending::Result(workerpb::Result {
+                            task_id: id.clone(),
+                            status: "FAILED".into(),
+                            result_json: Vec::new(),
+                            error,
+                        })
+                    }
+                    Answer::RetryLater { reason } => {
+                        c.nacked.fetch_add(1, Ordering::Relaxed);
+                        Pending::Nack(workerpb::Nack {
+                            task_id: id.clone(),
+                            delay_seconds: self.nack_delay(attempts),
+                            reason,
+                        })
+                    }
+                };
+                if let Some(out) = out {
+                    let _ = out.send(pending.event()).await;
+                }
+                self.outbox.insert(id, pending);
+            }
+        }
+    }
+
+    /// 1 s, doubling with the task's attempts, capped at `max_nack_delay_seconds`: a store
+    /// outage should not spin a task through the queue, nor park it for long once it is over.
+    fn nack_delay(&self, attempts: i32) -> i32 {
+        let doubled = 1i64 << attempts.clamp(0, 16);
+        i32::try_from(doubled)
+            .unwrap_or(i32::MAX)
+            .min(self.cfg.max_nack_delay_seconds.max(1))
+    }
+}
+
+fn refusal(s: &tonic::Status) -> String {
+    format!(
+        "codeQ refused the worker handshake ({:?}): {} — check plugins.messaging.codeq.worker_token \
+         (or CS_CODEQ_WORKER_TOKEN)",
+        s.code(),
+        s.message()
+    )
+}

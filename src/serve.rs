@@ -1,0 +1,317 @@
+//! `cs-invoker-pool serve`: the production daemon. Wires the concrete parts together — the
+//! sandbox and pool, the KVRocks store, the codeQ producer and worker streams, the pipeline,
+//! and the health and metrics endpoints — and runs until SIGTERM or SIGINT.
+//!
+//! Start-up is strict about configuration and lenient about dependencies: a bad key, a refused
+//! codeQ token or a sandbox that cannot confine (unless explicitly allowed) stops the daemon
+//! with a message naming the problem; KVRocks or codeQ being away only makes `/readyz` answer
+//! 503 until they are back.
+//!
+//! Shutdown: stop claiming, let in-flight activations finish within `drain_seconds`, Abandon
+//! the rest to codeQ, stop the children, exit 0.
+
+use crate::config::Config;
+use crate::endpoints::{self, EndpointState, FnReadiness, ReadyReport};
+use crate::host::http::HttpFetcher;
+use crate::metrics::{InvocationLabels, Metrics, TaskOutcome};
+use crate::pipeline::{Answer, Pipeline, PipelineConfig, Processed, Topics};
+use crate::pool::Pool;
+use crate::queue::producer::{ProducerClient, ProducerConfig};
+use crate::queue::worker::{TaskHandler, TaskInfo, Worker, WorkerConfig};
+use crate::sandbox::{required_by_env, Sandbox};
+use crate::store::{ActivationStatus, RedisStore, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long start-up waits for each codeQ stream before going on not-ready.
+const STARTUP_CONNECT_WAIT: Duration = Duration::from_secs(5);
+
+type ServePipeline = Pipeline<RedisStore, ProducerClient, Pool>;
+
+/// The task handler of `serve`: the pipeline plus one structured log line and the metrics of
+/// each activation.
+struct Handler {
+    pipeline: Arc<ServePipeline>,
+    metrics: Metrics,
+    invoke_topic: String,
+}
+
+impl TaskHandler for Handler {
+    async fn handle(&self, task: TaskInfo) -> Answer {
+        self.metrics.set_inflight(self.pipeline.inflight() + 1);
+        let p = self.pipeline.process(&task.payload).await;
+        self.metrics.set_inflight(self.pipeline.inflight());
+        self.record(&task, &p);
+        p.answer
+    }
+}
+
+impl Handler {
+    fn record(&self, task: &TaskInfo, p: &Processed) {
+        let outcome = match &p.answer {
+            Answer::Completed(_) => TaskOutcome::Completed,
+            Answer::Failed { .. } => TaskOutcome::Failed,
+            Answer::RetryLater { .. } => TaskOutcome::Nacked,
+        };
+        self.metrics.task_outcome(outcome);
+        let Some(a) = &p.activation else {
+            if let Answer::Failed { error } = &p.answer {
+                tracing::warn!(task_id = %task.id, error = %error, "invalid request dead-lettered");
+            }
+            return;
+        };
+        if let Some(lag) = a.queue_lag_ms {
+            self.metrics
+                .observe_queue_lag(&self.invoke_topic, lag as f64);
+        }
+        let version = a.version.map(|v| v.to_string()).unwrap_or_default();
+        let status = a
+            .status
+            .as_deref()
+            .and_then(|s| s.parse::<ActivationStatus>().ok());
+        if let (Some(status), false) = (status, a.republished || a.lost_race) {
+            self.metrics.record_invocation(
+                &InvocationLabels {
+                    tenant: &a.tenant,
+                    namespace: &a.namespace,
+                    function: &a.function,
+                    version: &version,
+                    trigger: &a.trigger,
+                    runtime: "cs-js",
+                },
+                status,
+                a.duration_ms as f64,
+                a.cold_start,
+            );
+        }
+        match &p.answer {
+            Answer::RetryLater { reason } => {
+                self.metrics.store_error("pipeline");
+                tracing::warn!(
+                    task_id = %task.id, attempts = task.attempts,
+                    request_id = %a.request_id, tenant = %a.tenant, namespace = %a.namespace,
+                    function = %a.function, activation_id = %a.activation_id,
+                    reason = %reason, "activation deferred: retry later"
+                );
+            }
+            _ => tracing::info!(
+                task_id = %task.id,
+                request_id = %a.request_id, tenant = %a.tenant, namespace = %a.namespace,
+                function = %a.function, version = %version, activation_id = %a.activation_id,
+                status = a.status.as_deref().unwrap_or(""), duration_ms = a.duration_ms,
+                cold_start = a.cold_start, republished = a.republished, executed = a.executed,
+                "activation finished"
+            ),
+        }
+    }
+}
+
+/// Runs the daemon; `Err` is a start-up failure to print (exit 1).
+pub async fn serve(cfg: Config) -> Result<(), String> {
+    tracing::info!(config = %cfg.summary().replace('\n', "; "), "starting cs-invoker-pool serve");
+    for note in &cfg.notes {
+        tracing::warn!(note = %note, "configuration note");
+    }
+
+    // The sandbox: CS_REQUIRE_SANDBOX=1 is never weakened by the configuration.
+    let mut policy = cfg.sandbox_policy();
+    policy.require = policy.require || required_by_env();
+    let sandbox = Sandbox::prepare(&policy).map_err(|e| {
+        format!(
+            "{e}\n(cs_invoker_pool.sandbox.allow_unconfined: true lets the server run \
+             unconfined; never do that for untrusted code)"
+        )
+    })?;
+    for reason in &sandbox.unconfined {
+        tracing::warn!(reason = %reason, "running UNCONFINED (cs_invoker_pool.sandbox.allow_unconfined is true)");
+    }
+    let pool = Arc::new(
+        Pool::start(
+            cfg.pool_config(Arc::new(sandbox))
+                .map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("cannot start the pool: {e}"))?,
+    );
+
+    let store = Arc::new(
+        RedisStore::new(cfg.store_config())
+            .map_err(|e| format!("plugins.persistence.kvrocks: {e}"))?,
+    );
+    if let Err(e) = store.ping().await {
+        tracing::warn!(addr = %cfg.kvrocks.addr, error = %e, "KVRocks not reachable yet; not ready until it is");
+    }
+
+    let producer = Arc::new(ProducerClient::start(ProducerConfig::new(
+        cfg.codeq.producer_stream_addr.clone(),
+        cfg.codeq.producer_token.expose(),
+    )));
+    match producer.wait_connected(STARTUP_CONNECT_WAIT).await {
+        Ok(()) => {}
+        Err(e) if e.contains("refused") => return Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "codeQ producer stream not open yet; retrying in the background")
+        }
+    }
+
+    let http = cfg.http_config();
+    if http.allow_private_networks {
+        tracing::warn!("cs.http.fetch may reach private networks (cs_invoker_pool.http_fetch.allow_private_networks)");
+    }
+    let topics = Topics {
+        invoke: cfg.codeq.topics.invoke.clone(),
+        results: cfg.codeq.topics.results.clone(),
+        dlq_invoke: cfg.codeq.topics.dlq_invoke.clone(),
+        dlq_results: cfg.codeq.topics.dlq_results.clone(),
+    };
+    let pipeline = Arc::new(Pipeline::new(
+        PipelineConfig {
+            max_inflight: cfg.workers.max_inflight,
+            cache_bundles_max: cfg.cache.bundles_max,
+            cache_bytes_max: usize::try_from(cfg.cache.bytes_max).unwrap_or(usize::MAX),
+            max_error_bytes: cfg.limits.max_error_bytes as usize,
+            topics,
+        },
+        store.clone(),
+        producer.clone(),
+        pool.clone(),
+        Arc::new(HttpFetcher::new(http)),
+    ));
+
+    let metrics = Metrics::new();
+    let mut wcfg = WorkerConfig::new(
+        cfg.codeq.worker_stream_addr.clone(),
+        cfg.codeq.worker_token.expose(),
+        cfg.codeq.worker_id.clone(),
+    );
+    wcfg.command = cfg.codeq.topics.invoke.clone();
+    wcfg.lease_seconds = u32::try_from(cfg.codeq.lease.as_secs().max(1)).unwrap_or(u32::MAX);
+    wcfg.heartbeat_every = (cfg.codeq.lease / 3).max(Duration::from_millis(500));
+    wcfg.slots = cfg.workers.max_inflight;
+    if let Some(ms) = std::env::var("CS_CODEQ_READY_EXPIRY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        // codeQ's long-poll is ~30 s; tests run an emulator with a shorter one.
+        wcfg.ready_expiry = Duration::from_millis(ms);
+    }
+    let worker = Arc::new(Worker::start(
+        wcfg,
+        Arc::new(Handler {
+            pipeline: pipeline.clone(),
+            metrics: metrics.clone(),
+            invoke_topic: cfg.codeq.topics.invoke.clone(),
+        }),
+    ));
+    match worker.wait_connected(STARTUP_CONNECT_WAIT).await {
+        Ok(()) => {}
+        Err(e) if e.contains("refused") => return Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "codeQ worker stream not open yet; retrying in the background")
+        }
+    }
+
+    // Endpoints.
+    let readiness = {
+        let (store, worker) = (store.clone(), worker.clone());
+        FnReadiness(move || {
+            let (store, worker) = (store.clone(), worker.clone());
+            async move {
+                ReadyReport {
+                    store: store.ping().await.map_err(|e| e.to_string()),
+                    worker_stream: if worker.is_connected() {
+                        Ok(())
+                    } else {
+                        Err("codeQ worker stream not open".into())
+                    },
+                }
+            }
+        })
+    };
+    let scrape = {
+        let (pool, pipeline) = (pool.clone(), pipeline.clone());
+        Arc::new(move |m: &Metrics| {
+            m.set_pool(&pool.stats());
+            let c = pipeline.cache_stats();
+            m.set_cache(c.items, c.bytes as u64);
+            m.set_inflight(pipeline.inflight());
+        })
+    };
+    let state = EndpointState::new(metrics.clone(), Arc::new(readiness)).with_scrape_hook(scrape);
+    let listener = endpoints::bind(&cfg.http_addr).await.map_err(|e| {
+        format!(
+            "cs_invoker_pool.http.addr {}: cannot listen: {e}",
+            cfg.http_addr
+        )
+    })?;
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http_task = tokio::spawn(endpoints::serve(listener, state.clone(), async move {
+        let _ = http_stopped.await;
+    }));
+    tracing::info!(http = %local, worker_id = %cfg.codeq.worker_id, "cs-invoker-pool serving");
+    notify_systemd("READY=1");
+
+    wait_for_signal().await;
+    tracing::info!(
+        drain_s = cfg.drain.as_secs(),
+        running = worker.running(),
+        "stopping: draining in-flight work"
+    );
+    notify_systemd("STOPPING=1");
+    state.set_draining();
+    worker.shutdown(cfg.drain);
+    worker.join().await;
+    pool.shutdown().await;
+    let _ = stop_http.send(());
+    let _ = http_task.await;
+    tracing::info!("cs-invoker-pool stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            // Without signal handlers the daemon cannot stop gracefully; ctrl_c is the fallback.
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Sends `state` to systemd's notification socket when `NOTIFY_SOCKET` is set (Type=notify).
+/// An abstract socket is written `@name`.
+pub fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create the systemd notification socket");
+            return;
+        }
+    };
+    let bytes = path.as_encoded_bytes();
+    let sent = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|addr| sock.send_to_addr(state.as_bytes(), &addr))
+    } else {
+        sock.send_to(state.as_bytes(), &path)
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, state, "systemd notification failed");
+    }
+}

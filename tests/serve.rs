@@ -1,0 +1,577 @@
+//! `cs-invoker-pool serve` end to end: the daemon binary as a child process, the codeQ emulator
+//! (real gRPC, shortened timings) and a real `redis-server`. Tasks are enqueued on `cs.invoke`
+//! as a Sous producer would; what the daemon answers, publishes and writes is read back from
+//! the emulator and the store.
+
+#[path = "support/redis.rs"]
+mod redis_support;
+
+use codeq_emulator::{Emulator, EmulatorConfig, EnqueueOptions, TaskStatus, TaskView};
+use redis::Commands;
+use redis_support::RedisServer;
+use sandbox_child::bundle;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const T: &str = "t_acme01";
+const NS: &str = "payments";
+
+macro_rules! server {
+    () => {
+        match RedisServer::start() {
+            Some(s) => s,
+            None => return,
+        }
+    };
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Publishes `function` version 1 with alias `prod`, the way the Sous control plane does.
+fn publish(raw: &mut redis::Connection, function: &str, source: &str, timeout_ms: u64) {
+    let manifest = json!({
+        "schema": "cs.function.script.v1", "runtime": "cs-js", "entry": "function.js",
+        "handler": "default",
+        "limits": {"timeoutMs": timeout_ms, "memoryMb": 64, "maxConcurrency": 8},
+    });
+    let mut files = BTreeMap::new();
+    files.insert("function.js".to_string(), source.as_bytes().to_vec());
+    files.insert(
+        "manifest.json".to_string(),
+        manifest.to_string().into_bytes(),
+    );
+    let tar = bundle::pack(&files).unwrap();
+    let sha = bundle::sha256_hex(&tar);
+    let p = format!("cs:fn:{T}:{NS}:{function}");
+    let _: () = raw.set(format!("{p}:ver:1:bundle"), &tar).unwrap();
+    let _: () = raw
+        .set(
+            format!("{p}:ver:1:meta"),
+            json!({"version": 1, "sha256": sha, "config": {}, "published_at_ms": 1u64}).to_string(),
+        )
+        .unwrap();
+    let _: () = raw
+        .set(
+            format!("{p}:alias:prod"),
+            json!({"alias": "prod", "version": 1, "updated_at_ms": 1u64}).to_string(),
+        )
+        .unwrap();
+}
+
+fn publish_all(raw: &mut redis::Connection) {
+    publish(
+        raw,
+        "hello",
+        "export default (e) => ({ statusCode: 200, body: 'hi ' + e.name });",
+        5000,
+    );
+    publish(
+        raw,
+        "throws",
+        "export default () => { throw new RangeError('boom'); };",
+        5000,
+    );
+    publish(raw, "spins", "export default () => { for (;;) {} };", 300);
+    publish(
+        raw,
+        "slow",
+        "export default (e) => { const end = Date.now() + e.ms; while (Date.now() < end) {} return 'slept ' + e.ms; };",
+        20_000,
+    );
+}
+
+fn invocation(function: &str, event: Value) -> (String, Vec<u8>) {
+    let aid = uuid::Uuid::new_v4().to_string();
+    let body = json!({
+        "activation_id": aid, "request_id": format!("req-{}", &aid[..8]), "tenant": T,
+        "namespace": NS, "ref": {"function": function, "alias": "prod"},
+        "trigger": {"type": "api", "source": {}}, "principal": {"sub": "u1", "roles": []},
+        "deadline_ms": now_ms() + 120_000, "event": event,
+    });
+    let env = json!({"schema": "cs.envelope.v1", "id": format!("msg_{aid}"), "ts_ms": now_ms(),
+                     "tenant": T, "type": "InvocationRequest", "body": body});
+    (aid, env.to_string().into_bytes())
+}
+
+fn emulator_config() -> EmulatorConfig {
+    let mut c = EmulatorConfig::fast();
+    // Acks come back out of order.
+    c.handler_jitter = Duration::from_millis(5);
+    c
+}
+
+struct Daemon {
+    child: Option<Child>,
+    http: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(emu: &Emulator, redis: &RedisServer, worker_id: &str, extra: &str) -> Daemon {
+        Self::start_with(emu, redis, worker_id, extra, "worker-token")
+    }
+
+    fn start_with(
+        emu: &Emulator,
+        redis: &RedisServer,
+        worker_id: &str,
+        extra: &str,
+        token: &str,
+    ) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let http = format!("127.0.0.1:{}", free_port());
+        let cfg = format!(
+            r#"
+plugins:
+  persistence:
+    kvrocks:
+      addr: "{redis}"
+  messaging:
+    codeq:
+      producer_token: producer-token
+      worker_token: {token}
+      worker_stream_addr: "{worker}"
+      producer_stream_addr: "{producer}"
+cs_invoker_pool:
+  http:
+    addr: "{http}"
+  workers:
+    threads: 2
+    max_inflight: 4
+  codeq:
+    lease_seconds: 2
+    worker_id: {worker_id}
+  shutdown:
+    drain_seconds: 3
+  pool:
+    prewarm: 1
+    max_children: 6
+{extra}
+"#,
+            redis = redis.addr(),
+            worker = emu.worker_addr(),
+            producer = emu.producer_addr(),
+        );
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, cfg).unwrap();
+        let log = dir.path().join("serve.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_cs-invoker-pool"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("CS_LOG", "info")
+            .env("CS_CODEQ_READY_EXPIRY_MS", "300")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("serve starts");
+        Daemon {
+            child: Some(child),
+            http,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET path` → (status, body).
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut s = std::net::TcpStream::connect(&self.http).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        let status = out.get(9..12)?.parse().ok()?;
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+        Some((status, body))
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some((200, _)) = self.get("/readyz") {
+                return;
+            }
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("serve exited with {st} before ready:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("serve not ready in 20 s:\n{}", self.log());
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on the pid of our own child process.
+            unsafe { libc::kill(c.id() as libc::pid_t, sig) };
+        }
+    }
+
+    /// Waits for the exit status, up to `timeout`.
+    async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return Some(st);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+async fn finished(emu: &Emulator, id: &str, secs: u64) -> TaskView {
+    emu.wait_for_task(id, Duration::from_secs(secs), |t| t.status.is_terminal())
+        .await
+        .unwrap_or_else(|e| panic!("task {id}: {e}"))
+}
+
+fn results_for(emu: &Emulator, aid: &str) -> Vec<Value> {
+    emu.tasks("cs.results")
+        .into_iter()
+        .filter_map(|t| t.payload_value())
+        .filter(|p| p["body"]["activation_id"] == json!(aid))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_are_answered_published_and_recorded() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    publish_all(&mut raw);
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    let mut d = Daemon::start(&emu, &redis, "w-answers", "");
+    d.wait_ready().await;
+
+    let (ok_aid, ok) = invocation("hello", json!({"name": "Sous"}));
+    let (err_aid, err) = invocation("throws", json!({}));
+    let (to_aid, to) = invocation("spins", json!({}));
+    let ids: Vec<String> = [ok, err, to]
+        .into_iter()
+        .map(|p| emu.enqueue("cs.invoke", p, EnqueueOptions::default()))
+        .collect();
+    let invalid = emu.enqueue(
+        "cs.invoke",
+        b"{\"schema\":\"cs.envelope.v1\"}".to_vec(),
+        EnqueueOptions::default(),
+    );
+
+    // success: COMPLETED with the InvocationResult, which cs.results carries too.
+    let t = finished(&emu, &ids[0], 20).await;
+    assert_eq!(t.status, TaskStatus::Completed, "{t:?}\n{}", d.log());
+    let result = t.result_value().unwrap();
+    assert_eq!(result["activation_id"], json!(ok_aid));
+    assert_eq!(result["status"], json!("success"));
+    assert_eq!(result["result"]["body"], json!("hi Sous"));
+    let published = results_for(&emu, &ok_aid);
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0]["type"], json!("InvocationResult"));
+    assert_eq!(published[0]["body"], result);
+    let rec: Value = serde_json::from_str(
+        &raw.get::<_, String>(format!("cs:act:{T}:{ok_aid}:meta"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["status"], json!("success"));
+    let corr: Value = serde_json::from_str(
+        &raw.get::<_, String>(format!("cs:req:{T}:req-{}:result", &ok_aid[..8]))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(corr, result);
+
+    // error and timeout: FAILED with "{type}: {message}", the result published.
+    let t = finished(&emu, &ids[1], 20).await;
+    assert_eq!(t.status, TaskStatus::Failed);
+    assert_eq!(t.error.as_deref(), Some("Exception: RangeError: boom"));
+    assert_eq!(
+        results_for(&emu, &err_aid)[0]["body"]["error"]["type"],
+        json!("Exception")
+    );
+    let t = finished(&emu, &ids[2], 20).await;
+    assert_eq!(t.status, TaskStatus::Failed);
+    assert!(
+        t.error.as_deref().unwrap().starts_with("Timeout: "),
+        "{t:?}"
+    );
+    assert_eq!(
+        results_for(&emu, &to_aid)[0]["body"]["status"],
+        json!("timeout")
+    );
+
+    // invalid: FAILED, dead-lettered with the request, never retried.
+    let t = finished(&emu, &invalid, 20).await;
+    assert_eq!(t.status, TaskStatus::Failed);
+    assert!(
+        t.error
+            .as_deref()
+            .unwrap()
+            .starts_with("validation failed: "),
+        "{t:?}"
+    );
+    let dlq = emu.tasks("cs.dlq.invoke");
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(
+        dlq[0].payload_value().unwrap()["body"]["request"],
+        json!({"schema": "cs.envelope.v1"})
+    );
+    assert_eq!(t.deliveries, 1);
+
+    // Every claim was answered on a stream whose Readys expired silently in between.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(emu.expired_ready_polls() > 0, "no Ready expired");
+    let (late_aid, late) = invocation("hello", json!({"name": "later"}));
+    let id = emu.enqueue("cs.invoke", late, EnqueueOptions::default());
+    assert_eq!(finished(&emu, &id, 10).await.status, TaskStatus::Completed);
+    assert_eq!(results_for(&emu, &late_aid).len(), 1);
+
+    // The metrics saw it.
+    let (code, metrics) = d.get("/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(metrics.contains("cs_invocations_total{"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("cs_invocations_total{")
+                && l.contains("function=\"hello\"")
+                && l.contains("status=\"success\"")
+                && l.ends_with(" 2")),
+        "{metrics}"
+    );
+    assert_eq!(d.get("/healthz").unwrap().0, 200);
+    // The log is JSON, one event per line, with the activation fields.
+    let log = d.log();
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["fields"]["activation_id"] == json!(ok_aid))
+        .unwrap_or_else(|| panic!("no JSON log line for {ok_aid}:\n{log}"));
+    for k in ["request_id", "tenant", "namespace", "function"] {
+        assert!(line["fields"][k].is_string(), "{k} missing: {line}");
+    }
+
+    d.signal(libc::SIGTERM);
+    assert!(d
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_activation_is_heartbeated_and_not_redelivered() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    publish_all(&mut raw);
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    let mut d = Daemon::start(&emu, &redis, "w-long", "");
+    d.wait_ready().await;
+    // 5 s of work with a 2 s lease.
+    let (aid, p) = invocation("slow", json!({"ms": 5000}));
+    let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    let t = finished(&emu, &id, 30).await;
+    assert_eq!(t.status, TaskStatus::Completed, "{}", d.log());
+    assert_eq!(t.deliveries, 1, "redelivered: {t:?}");
+    assert_eq!(t.attempts, 0);
+    assert_eq!(results_for(&emu, &aid).len(), 1);
+    d.signal(libc::SIGTERM);
+    assert!(d
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_daemon_s_task_is_finished_by_another_once() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    publish_all(&mut raw);
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    let mut first = Daemon::start(&emu, &redis, "w-first", "");
+    first.wait_ready().await;
+    let (aid, p) = invocation("slow", json!({"ms": 1500}));
+    let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    emu.wait_for_status(&id, TaskStatus::InProgress, Duration::from_secs(10))
+        .await
+        .unwrap();
+    // Mid-activation: the running record is there.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while raw
+        .get::<_, Option<String>>(format!("cs:act:{T}:{aid}:status"))
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "no running record");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.signal(libc::SIGKILL);
+    first.wait_exit(Duration::from_secs(5)).await.unwrap();
+
+    let mut second = Daemon::start(&emu, &redis, "w-second", "");
+    second.wait_ready().await;
+    let t = finished(&emu, &id, 30).await;
+    assert_eq!(t.status, TaskStatus::Completed, "{t:?}\n{}", second.log());
+    assert_eq!(t.worker_id.as_deref(), Some("w-second"));
+    assert!(t.deliveries >= 2);
+    let status: String = raw.get(format!("cs:act:{T}:{aid}:status")).unwrap();
+    assert_eq!(status, "success");
+    assert_eq!(results_for(&emu, &aid).len(), 1);
+    second.signal(libc::SIGTERM);
+    assert!(second
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_and_queue_outages_are_ridden_out() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    publish_all(&mut raw);
+    let mut emu = Emulator::start(emulator_config()).await.unwrap();
+    let mut d = Daemon::start(&emu, &redis, "w-outage", "");
+    d.wait_ready().await;
+
+    // The store freezes: tasks are nacked, nothing terminal is written, /readyz is 503.
+    redis.pause();
+    let (aid, p) = invocation("hello", json!({"name": "outage"}));
+    let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    emu.wait_for_task(&id, Duration::from_secs(20), |t| !t.nack_reasons.is_empty())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", d.log()));
+    let (code, body) = d.get("/readyz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("store"), "{body}");
+    redis.resume();
+    let t = finished(&emu, &id, 30).await;
+    assert_eq!(t.status, TaskStatus::Completed, "{t:?}");
+    assert!(t.attempts >= 1);
+    assert_eq!(results_for(&emu, &aid).len(), 1);
+    let status: String = raw.get(format!("cs:act:{T}:{aid}:status")).unwrap();
+    assert_eq!(status, "success");
+
+    // The emulator restarts: the daemon reconnects (same worker id) and continues.
+    emu.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    emu.restart().await.unwrap();
+    let (aid, p) = invocation("hello", json!({"name": "again"}));
+    let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    let t = finished(&emu, &id, 30).await;
+    assert_eq!(t.status, TaskStatus::Completed, "{}", d.log());
+    assert_eq!(results_for(&emu, &aid).len(), 1);
+    assert!(emu.worker_streams_opened() >= 2);
+    d.wait_ready().await;
+    d.signal(libc::SIGTERM);
+    assert!(d
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_work_and_abandons_the_rest() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    publish_all(&mut raw);
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    let mut d = Daemon::start(&emu, &redis, "w-drain", "");
+    d.wait_ready().await;
+    // One that finishes within the 3 s drain, one that cannot.
+    let (short_aid, short) = invocation("slow", json!({"ms": 1000}));
+    let (_, long) = invocation("slow", json!({"ms": 15000}));
+    let s = emu.enqueue("cs.invoke", short, EnqueueOptions::default());
+    let l = emu.enqueue("cs.invoke", long, EnqueueOptions::default());
+    emu.wait_for_status(&s, TaskStatus::InProgress, Duration::from_secs(10))
+        .await
+        .unwrap();
+    emu.wait_for_status(&l, TaskStatus::InProgress, Duration::from_secs(10))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = Instant::now();
+    d.signal(libc::SIGTERM);
+    // Draining: not ready any more.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Some((code, _)) = d.get("/readyz") {
+        assert_eq!(code, 503);
+    }
+    let st = d
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .expect("serve exits");
+    assert!(st.success(), "exit {st}:\n{}", d.log());
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(emu.task(&s).unwrap().status, TaskStatus::Completed);
+    assert_eq!(results_for(&emu, &short_aid).len(), 1);
+    // The long one went back to the queue at once (no lease to wait out).
+    let t = emu.task(&l).unwrap();
+    assert_eq!(t.status, TaskStatus::Pending, "{t:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_token_or_config_is_a_clear_error_at_start() {
+    let redis = server!();
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    let mut d = Daemon::start_with(&emu, &redis, "w-bad", "", "not-the-token");
+    let st = d
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("serve exits");
+    assert_eq!(st.code(), Some(1));
+    let log = d.log();
+    assert!(log.contains("worker_token"), "{log}");
+    assert!(log.contains("Unauthenticated"), "{log}");
+
+    let mut d = Daemon::start(&emu, &redis, "w-bad2", "  max_inflight_typo: 3\n");
+    let st = d
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("serve exits");
+    assert_eq!(st.code(), Some(1));
+    assert!(
+        d.log().contains("cs_invoker_pool.max_inflight_typo"),
+        "{}",
+        d.log()
+    );
+}

@@ -1,9 +1,11 @@
 //! cs-invoker-pool: the execution engine of Sous.
 //!
-//! The supervisor side: the [`pool`] of pre-started `sandbox-child` processes, the [`host`] API
-//! that performs side effects on a child's behalf after capability checks, and the [`run`]
-//! command that runs one function locally through the real pool. The child, the frame protocol
-//! and the bundle format live in the `sandbox_child` crate.
+//! The supervisor side: the [`pipeline`] of SPEC §1 and the ports it drives — the KVRocks
+//! [`store`], the codeQ clients in [`queue`], the [`pool`] of pre-started `sandbox-child`
+//! processes (confined by [`sandbox`] and [`cgroup`]) — the [`host`] API that performs side
+//! effects on a child's behalf after capability checks, and the two commands: [`run`] (one
+//! function locally) and [`serve`] (the daemon, with [`config`], [`endpoints`], [`metrics`]).
+//! The child, the frame protocol and the bundle format live in the `sandbox_child` crate.
 
 pub mod cgroup;
 pub mod config;

@@ -87,9 +87,10 @@ pub struct InvocationLabels<'a> {
 /// What became of a claimed codeQ task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskOutcome {
-    /// Answered COMPLETED (any function outcome, including error and timeout).
+    /// Answered COMPLETED: the function succeeded (SPEC §2 mapping).
     Completed,
-    /// Answered FAILED (an invalid request, sent to the dead-letter topic).
+    /// Answered FAILED: the function's `error` or `timeout` (`"{type}: {message}"`), or an
+    /// invalid request sent to the dead-letter topic.
     Failed,
     /// Nacked for a retry (infrastructure failure).
     Nacked,

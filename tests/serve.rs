@@ -126,15 +126,17 @@ struct Daemon {
 
 impl Daemon {
     fn start(emu: &Emulator, redis: &RedisServer, worker_id: &str, extra: &str) -> Daemon {
-        Self::start_with(emu, redis, worker_id, extra, "worker-token")
+        Self::start_with(emu, redis, worker_id, extra, "worker-token", None)
     }
 
+    /// `require_env`: `Some(v)` sets `CS_REQUIRE_SANDBOX=v` for the daemon, `None` inherits.
     fn start_with(
         emu: &Emulator,
         redis: &RedisServer,
         worker_id: &str,
         extra: &str,
         token: &str,
+        require_env: Option<&str>,
     ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let http = format!("127.0.0.1:{}", free_port());
@@ -173,7 +175,11 @@ cs_invoker_pool:
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, cfg).unwrap();
         let log = dir.path().join("serve.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_cs-invoker-pool"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cs-invoker-pool"));
+        if let Some(v) = require_env {
+            cmd.env("CS_REQUIRE_SANDBOX", v);
+        }
+        let child = cmd
             .args(["serve", "--config"])
             .arg(&path)
             .env("CS_LOG", "info")
@@ -553,7 +559,7 @@ async fn sigterm_finishes_in_flight_work_and_abandons_the_rest() {
 async fn a_bad_token_or_config_is_a_clear_error_at_start() {
     let redis = server!();
     let emu = Emulator::start(emulator_config()).await.unwrap();
-    let mut d = Daemon::start_with(&emu, &redis, "w-bad", "", "not-the-token");
+    let mut d = Daemon::start_with(&emu, &redis, "w-bad", "", "not-the-token", None);
     let st = d
         .wait_exit(Duration::from_secs(20))
         .await
@@ -574,4 +580,53 @@ async fn a_bad_token_or_config_is_a_clear_error_at_start() {
         "{}",
         d.log()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_runs_unconfined_only_when_the_configuration_says_so() {
+    let redis = server!();
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    // No per-child cgroups without consent: refused at start, naming the way out.
+    let mut d = Daemon::start_with(
+        &emu,
+        &redis,
+        "w-nocg",
+        "  sandbox:\n    cgroup: none\n",
+        "worker-token",
+        Some("0"),
+    );
+    let st = d
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("serve exits");
+    assert_eq!(st.code(), Some(1), "{}", d.log());
+    assert!(d.log().contains("allow_unconfined"), "{}", d.log());
+
+    // Consent given: it runs, and says loudly that it is unconfined.
+    let consent = "  sandbox:\n    cgroup: none\n    allow_unconfined: true\n";
+    let mut d = Daemon::start_with(
+        &emu,
+        &redis,
+        "w-consent",
+        consent,
+        "worker-token",
+        Some("0"),
+    );
+    d.wait_ready().await;
+    assert!(d.log().contains("UNCONFINED"), "{}", d.log());
+    d.signal(libc::SIGTERM);
+    assert!(d
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .success());
+
+    // CS_REQUIRE_SANDBOX=1 is never weakened by the configuration.
+    let mut d = Daemon::start_with(&emu, &redis, "w-env", consent, "worker-token", Some("1"));
+    let st = d
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("serve exits");
+    assert_eq!(st.code(), Some(1), "{}", d.log());
+    assert!(d.log().contains("CS_REQUIRE_SANDBOX"), "{}", d.log());
 }

@@ -186,7 +186,14 @@ pub struct Pipeline<S, P, E> {
     /// Per-version semaphores keyed `tenant/namespace/function/version`, sized by the manifest's
     /// `maxConcurrency` the first time the version is seen.
     versions: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// `tenant/namespace/function/version` → (sha256 of its meta, when read).
+    metas: Mutex<HashMap<String, (String, Instant)>>,
 }
+
+/// How long a version's meta (its sha256) is trusted without reading it again.
+const META_TTL: Duration = Duration::from_secs(30);
+/// Version metas remembered at most.
+const META_CACHE_MAX: usize = 16_384;
 
 /// Per-version semaphores kept before idle ones are pruned.
 const VERSION_SEMAPHORES_SOFT_MAX: usize = 4096;
@@ -209,6 +216,7 @@ where
             cache: BundleCache::new(cfg.cache_bundles_max, cfg.cache_bytes_max),
             inflight: Arc::new(Semaphore::new(cfg.max_inflight.max(1))),
             versions: Mutex::new(HashMap::new()),
+            metas: Mutex::new(HashMap::new()),
             cfg,
             store,
             publisher,
@@ -267,8 +275,11 @@ where
         arrived_ms: u64,
         summary: &mut ActivationSummary,
     ) -> Answer {
-        // 2. Idempotency.
-        match self.check_idempotency(req).await {
+        // 2 and 3 are independent reads: issued together, they cost one round trip to the
+        // store instead of two. Resolution's outcome only counts when the activation is new.
+        let (idempotency, resolution) =
+            tokio::join!(self.check_idempotency(req), self.resolve_version(req));
+        match idempotency {
             Ok(Some(stored)) => return self.republish(stored, summary).await,
             Ok(None) => {}
             Err(e) => return Answer::RetryLater { reason: e },
@@ -306,7 +317,7 @@ where
 
         // 3 and 4: version and bundle.
         let prepared = async {
-            let resolved = self.resolve_version(req).await?;
+            let resolved = resolution?;
             record.reference.version = Some(resolved.version);
             summary.version = Some(resolved.version);
             let bundle = self.load_bundle(req, resolved.version).await?;
@@ -528,6 +539,13 @@ where
         version: u64,
     ) -> Result<Arc<Bundle>, Stop> {
         let (t, ns, f) = (&req.tenant, &req.namespace, &req.reference.function);
+        let meta_key = format!("{t}/{ns}/{f}/{version}");
+        if let Some(b) = self
+            .recent_sha(&meta_key)
+            .and_then(|sha| self.cache.get(&sha))
+        {
+            return Ok(b);
+        }
         let meta = match self.store.version_meta(t, ns, f, version).await {
             Ok(Some(m)) => m,
             Ok(None) => {
@@ -544,6 +562,7 @@ where
                 )))
             }
         };
+        self.remember_sha(meta_key, &meta.sha256);
         if let Some(b) = self.cache.get(&meta.sha256) {
             return Ok(b);
         }
@@ -593,6 +612,28 @@ where
                 Err(Stop::Terminal(ExecError::new(kind, e.message())))
             }
         }
+    }
+
+    /// The sha256 of a version's meta read less than [`META_TTL`] ago. Published versions are
+    /// immutable in Sous, so this only saves a round trip; the TTL bounds how long a version
+    /// deleted and published again under the same number could run its old bundle.
+    fn recent_sha(&self, key: &str) -> Option<String> {
+        let metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
+        metas
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < META_TTL)
+            .map(|(sha, _)| sha.clone())
+    }
+
+    fn remember_sha(&self, key: String, sha: &str) {
+        let mut metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
+        if metas.len() >= META_CACHE_MAX {
+            metas.retain(|_, (_, at)| at.elapsed() < META_TTL);
+            if metas.len() >= META_CACHE_MAX {
+                metas.clear();
+            }
+        }
+        metas.insert(key, (sha.to_string(), Instant::now()));
     }
 
     /// Step 5: the replica's in-flight permit, then the version's `maxConcurrency` permit.
@@ -759,22 +800,21 @@ where
             }
         }
         // The terminal record is the outcome from here on: a failure below is retried by the
-        // next delivery, which finds the record terminal and republishes (step 2).
-        if let Err(e) = self
-            .store
-            .write_logs(&record.tenant, &record.activation_id, logs)
-            .await
-        {
+        // next delivery, which finds the record terminal and republishes (step 2). The three
+        // writes are independent, so they go out together (latency of one round trip). Known
+        // gap: log chunks lost to a store failure right here are not rewritten by the retry.
+        let (logs_written, correlation, published) = tokio::join!(
+            self.store
+                .write_logs(&record.tenant, &record.activation_id, logs),
+            self.store.write_result(&record.tenant, &result),
+            self.publish_result(&record.tenant, &result),
+        );
+        if let Err(e) = logs_written.map(|_| ()).and(correlation) {
             return Answer::RetryLater {
                 reason: e.to_string(),
             };
         }
-        if let Err(e) = self.store.write_result(&record.tenant, &result).await {
-            return Answer::RetryLater {
-                reason: e.to_string(),
-            };
-        }
-        if let Err(answer) = self.publish_result(&record.tenant, &result).await {
+        if let Err(answer) = published {
             return answer;
         }
         Answer::for_result(&result)

@@ -126,17 +126,17 @@ struct Daemon {
 
 impl Daemon {
     fn start(emu: &Emulator, redis: &RedisServer, worker_id: &str, extra: &str) -> Daemon {
-        Self::start_with(emu, redis, worker_id, extra, "worker-token", None)
+        Self::start_with(emu, redis, worker_id, extra, "worker-token", &[])
     }
 
-    /// `require_env`: `Some(v)` sets `CS_REQUIRE_SANDBOX=v` for the daemon, `None` inherits.
+    /// `envs` are set for the daemon over the defaults (e.g. `CS_REQUIRE_SANDBOX`).
     fn start_with(
         emu: &Emulator,
         redis: &RedisServer,
         worker_id: &str,
         extra: &str,
         token: &str,
-        require_env: Option<&str>,
+        envs: &[(&str, &str)],
     ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let http = format!("127.0.0.1:{}", free_port());
@@ -176,14 +176,14 @@ cs_invoker_pool:
         std::fs::write(&path, cfg).unwrap();
         let log = dir.path().join("serve.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cs-invoker-pool"));
-        if let Some(v) = require_env {
-            cmd.env("CS_REQUIRE_SANDBOX", v);
+        cmd.env("CS_LOG", "info")
+            .env("CS_CODEQ_READY_EXPIRY_MS", "400");
+        for (k, v) in envs {
+            cmd.env(k, v);
         }
         let child = cmd
             .args(["serve", "--config"])
             .arg(&path)
-            .env("CS_LOG", "info")
-            .env("CS_CODEQ_READY_EXPIRY_MS", "300")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -559,7 +559,7 @@ async fn sigterm_finishes_in_flight_work_and_abandons_the_rest() {
 async fn a_bad_token_or_config_is_a_clear_error_at_start() {
     let redis = server!();
     let emu = Emulator::start(emulator_config()).await.unwrap();
-    let mut d = Daemon::start_with(&emu, &redis, "w-bad", "", "not-the-token", None);
+    let mut d = Daemon::start_with(&emu, &redis, "w-bad", "", "not-the-token", &[]);
     let st = d
         .wait_exit(Duration::from_secs(20))
         .await
@@ -593,7 +593,7 @@ async fn a_server_runs_unconfined_only_when_the_configuration_says_so() {
         "w-nocg",
         "  sandbox:\n    cgroup: none\n",
         "worker-token",
-        Some("0"),
+        &[("CS_REQUIRE_SANDBOX", "0")],
     );
     let st = d
         .wait_exit(Duration::from_secs(20))
@@ -610,7 +610,7 @@ async fn a_server_runs_unconfined_only_when_the_configuration_says_so() {
         "w-consent",
         consent,
         "worker-token",
-        Some("0"),
+        &[("CS_REQUIRE_SANDBOX", "0")],
     );
     d.wait_ready().await;
     assert!(d.log().contains("UNCONFINED"), "{}", d.log());
@@ -622,11 +622,87 @@ async fn a_server_runs_unconfined_only_when_the_configuration_says_so() {
         .success());
 
     // CS_REQUIRE_SANDBOX=1 is never weakened by the configuration.
-    let mut d = Daemon::start_with(&emu, &redis, "w-env", consent, "worker-token", Some("1"));
+    let mut d = Daemon::start_with(
+        &emu,
+        &redis,
+        "w-env",
+        consent,
+        "worker-token",
+        &[("CS_REQUIRE_SANDBOX", "1")],
+    );
     let st = d
         .wait_exit(Duration::from_secs(20))
         .await
         .expect("serve exits");
     assert_eq!(st.code(), Some(1), "{}", d.log());
     assert!(d.log().contains("CS_REQUIRE_SANDBOX"), "{}", d.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_claims_up_to_its_free_slots_and_never_more() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    publish_all(&mut raw);
+    // codeQ's own Ready timing (30 s) on both sides: a miscounted ask then stays wrong for
+    // the whole test instead of healing at the next expiry.
+    let mut cfg = emulator_config();
+    cfg.ready_expiry = Duration::from_secs(30);
+    let emu = Emulator::start(cfg).await.unwrap();
+    // max_inflight is 4 in the test configuration.
+    let mut d = Daemon::start_with(
+        &emu,
+        &redis,
+        "w-slots",
+        "",
+        "worker-token",
+        &[("CS_CODEQ_READY_EXPIRY_MS", "31000")],
+    );
+    d.wait_ready().await;
+    // A Ready answered with fewer tasks than it asked for is spent: the worker must ask again
+    // for the rest of its slots.
+    let (_, quick) = invocation("hello", json!({"name": "x"}));
+    let q = emu.enqueue("cs.invoke", quick, EnqueueOptions::default());
+    assert_eq!(finished(&emu, &q, 10).await.status, TaskStatus::Completed);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let ids: Vec<String> = (0..6)
+        .map(|_| {
+            let (_, p) = invocation("slow", json!({"ms": 1500}));
+            emu.enqueue("cs.invoke", p, EnqueueOptions::default())
+        })
+        .collect();
+    let in_progress = || {
+        ids.iter()
+            .filter(|id| {
+                emu.task(id)
+                    .map(|t| t.status == TaskStatus::InProgress)
+                    .unwrap_or(false)
+            })
+            .count()
+    };
+    assert!(
+        emu.wait_until(Duration::from_secs(5), || in_progress() == 4)
+            .await,
+        "never 4 at once: {} in progress\n{}",
+        in_progress(),
+        d.log()
+    );
+    let mut most = 0;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(800) {
+        most = most.max(in_progress());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(most, 4, "more tasks claimed than slots");
+    for id in &ids {
+        let t = finished(&emu, id, 30).await;
+        assert_eq!(t.status, TaskStatus::Completed);
+        assert_eq!(t.deliveries, 1, "task {id} delivered twice\n{}", d.log());
+    }
+    d.signal(libc::SIGTERM);
+    assert!(d
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .success());
 }

@@ -44,9 +44,11 @@ impl Lease<'_> {
                     self.inner.retire(idle, KillReason::Recycled);
                 } else if let Some(b) = idle.binding.clone() {
                     self.inner.lock().warm.entry(b).or_default().push(idle);
+                    self.inner.returned.notify_waiters();
                 } else {
                     // Never bound (cannot happen after a run): keep it as a stem.
                     self.inner.lock().stems.push_back(idle);
+                    self.inner.returned.notify_waiters();
                 }
             }
         }
@@ -84,6 +86,11 @@ impl Pool {
         // 1. A child: warm, stem, or started now.
         let checkout = async {
             loop {
+                // Registered before looking, so a child returned between the look and the
+                // wait below is not missed.
+                let returned = inner.returned.notified();
+                tokio::pin!(returned);
+                returned.as_mut().enable();
                 if let Some(found) = inner.take_idle(&binding) {
                     return Ok(found);
                 }
@@ -93,14 +100,15 @@ impl Pool {
                         if inner.evict_one() {
                             continue;
                         }
-                        // Everything is busy: wait for a slot, but take a child returned
-                        // meanwhile if one fits.
+                        // Everything is busy: wait for a slot, or for a child to come back
+                        // (woken at once; the timer is only a safety net).
                         tokio::select! {
                             p = Arc::clone(&inner.slots).acquire_owned() => match p {
                                 Ok(p) => p,
                                 Err(_) => return Err("the pool is shut down".to_string()),
                             },
-                            _ = tokio::time::sleep(Duration::from_millis(5)) => continue,
+                            _ = &mut returned => continue,
+                            _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
                         }
                     }
                 };

@@ -164,6 +164,9 @@ struct Inner {
     state: Mutex<State>,
     slots: Arc<Semaphore>,
     refill: Notify,
+    /// Woken whenever a child becomes idle (back from a run, or a new stem), so that an
+    /// invocation waiting for a child takes it at once instead of polling.
+    returned: Notify,
     next_id: AtomicU64,
     counters: Counters,
     closed: AtomicBool,
@@ -194,6 +197,7 @@ impl Pool {
             cfg,
             state: Mutex::new(State::default()),
             refill: Notify::new(),
+            returned: Notify::new(),
             next_id: AtomicU64::new(1),
             counters: Counters::default(),
             closed: AtomicBool::new(false),
@@ -506,6 +510,7 @@ async fn background(inner: Arc<Inner>) {
                     }
                     Ok(idle) => {
                         st.stems.push_back(idle);
+                        inner.returned.notify_waiters();
                         None
                     }
                     Err(e) => Some(e),

@@ -3,9 +3,11 @@
 //! activations, and reconnects without losing an answer.
 //!
 //! # Capacity
-//! The server may hold several `Ready`s at once and answers each independently, so the client
-//! keeps the sum of its outstanding asks (each with the time the server will have forgotten it,
-//! `ready_expiry`) and only asks for `slots − running − asked`. A `Ready` that expires is
+//! The server answers each `Ready` with one delivery (a TaskAssignment, or a TaskBatch of
+//! 1..count) and handles events concurrently, so a delivery cannot be matched to one of several
+//! outstanding Readys. The client therefore keeps at most one Ready outstanding, for
+//! `slots − running` tasks, and sends the next when it is answered or when the server will have
+//! forgotten it (`ready_expiry`). A `Ready` that expires is
 //! silent on the server's side; the client forgets it at its own estimate and asks again. If a
 //! task arrives anyway with no free slot (the estimate was short), it is Abandoned at once,
 //! which returns it to the queue immediately: the worker never runs more than `slots` tasks.
@@ -69,7 +71,9 @@ pub struct WorkerConfig {
     pub lease_seconds: u32,
     /// Tasks run at once (`workers.max_inflight`).
     pub slots: usize,
-    /// How long the server holds a Ready before forgetting it silently (codeQ: ~30 s).
+    /// How long the server holds a Ready before forgetting it silently (codeQ: ~30 s). Err on
+    /// the long side: too short risks a second Ready while the first is still held (the extra
+    /// task is Abandoned back), too long only delays the next ask of an idle worker.
     pub ready_expiry: Duration,
     /// Heartbeat period for a running task (default: a third of the lease).
     pub heartbeat_every: Duration,
@@ -107,7 +111,7 @@ impl WorkerConfig {
             command: "cs.invoke".into(),
             lease_seconds,
             slots: 64,
-            ready_expiry: Duration::from_secs(30),
+            ready_expiry: Duration::from_secs(31),
             heartbeat_every: Duration::from_secs(u64::from(lease_seconds) / 3),
             connect_timeout: Duration::from_secs(3),
             backoff_min: Duration::from_millis(200),
@@ -472,7 +476,10 @@ impl<H: TaskHandler> Loop<H> {
         while matches!(self.asks.front(), Some((_, exp)) if *exp <= now) {
             self.asks.pop_front();
         }
-        if self.draining() {
+        // One Ready at a time: deliveries do not say which Ready they answer, and codeQ
+        // handles events concurrently, so with several outstanding the client could not tell
+        // which one is spent. The next one goes out when this one is answered or expires.
+        if self.draining() || !self.asks.is_empty() {
             return Ok(());
         }
         let asked: usize = self.asks.iter().map(|(n, _)| n).sum();
@@ -562,28 +569,17 @@ impl<H: TaskHandler> Loop<H> {
         tasks: Vec<workerpb::Task>,
         out: &mpsc::Sender<WorkerEvent>,
     ) -> Result<(), String> {
-        // These tasks answer outstanding asks, oldest first.
-        let mut n = tasks.len();
-        while n > 0 {
-            match self.asks.front_mut() {
-                Some((c, _)) if *c > n => {
-                    *c -= n;
-                    n = 0;
-                }
-                Some((c, _)) => {
-                    n -= *c;
-                    self.asks.pop_front();
-                }
-                None => break,
-            }
-        }
+        // One delivery (a TaskAssignment or a TaskBatch of 1..count) answers one Ready, the
+        // oldest outstanding one, however many tasks it carries: the rest of that Ready's count
+        // is not owed any more.
+        self.asks.pop_front();
         for t in tasks {
             if self.draining()
                 || self.running.len() >= self.cfg.slots
                 || self.running.contains_key(&t.id)
             {
                 // No slot (or already running it): give it straight back.
-                tracing::debug!(task_id = %t.id, "no free slot; abandoning an extra task");
+                tracing::warn!(task_id = %t.id, running = self.running.len(), "no free slot; abandoning an extra task");
                 let p = Pending::Abandon(t.id.clone());
                 out.send(p.event())
                     .await

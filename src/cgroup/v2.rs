@@ -39,6 +39,12 @@ use std::sync::Mutex;
 
 const KILL_FILE: &str = "cgroup.kill";
 
+/// Serialises [`V2Manager::open`] with the move-into-the-leaf step of
+/// [`CgroupManager::prepare`] within this process. Between the move and the write of
+/// `cgroup.subtree_control` the base delegates nothing yet, so a second manager opened in that
+/// window (tests open one per cgroup prefix, concurrently) would take the leaf for its base.
+static SETUP: Mutex<()> = Mutex::new(());
+
 pub struct V2Manager {
     cfg: CgroupConfig,
     /// The delegated cgroup: the daemon's own cgroup at start-up.
@@ -62,6 +68,7 @@ impl std::fmt::Debug for V2Manager {
 impl V2Manager {
     /// Finds the daemon's v2 cgroup and checks that it offers memory and pids. Writes nothing.
     pub fn open(cfg: &CgroupConfig) -> Result<Self, Unavailable> {
+        let _setup = SETUP.lock().unwrap_or_else(|p| p.into_inner());
         let ps = ProcSelf::read(&cfg.proc_self)?;
         let cgroup_file = cfg.proc_self.join("cgroup");
         let Some(line) = ps
@@ -216,6 +223,7 @@ impl CgroupManager for V2Manager {
         if *prepared {
             return Ok(());
         }
+        let _setup = SETUP.lock().unwrap_or_else(|p| p.into_inner());
         let sc_path = self.base.join("cgroup.subtree_control");
         let enabled = controller_set(&files::read(&sc_path)?);
         if !self.controllers.iter().all(|c| enabled.contains(*c)) {

@@ -64,3 +64,124 @@ bench: test-deps
 
 clean:
 	$(CARGO) clean
+
+# ---------------------------------------------------------------------------------------------
+# Packaging (packaging/README.md). The packages hold the two release binaries, stripped by the
+# release profile (strip = true), the systemd unit, the default configuration and the docs;
+# never codeq-emulator (a test-only workspace member), so every build here names its packages.
+
+.PHONY: bins deb rpm packages package-deps package-deps-deb package-deps-rpm package-check \
+        install uninstall
+
+RELEASE_DIR := $(TARGET_DIR)/release
+DEB_DIR := $(TARGET_DIR)/debian
+RPM_DIR := $(TARGET_DIR)/generate-rpm
+# The packaging tools, pinned to the minor versions the metadata in Cargo.toml was written for.
+CARGO_DEB_VERSION ?= ~3.8
+CARGO_GENERATE_RPM_VERSION ?= ~0.21
+
+## bins: the release binaries the packages and `make install` ship (cs-invoker-pool and
+## sandbox-child only)
+bins:
+	$(CARGO) build --release -p cs-invoker-pool -p sandbox-child --bins
+
+## package-deps: the packaging tools, each installed only when missing: cargo-deb and
+## cargo-generate-rpm (cargo install --locked), lintian, file and rpm (Debian packages)
+package-deps: package-deps-deb package-deps-rpm
+
+package-deps-deb:
+	@$(CARGO) deb --version >/dev/null 2>&1 || \
+	  $(CARGO) install --locked cargo-deb --version '$(CARGO_DEB_VERSION)'
+	@$(MAKE) --no-print-directory apt-tools APT_TOOLS="lintian file"
+
+package-deps-rpm:
+	@$(CARGO) generate-rpm --version >/dev/null 2>&1 || \
+	  $(CARGO) install --locked cargo-generate-rpm --version '$(CARGO_GENERATE_RPM_VERSION)'
+	@$(MAKE) --no-print-directory apt-tools APT_TOOLS="rpm file"
+
+# Installs the Debian packages named in APT_TOOLS whose command is missing (the package and the
+# command have the same name for each of them).
+.PHONY: apt-tools
+apt-tools:
+	@missing=; for t in $(APT_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  echo "make: installing$$missing (Debian packages) for packaging"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+## deb: target/debian/cs-invoker-pool_<version>-1_<arch>.deb (metadata: [package.metadata.deb])
+## cargo-deb is told --no-build: left to itself it would run its own `cargo build --release`
+deb: package-deps-deb bins
+	$(CARGO) deb -p cs-invoker-pool --no-build
+
+## rpm: target/generate-rpm/cs-invoker-pool-<version>-1.<arch>.rpm
+## (metadata: [package.metadata.generate-rpm]; cargo-generate-rpm never builds)
+rpm: package-deps-rpm bins
+	$(CARGO) generate-rpm --target-dir $(TARGET_DIR)
+
+packages: deb rpm
+
+## package-check: assert the contents of the built .deb and .rpm (packaging/check-packages.sh)
+package-check:
+	packaging/check-packages.sh $(wildcard $(DEB_DIR)/cs-invoker-pool_*.deb) \
+	  $(wildcard $(RPM_DIR)/cs-invoker-pool-*.rpm)
+
+# `make install`: a plain install without a package manager, for hosts where neither package
+# fits. It never compiles (so `sudo make install` needs no toolchain for root): `make bins`
+# first, as yourself. DESTDIR stages the files elsewhere; the user and systemd are only touched
+# when DESTDIR is empty.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+# systemd reads units from /usr/local/lib/systemd/system as well as /usr/lib/systemd/system.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/cs-invoker-pool
+# Not under PREFIX: /etc/cs-invoker-pool/config.yaml is the path `serve` defaults to.
+CONFDIR ?= /etc/cs-invoker-pool
+
+## install: binaries to $(BINDIR), the unit (its paths rewritten to BINDIR and DOCDIR) to $(UNITDIR), the
+## configuration to $(CONFDIR) only when absent; DESTDIR honoured
+install:
+	@for b in cs-invoker-pool sandbox-child; do \
+	  test -x $(RELEASE_DIR)/$$b || { echo "make install: $(RELEASE_DIR)/$$b is missing; run 'make bins' first" >&2; exit 1; }; \
+	done
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR)
+	install -m 0755 $(RELEASE_DIR)/cs-invoker-pool $(RELEASE_DIR)/sandbox-child $(DESTDIR)$(BINDIR)/
+	sed 's|/usr/bin/cs-invoker-pool|$(BINDIR)/cs-invoker-pool|; s|/usr/bin/sandbox-child|$(BINDIR)/sandbox-child|; s|/usr/share/doc/cs-invoker-pool|$(DOCDIR)|' \
+	  packaging/cs-invoker-pool.service > $(DESTDIR)$(UNITDIR)/cs-invoker-pool.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/cs-invoker-pool.service
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 packaging/README.md $(DESTDIR)$(DOCDIR)/packaging.md
+	@# An existing configuration is the operator's: never overwritten.
+	test -e $(DESTDIR)$(CONFDIR)/config.yaml || install -m 0640 packaging/config.yaml $(DESTDIR)$(CONFDIR)/config.yaml
+	test -e $(DESTDIR)$(CONFDIR)/environment || install -m 0600 packaging/environment $(DESTDIR)$(CONFDIR)/environment
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then \
+	  if ! getent passwd cs-sandbox >/dev/null; then \
+	    if getent group cs-sandbox >/dev/null; then g="--gid cs-sandbox"; else g="--user-group"; fi; \
+	    echo "useradd --system $$g ... cs-sandbox"; \
+	    useradd --system $$g --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+	      --comment "cs-invoker-pool sandbox children" cs-sandbox; \
+	  fi; \
+	  if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	  echo "installed; edit $(CONFDIR)/config.yaml, then: systemctl enable --now cs-invoker-pool"; \
+	fi
+
+## uninstall: removes what install put in place, except the configuration (yours) and the
+## cs-sandbox user; stop the service first (systemctl disable --now cs-invoker-pool)
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/cs-invoker-pool $(DESTDIR)$(BINDIR)/sandbox-child
+	rm -f $(DESTDIR)$(UNITDIR)/cs-invoker-pool.service
+	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/packaging.md
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && [ "$$(id -u)" -eq 0 ]; then systemctl daemon-reload; fi
+	@echo "kept $(CONFDIR) and the cs-sandbox user; remove them by hand if you want them gone"
+
+## vm-test: the .deb end to end and the confinement suite on a real cgroup v2 kernel under a real
+## systemd, in qemu (TCG); qemu, the kernel and a bookworm rootfs come from Debian's packages and
+## are cached in target/vm (packaging/vm/README.md). Needs root. VM_DEB=path tests another .deb.
+.PHONY: vm-test
+vm-test: deb
+	@SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO="sudo -E"; \
+	deb=$${VM_DEB:-$$(ls -t $(DEB_DIR)/cs-invoker-pool_*.deb | head -1)}; \
+	VM_DEB=$$deb CARGO_TARGET_DIR=$(TARGET_DIR) CARGO=$(CARGO) $$SUDO packaging/vm/run.sh

@@ -219,9 +219,11 @@ if [ ${#TEST_BINS[@]} -gt 0 ]; then
   done
 fi
 if [ ${#TEST_BINS[@]} -gt 0 ] || [ -z "${VM_SKIP_E2E:-}" ]; then
-  put "$TARGET_DIR/debug/cs-invoker-pool" "$TARGET_DIR/debug/cs-invoker-pool"
-  put "$TARGET_DIR/debug/sandbox-child" "$TARGET_DIR/debug/sandbox-child"
-  put "$ESCAPE_CHILD" "$ESCAPE_CHILD"
+  # Under /payload/abs, copied to their absolute paths by the guest once it is up: a path
+  # under /tmp (a CI clone) would be hidden by the tmpfs systemd mounts on /tmp at boot.
+  put "$TARGET_DIR/debug/cs-invoker-pool" "/payload/abs$TARGET_DIR/debug/cs-invoker-pool"
+  put "$TARGET_DIR/debug/sandbox-child" "/payload/abs$TARGET_DIR/debug/sandbox-child"
+  put "$ESCAPE_CHILD" "/payload/abs$ESCAPE_CHILD"
 fi
 {
   echo "ROOT=$ROOT"

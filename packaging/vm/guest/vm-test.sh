@@ -99,7 +99,11 @@ done
 if [ -n "${DEB:-}" ]; then
   t0=$(now)
   echo "===== e2e: dpkg -i $DEB, the unit, codeQ emulator, redis ====="
-  VM_DROPIN_FILE=${VM_DROPIN_FILE:-} timeout 900 /payload/vm-driver e2e --deb "$DEB" --escape-child "$ESCAPE_CHILD"
+  # The packaged unit has PrivateTmp=yes: a child under /tmp (a CI clone) would be invisible to
+  # the daemon, so the escape child it is pointed at lives outside /tmp.
+  SERVICE_ESCAPE=/opt/vm-test/escape/sandbox-child
+  mkdir -p "$(dirname "$SERVICE_ESCAPE")" && cp -p "$ESCAPE_CHILD" "$SERVICE_ESCAPE"
+  VM_DROPIN_FILE=${VM_DROPIN_FILE:-} timeout 900 /payload/vm-driver e2e --deb "$DEB" --escape-child "$SERVICE_ESCAPE"
   rc=$?
   if [ $rc -eq 0 ]; then pass e2e "all checks passed in $(secs "$t0") s"
   else fail e2e "vm-driver exited $rc after $(secs "$t0") s"; fi

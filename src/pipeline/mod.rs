@@ -357,7 +357,7 @@ where
             Ok(RunningWrite::AlreadyTerminal(_)) => {
                 // Another delivery finished between step 2 and now.
                 drop(permits);
-                return match self.stored_result(req).await {
+                return match self.stored_result(&req.tenant, &req.activation_id).await {
                     Ok(Some(stored)) => self.republish(stored, summary).await,
                     Ok(None) => Answer::RetryLater {
                         reason: "the activation turned terminal but its record is missing".into(),
@@ -454,7 +454,9 @@ where
             .activation_status(&req.tenant, &req.activation_id)
             .await
         {
-            Ok(Some(s)) if s.is_terminal() => self.stored_result(req).await,
+            Ok(Some(s)) if s.is_terminal() => {
+                self.stored_result(&req.tenant, &req.activation_id).await
+            }
             Ok(_) => Ok(None),
             Err(e) if e.is_transient() => Err(e.to_string()),
             // A corrupt status is treated as absent: the terminal CAS accepts neither, so a
@@ -469,11 +471,12 @@ where
     /// The InvocationResult of a terminal activation, from its stored record.
     async fn stored_result(
         &self,
-        req: &InvocationRequest,
+        tenant: &str,
+        activation_id: &str,
     ) -> Result<Option<InvocationResult>, String> {
         let meta = self
             .store
-            .activation_meta(&req.tenant, &req.activation_id)
+            .activation_meta(tenant, activation_id)
             .await
             .map_err(|e| e.to_string())?;
         Ok(meta
@@ -782,7 +785,10 @@ where
             Ok(true) => {}
             Ok(false) => {
                 summary.lost_race = true;
-                return match self.stored_result_of(&record).await {
+                return match self
+                    .stored_result(&record.tenant, &record.activation_id)
+                    .await
+                {
                     Ok(Some(stored)) => {
                         summary.status = Some(stored.status.clone());
                         self.republish(stored, summary).await
@@ -818,27 +824,6 @@ where
             return answer;
         }
         Answer::for_result(&result)
-    }
-
-    async fn stored_result_of(
-        &self,
-        record: &ActivationRecord,
-    ) -> Result<Option<InvocationResult>, String> {
-        let meta = self
-            .store
-            .activation_meta(&record.tenant, &record.activation_id)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(meta
-            .filter(|m| m.status.is_terminal())
-            .map(|m| InvocationResult {
-                activation_id: m.activation_id,
-                request_id: m.request_id,
-                status: m.status.as_str().to_string(),
-                duration_ms: m.duration_ms.unwrap_or(0),
-                result: m.result,
-                error: m.error,
-            }))
     }
 
     /// Step 10: the InvocationResult, in a `cs.envelope.v1` of type `InvocationResult`, to

@@ -19,7 +19,76 @@ pub mod pb {
     }
 }
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The state of one stream that its handle and its background task share: open or not, the
+/// last handshake refusal, and a wake-up for whoever waits for the first handshake.
+#[derive(Default)]
+pub(crate) struct StreamState {
+    connected: AtomicBool,
+    /// The last handshake refusal (bad token, permission), cleared by a successful handshake.
+    refused: Mutex<Option<String>>,
+    settled: Notify,
+}
+
+impl StreamState {
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+
+    /// The handshake succeeded.
+    pub(crate) fn set_open(&self) {
+        self.connected.store(true, Ordering::SeqCst);
+        *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.settled.notify_waiters();
+    }
+
+    /// The stream ended; `refused` when the server refused the handshake.
+    pub(crate) fn set_down(&self, refused: Option<String>) {
+        self.connected.store(false, Ordering::SeqCst);
+        if let Some(why) = refused {
+            *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        }
+        self.settled.notify_waiters();
+    }
+
+    /// Waits up to `timeout` for the stream to open. `Err` names a handshake refusal (a
+    /// configuration error) or says that `what` at `addr` was not reachable in time.
+    pub(crate) async fn wait_connected(
+        &self,
+        what: &str,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before looking, so a change between the look and the wait is seen.
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.is_connected() {
+                return Ok(());
+            }
+            if let Some(r) = self
+                .refused
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                return Err(r);
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                return Err(format!(
+                    "{what} at {addr} not reachable within {} ms",
+                    timeout.as_millis()
+                ));
+            }
+        }
+    }
+}
 
 /// Reconnection delays: exponential from `min` to `max`, each with ±25 % jitter so a fleet of
 /// invokers does not reconnect in lockstep after a codeQ restart.

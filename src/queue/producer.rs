@@ -9,11 +9,10 @@
 use super::pb::producerpb::{
     self, producer_event, producer_stream_client::ProducerStreamClient, server_event, ProducerEvent,
 };
-use super::{endpoint_uri, is_handshake_refusal, Backoff};
+use super::{endpoint_uri, is_handshake_refusal, Backoff, StreamState};
 use crate::pipeline::ports::{PublishError, Publisher};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -58,16 +57,6 @@ impl ProducerConfig {
     }
 }
 
-/// Connection state shared with the background task, for readiness and errors.
-#[derive(Default)]
-struct State {
-    connected: AtomicBool,
-    /// The last handshake refusal (bad token, permission), cleared by a successful handshake.
-    refused: Mutex<Option<String>>,
-    /// Set once the first handshake ended, either way.
-    settled: tokio::sync::Notify,
-}
-
 struct Create {
     command: String,
     payload: Vec<u8>,
@@ -78,7 +67,7 @@ struct Create {
 /// A handle to the producer stream; cheap to share behind an `Arc`.
 pub struct ProducerClient {
     tx: mpsc::Sender<Create>,
-    state: Arc<State>,
+    state: Arc<StreamState>,
     cfg: ProducerConfig,
 }
 
@@ -87,41 +76,21 @@ impl ProducerClient {
     /// the first handshake worked.
     pub fn start(cfg: ProducerConfig) -> Self {
         let (tx, rx) = mpsc::channel(1024);
-        let state = Arc::new(State::default());
+        let state = Arc::new(StreamState::default());
         tokio::spawn(run(cfg.clone(), rx, state.clone()));
         ProducerClient { tx, state, cfg }
     }
 
     pub fn is_connected(&self) -> bool {
-        self.state.connected.load(Ordering::SeqCst)
+        self.state.is_connected()
     }
 
     /// Waits up to `timeout` for the stream to be open. `Err` names a handshake refusal (bad
     /// token or permission: a configuration error) or says the server was not reachable.
     pub async fn wait_connected(&self, timeout: Duration) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if self.is_connected() {
-                return Ok(());
-            }
-            if let Some(r) = self
-                .state
-                .refused
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-            {
-                return Err(r);
-            }
-            let notified = self.state.settled.notified();
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(format!(
-                    "codeQ producer stream at {} not reachable within {} ms",
-                    self.cfg.addr,
-                    timeout.as_millis()
-                ));
-            }
-        }
+        self.state
+            .wait_connected("codeQ producer stream", &self.cfg.addr, timeout)
+            .await
     }
 
     /// Creates one task; returns its id.
@@ -178,24 +147,26 @@ enum End {
     Broken(String),
 }
 
-async fn run(cfg: ProducerConfig, mut rx: mpsc::Receiver<Create>, state: Arc<State>) {
+async fn run(cfg: ProducerConfig, mut rx: mpsc::Receiver<Create>, state: Arc<StreamState>) {
     let mut pending: BTreeMap<u64, Create> = BTreeMap::new();
     let mut seq: u64 = 0;
     let mut backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
     loop {
         let end = session(&cfg, &mut rx, &mut pending, &mut seq, &state, &mut backoff).await;
-        state.connected.store(false, Ordering::SeqCst);
         match end {
-            End::Closed => return,
+            End::Closed => {
+                state.set_down(None);
+                return;
+            }
             End::Refused(why) => {
                 tracing::error!(addr = %cfg.addr, error = %why, "codeQ producer handshake refused");
-                *state.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                state.set_down(Some(why));
             }
             End::Broken(why) => {
                 tracing::warn!(addr = %cfg.addr, error = %why, pending = pending.len(), "codeQ producer stream down; reconnecting");
+                state.set_down(None);
             }
         }
-        state.settled.notify_waiters();
         // Fail what is waiting beyond the bound rather than hold callers forever.
         while pending.len() > cfg.max_pending {
             if let Some((_, mut c)) = pending.pop_first() {
@@ -236,7 +207,7 @@ async fn session(
     rx: &mut mpsc::Receiver<Create>,
     pending: &mut BTreeMap<u64, Create>,
     seq: &mut u64,
-    state: &State,
+    state: &StreamState,
     backoff: &mut Backoff,
 ) -> End {
     let endpoint = match tonic::transport::Endpoint::from_shared(endpoint_uri(&cfg.addr)) {
@@ -278,9 +249,7 @@ async fn session(
         Ok(None) => return End::Broken("stream ended during the handshake".into()),
         Err(_) => return End::Broken("no HelloAck in time".into()),
     }
-    state.connected.store(true, Ordering::SeqCst);
-    *state.refused.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    state.settled.notify_waiters();
+    state.set_open();
     backoff.reset();
     tracing::info!(addr = %cfg.addr, resend = pending.len(), "codeQ producer stream open");
 

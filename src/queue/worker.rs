@@ -28,14 +28,14 @@
 use super::pb::workerpb::{
     self, server_event, worker_event, worker_stream_client::WorkerStreamClient, WorkerEvent,
 };
-use super::{endpoint_uri, is_handshake_refusal, Backoff};
+use super::{endpoint_uri, is_handshake_refusal, Backoff, StreamState};
 use crate::pipeline::Answer;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -139,10 +139,8 @@ pub struct WorkerCounters {
 
 #[derive(Default)]
 struct Shared {
-    connected: AtomicBool,
+    stream: StreamState,
     running: AtomicUsize,
-    refused: Mutex<Option<String>>,
-    settled: Notify,
     counters: WorkerCounters,
 }
 
@@ -170,7 +168,7 @@ impl Worker {
 
     /// The stream is open (for `/readyz`).
     pub fn is_connected(&self) -> bool {
-        self.shared.connected.load(Ordering::SeqCst)
+        self.shared.stream.is_connected()
     }
 
     /// Tasks being handled now.
@@ -185,29 +183,10 @@ impl Worker {
     /// Waits for the first handshake. `Err` names a refusal (token, permission) or says the
     /// server could not be reached in time.
     pub async fn wait_connected(&self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.is_connected() {
-                return Ok(());
-            }
-            if let Some(r) = self
-                .shared
-                .refused
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-            {
-                return Err(r);
-            }
-            let notified = self.shared.settled.notified();
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(format!(
-                    "codeQ worker stream at {} not reachable within {} ms",
-                    self.addr,
-                    timeout.as_millis()
-                ));
-            }
-        }
+        self.shared
+            .stream
+            .wait_connected("codeQ worker stream", &self.addr, timeout)
+            .await
     }
 
     /// Stops claiming; running tasks get `drain` to finish, the rest is Abandoned.
@@ -310,22 +289,20 @@ impl<H: TaskHandler> Loop<H> {
                 return;
             }
             let end = self.session().await;
-            self.shared.connected.store(false, Ordering::SeqCst);
             match end {
-                End::Finished => return,
+                End::Finished => {
+                    self.shared.stream.set_down(None);
+                    return;
+                }
                 End::Refused(why) => {
                     tracing::error!(addr = %self.cfg.addr, error = %why, "codeQ worker handshake refused");
-                    *self
-                        .shared
-                        .refused
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(why);
+                    self.shared.stream.set_down(Some(why));
                 }
                 End::Broken(why) => {
                     tracing::warn!(addr = %self.cfg.addr, error = %why, running = self.running.len(), unacked = self.outbox.len(), "codeQ worker stream down; reconnecting");
+                    self.shared.stream.set_down(None);
                 }
             }
-            self.shared.settled.notify_waiters();
             // While away: keep collecting answers into the outbox, honour the drain.
             let wake = Instant::now() + self.backoff.next_delay();
             loop {
@@ -418,13 +395,7 @@ impl<H: TaskHandler> Loop<H> {
             Ok(None) => return End::Broken("stream ended during the handshake".into()),
             Err(_) => return End::Broken("no HelloAck in time".into()),
         }
-        self.shared.connected.store(true, Ordering::SeqCst);
-        *self
-            .shared
-            .refused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = None;
-        self.shared.settled.notify_waiters();
+        self.shared.stream.set_open();
         self.shared
             .counters
             .sessions

@@ -7,13 +7,21 @@ ESCAPE_TARGET_DIR ?= $(TARGET_DIR)/escape
 ESCAPE_CHILD := $(abspath $(ESCAPE_TARGET_DIR))/debug/sandbox-child
 DEMO_EVENT ?= {"name":"Sous"}
 
-.PHONY: all build release demo test test-deps escape-child lint fmt bench clean
+.PHONY: all build build-deps release demo test test-deps escape-child lint fmt bench clean
 
 all: build
 
 ## build: debug build of the supervisor and sandbox-child (what demo and test use)
-build:
+build: build-deps
 	$(CARGO) build --workspace
+
+## build-deps: a C compiler and make (QuickJS is built from C), installed when missing
+build-deps:
+	@command -v cc >/dev/null 2>&1 || { \
+	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  echo "make: installing build-essential (Debian package) for the QuickJS C build"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends build-essential pkg-config; }
 
 ## release: optimised build (target/release/)
 release:
@@ -35,11 +43,7 @@ test: build escape-child test-deps
 
 ## test-deps: the Debian packages the tests run for real (redis-server)
 test-deps:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
-	  echo "make: installing redis-server (Debian package) for the store tests"; \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends redis-server; }
+	@$(MAKE) --no-print-directory apt-tools APT_TOOLS="redis-server"
 
 ## escape-child: the test-only sandbox-child that attempts forbidden operations (never released)
 escape-child:
@@ -106,7 +110,7 @@ apt-tools:
 	@missing=; for t in $(APT_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
-	  echo "make: installing$$missing (Debian packages) for packaging"; \
+	  echo "make: installing$$missing (Debian packages)"; \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi

@@ -73,6 +73,14 @@ fn job(bundle: &Arc<Bundle>, tenant: &str) -> Job {
     }
 }
 
+/// The proportional set size of a process (`Pss` of /proc/PID/smaps_rollup), in KiB.
+fn pss_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(|a, b| a.total_cmp(b));
     if samples.is_empty() {
@@ -107,6 +115,7 @@ fn main() {
     let spawn_n = env_usize("BENCH_SPAWN_N", 100);
     let mut spawn_ms = Vec::new();
     let mut spawn_confined_ms = Vec::new();
+    let mut idle_pss_kib = Vec::new();
     rt.block_on(async {
         for i in 0..spawn_n {
             let t = Instant::now();
@@ -114,6 +123,11 @@ fn main() {
                 .await
                 .expect("spawn");
             spawn_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            // A Ready child holds its runtime, context and globals: what an idle (stem)
+            // child costs the machine, shared pages divided among their users.
+            if let Some(k) = pss_kib(c.pid) {
+                idle_pss_kib.push(k as f64);
+            }
             c.kill();
             let _ = c.exit_description(Duration::from_secs(1)).await;
 
@@ -263,6 +277,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 
     let spawn_p50 = percentile(&mut spawn_ms, 0.5);
+    let idle_pss_p50 = percentile(&mut idle_pss_kib, 0.5);
     let spawn_confined_p50 = percentile(&mut spawn_confined_ms, 0.5);
     let warm_bare_p50 = percentile(&mut warm_bare_us, 0.5);
     let cold_p50 = percentile(&mut cold_ms, 0.5);
@@ -272,6 +287,7 @@ fn main() {
     let results = serde_json::json!({
         "spawn_ready_ms_p50": spawn_p50,
         "spawn_ready_confined_ms_p50": if sandbox.is_confined() { serde_json::json!(spawn_confined_p50) } else { serde_json::Value::Null },
+        "idle_child_pss_kib_p50": if idle_pss_kib.is_empty() { serde_json::Value::Null } else { serde_json::json!(idle_pss_p50) },
         "warm_invoke_unconfined_us_p50": warm_bare_p50,
         "warm_confined_vs_unconfined_ratio": warm_p50 / warm_bare_p50,
         "confined": sandbox.is_confined(),
@@ -299,6 +315,12 @@ fn main() {
     println!();
     println!("{:<30} {:>12}  target", "metric", "value");
     println!("{:<30} {:>12.2}  <= 10 ms", "spawn_ready_ms_p50", spawn_p50);
+    if !idle_pss_kib.is_empty() {
+        println!(
+            "{:<30} {:>12.0}  (kB, Ready child)",
+            "idle_child_pss_kib_p50", idle_pss_p50
+        );
+    }
     if sandbox.is_confined() {
         println!(
             "{:<30} {:>12.2}  <= 10 ms",

@@ -22,6 +22,7 @@
 pub mod alloc;
 mod errors;
 pub mod globals;
+mod intl;
 pub mod loader;
 pub mod normalise;
 
@@ -138,7 +139,7 @@ impl Engine {
             logs: RefCell::new(LogBudget::default()),
         });
         context
-            .with(|ctx| globals::install(&ctx, &shared))
+            .with(|ctx| globals::install(&ctx, &shared).and_then(|()| intl::install(&ctx)))
             .map_err(|e| format!("cannot install the globals: {e}"))?;
 
         Ok(Engine {

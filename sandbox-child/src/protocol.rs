@@ -38,11 +38,33 @@ pub const MAX_FRAME_FROM_CHILD: usize = 8 << 20;
 /// Size of the length prefix.
 pub const PREFIX_LEN: usize = 4;
 
-const BINCODE: bincode::config::Configuration<
-    bincode::config::LittleEndian,
-    bincode::config::Varint,
-    bincode::config::Limit<MAX_FRAME_TO_CHILD>,
-> = bincode::config::standard().with_limit::<MAX_FRAME_TO_CHILD>();
+/// The encoding of both directions; decoding adds the direction's limit ([`Message`]).
+const BINCODE: bincode::config::Configuration = bincode::config::standard();
+
+/// A message of one direction of the protocol. The direction fixes the largest frame, and the
+/// decoder runs with that same limit: a length hidden inside a body (a string, a byte vector)
+/// can never make the reader allocate more than a whole frame of that direction could hold.
+pub trait Message: Encode + Decode<()> {
+    /// The largest body of a frame carrying this message.
+    const MAX_FRAME: usize;
+    /// Decodes the start of `body` with [`Self::MAX_FRAME`] as bincode's limit; returns the
+    /// message and the bytes it used.
+    fn decode_limited(body: &[u8]) -> Result<(Self, usize), bincode::error::DecodeError>;
+}
+
+impl Message for ToChild {
+    const MAX_FRAME: usize = MAX_FRAME_TO_CHILD;
+    fn decode_limited(body: &[u8]) -> Result<(Self, usize), bincode::error::DecodeError> {
+        bincode::decode_from_slice(body, BINCODE.with_limit::<MAX_FRAME_TO_CHILD>())
+    }
+}
+
+impl Message for FromChild {
+    const MAX_FRAME: usize = MAX_FRAME_FROM_CHILD;
+    fn decode_limited(body: &[u8]) -> Result<(Self, usize), bincode::error::DecodeError> {
+        bincode::decode_from_slice(body, BINCODE.with_limit::<MAX_FRAME_FROM_CHILD>())
+    }
+}
 
 /// Messages from the supervisor to a child.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -365,9 +387,8 @@ pub fn body_len(prefix: [u8; PREFIX_LEN], max: usize) -> Result<usize, FrameErro
 }
 
 /// Decodes one body; every byte must belong to the message.
-pub fn decode_body<T: Decode<()>>(body: &[u8]) -> Result<T, FrameError> {
-    let (msg, used) = bincode::decode_from_slice(body, BINCODE)
-        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+pub fn decode_body<T: Message>(body: &[u8]) -> Result<T, FrameError> {
+    let (msg, used) = T::decode_limited(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if used != body.len() {
         return Err(FrameError::Malformed(format!(
             "{} trailing bytes after the message",
@@ -387,7 +408,7 @@ pub fn write_frame<W: Write, T: Encode>(w: &mut W, msg: &T) -> Result<(), FrameE
 
 /// Reads one frame of at most `max` body bytes. A clean end of stream before the prefix is
 /// [`FrameError::Closed`].
-pub fn read_frame<R: Read, T: Decode<()>>(r: &mut R, max: usize) -> Result<T, FrameError> {
+pub fn read_frame<R: Read, T: Message>(r: &mut R, max: usize) -> Result<T, FrameError> {
     let mut prefix = [0u8; PREFIX_LEN];
     r.read_exact(&mut prefix)?;
     let len = body_len(prefix, max)?;

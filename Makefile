@@ -49,10 +49,12 @@ test-deps:
 escape-child:
 	$(CARGO) build -p sandbox-child --features escape-tests --target-dir $(ESCAPE_TARGET_DIR)
 
-## lint: formatting and clippy, warnings are errors
+## lint: formatting and clippy, warnings are errors (the root workspace and fuzz/)
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --target-dir $(TARGET_DIR) --all-targets -- -D warnings
 	$(CARGO) clippy -p sandbox-child --all-targets --features escape-tests --target-dir $(ESCAPE_TARGET_DIR) -- -D warnings
 
 fmt:

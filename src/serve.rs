@@ -170,6 +170,8 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
             cache_bytes_max: usize::try_from(cfg.cache.bytes_max).unwrap_or(usize::MAX),
             max_error_bytes: cfg.limits.max_error_bytes as usize,
             topics,
+            max_publishes: cfg.limits.max_publishes,
+            max_message_bytes: cfg.codeq.max_message_bytes,
         },
         store.clone(),
         producer.clone(),

@@ -155,6 +155,8 @@ fn job(bundle: &Arc<Bundle>, event: &serde_json::Value) -> Job {
             activation_id: uuid::Uuid::new_v4().to_string(),
             capabilities: Arc::new(bundle.manifest.capabilities.clone()),
             deadline,
+            policy: Default::default(),
+            calls: Default::default(),
         },
         event_json: event.to_string(),
         ctx_json: serde_json::json!({

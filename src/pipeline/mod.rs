@@ -26,7 +26,7 @@ pub mod request;
 use crate::host::http::HttpFetcher;
 use crate::host::local::unix_ms;
 use crate::host::service::ServiceHost;
-use crate::host::HostScope;
+use crate::host::{HostPolicy, HostScope};
 use crate::pool::{ErrorType, ExecError, Execution, Job};
 use crate::store::{
     ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, HostCallsRecord,
@@ -76,6 +76,30 @@ pub struct PipelineConfig {
     /// `limits.max_error_bytes`, for the errors the pipeline itself writes.
     pub max_error_bytes: usize,
     pub topics: Topics,
+    /// `cs.codeq.publish` calls one activation may make.
+    pub max_publishes: u32,
+    /// codeQ's message limit: no message the pipeline or a function publishes may be larger.
+    pub max_message_bytes: usize,
+}
+
+impl PipelineConfig {
+    /// The platform's limits for function host calls: the configured topics are reserved, the
+    /// publish cap and codeQ's message limit apply.
+    pub fn host_policy(&self) -> HostPolicy {
+        let t = &self.topics;
+        HostPolicy {
+            reserved_topics: vec![
+                t.invoke.clone(),
+                t.results.clone(),
+                t.dlq_invoke.clone(),
+                t.dlq_results.clone(),
+            ],
+            max_publishes: self.max_publishes,
+            max_publish_bytes: self
+                .max_message_bytes
+                .saturating_sub(crate::host::ENVELOPE_RESERVE_BYTES),
+        }
+    }
 }
 
 impl Default for PipelineConfig {
@@ -86,6 +110,8 @@ impl Default for PipelineConfig {
             cache_bytes_max: 512 << 20,
             max_error_bytes: 64 * 1024,
             topics: Topics::default(),
+            max_publishes: 100,
+            max_message_bytes: crate::host::CODEQ_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -182,12 +208,35 @@ pub struct Pipeline<S, P, E> {
     executor: Arc<E>,
     host: ServiceHost<S, P>,
     cache: BundleCache,
+    policy: Arc<HostPolicy>,
     inflight: Arc<Semaphore>,
-    /// Per-version semaphores keyed `tenant/namespace/function/version`, sized by the manifest's
-    /// `maxConcurrency` the first time the version is seen.
-    versions: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// `tenant/namespace/function/version` → (sha256 of its meta, when read).
-    metas: Mutex<HashMap<String, (String, Instant)>>,
+    /// Per-version semaphores, sized by the manifest's `maxConcurrency` the first time the
+    /// version is seen.
+    versions: Mutex<HashMap<VersionKey, Arc<Semaphore>>>,
+    /// Version → (sha256 of its meta, when read).
+    metas: Mutex<HashMap<VersionKey, (String, Instant)>>,
+}
+
+/// One published version of one tenant's function: the key of every per-version map. A typed
+/// tuple, never a joined string, so no spelling of one (tenant, namespace, function) can meet
+/// another's entry, whatever characters the names hold.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VersionKey {
+    pub tenant: String,
+    pub namespace: String,
+    pub function: String,
+    pub version: u64,
+}
+
+impl VersionKey {
+    fn of(req: &InvocationRequest, version: u64) -> Self {
+        VersionKey {
+            tenant: req.tenant.clone(),
+            namespace: req.namespace.clone(),
+            function: req.reference.function.clone(),
+            version,
+        }
+    }
 }
 
 /// How long a version's meta (its sha256) is trusted without reading it again.
@@ -214,6 +263,7 @@ where
         let host = ServiceHost::new(store.clone(), publisher.clone(), http);
         Pipeline {
             cache: BundleCache::new(cfg.cache_bundles_max, cfg.cache_bytes_max),
+            policy: Arc::new(cfg.host_policy()),
             inflight: Arc::new(Semaphore::new(cfg.max_inflight.max(1))),
             versions: Mutex::new(HashMap::new()),
             metas: Mutex::new(HashMap::new()),
@@ -542,7 +592,7 @@ where
         version: u64,
     ) -> Result<Arc<Bundle>, Stop> {
         let (t, ns, f) = (&req.tenant, &req.namespace, &req.reference.function);
-        let meta_key = format!("{t}/{ns}/{f}/{version}");
+        let meta_key = VersionKey::of(req, version);
         if let Some(b) = self
             .recent_sha(&meta_key)
             .and_then(|sha| self.cache.get(&sha))
@@ -620,7 +670,7 @@ where
     /// The sha256 of a version's meta read less than [`META_TTL`] ago. Published versions are
     /// immutable in Sous, so this only saves a round trip; the TTL bounds how long a version
     /// deleted and published again under the same number could run its old bundle.
-    fn recent_sha(&self, key: &str) -> Option<String> {
+    fn recent_sha(&self, key: &VersionKey) -> Option<String> {
         let metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
         metas
             .get(key)
@@ -628,7 +678,7 @@ where
             .map(|(sha, _)| sha.clone())
     }
 
-    fn remember_sha(&self, key: String, sha: &str) {
+    fn remember_sha(&self, key: VersionKey, sha: &str) {
         let mut metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
         if metas.len() >= META_CACHE_MAX {
             metas.retain(|_, (_, at)| at.elapsed() < META_TTL);
@@ -646,10 +696,7 @@ where
         resolved: &Resolved,
         bundle: &Bundle,
     ) -> Permits {
-        let key = format!(
-            "{}/{}/{}/{}",
-            req.tenant, req.namespace, req.reference.function, resolved.version
-        );
+        let key = VersionKey::of(req, resolved.version);
         let max = bundle.manifest.limits.max_concurrency.max(1) as usize;
         let version_sem = {
             let mut map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
@@ -715,6 +762,8 @@ where
                 activation_id: req.activation_id.clone(),
                 capabilities: Arc::new(bundle.manifest.capabilities.clone()),
                 deadline,
+                policy: self.policy.clone(),
+                calls: Default::default(),
             },
             bundle,
             event_json: req.event.to_string(),

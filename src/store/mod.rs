@@ -67,6 +67,9 @@ pub enum StoreError {
     /// given to a terminal write). Retrying will not help.
     #[error("invalid store call: {0}")]
     Invalid(String),
+    /// A bounded store (the in-memory KV of a local run) has no room for the write.
+    #[error("store full: {0}")]
+    Full(String),
 }
 
 impl StoreError {

@@ -88,7 +88,15 @@ const INVOKER_SCHEMA: &[(&str, &[&str])] = &[
         ],
     ),
     ("http", &["addr"]),
-    ("workers", &["threads", "max_inflight"]),
+    (
+        "workers",
+        &[
+            "threads",
+            "max_inflight",
+            "max_waiting",
+            "max_waiting_per_version",
+        ],
+    ),
     ("cache", &["bundles_max", "bytes_max"]),
     (
         "limits",
@@ -301,6 +309,12 @@ pub struct WorkersSettings {
     pub threads: usize,
     /// The replica's in-flight permit count (SPEC §1 step 5).
     pub max_inflight: usize,
+    /// Activations that may wait for their own version's `maxConcurrency` at once, holding no
+    /// in-flight permit and no claim slot (default: `max_inflight`).
+    pub max_waiting: usize,
+    /// Of those, how many may belong to one version (default 64); more are handed back to
+    /// codeQ with a delay.
+    pub max_waiting_per_version: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -564,8 +578,12 @@ impl Config {
         let _ = writeln!(s, "http.addr            {}{host}", self.http_addr);
         let _ = writeln!(
             s,
-            "workers              threads={} max_inflight={}",
-            self.workers.threads, self.workers.max_inflight
+            "workers              threads={} max_inflight={} max_waiting={} \
+             max_waiting_per_version={}",
+            self.workers.threads,
+            self.workers.max_inflight,
+            self.workers.max_waiting,
+            self.workers.max_waiting_per_version
         );
         let _ = writeln!(
             s,
@@ -951,6 +969,9 @@ impl Reader<'_> {
                 ),
             }
         }
+        let max_waiting = self.int(&w, "max_waiting", max_inflight as u64, 0, 1_000_000) as usize;
+        let max_waiting_per_version =
+            self.int(&w, "max_waiting_per_version", 64, 0, 1_000_000) as usize;
 
         // cache
         let c = self.section(&inv, "cache");
@@ -1217,6 +1238,8 @@ impl Reader<'_> {
             workers: WorkersSettings {
                 threads,
                 max_inflight,
+                max_waiting,
+                max_waiting_per_version,
             },
             cache,
             limits,
@@ -1428,7 +1451,9 @@ mod tests {
             c.workers,
             WorkersSettings {
                 threads: 32,
-                max_inflight: 2048
+                max_inflight: 2048,
+                max_waiting: 2048,
+                max_waiting_per_version: 64,
             }
         );
         assert_eq!(

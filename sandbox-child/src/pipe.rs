@@ -257,6 +257,12 @@ fn serve_with<R: Read + 'static, W: Write + 'static>(input: R, output: W, exit: 
                     return breach("a second LoadBundle");
                 }
                 let start = Instant::now();
+                if init.confine.is_some() {
+                    if let Err(e) = crate::confine::lower_address_space(lb.memory_limit_bytes) {
+                        // The engine's counter and the cgroup still bound the child.
+                        eprintln!("sandbox-child: cannot lower the address-space limit: {e}");
+                    }
+                }
                 let r = engine.load(&lb.files, &lb.entry, lb.memory_limit_bytes, lb.limits);
                 let failed = r.is_err();
                 let reply = FromChild::Loaded(r.map(|()| Loaded {

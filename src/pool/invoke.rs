@@ -178,6 +178,22 @@ impl Pool {
                 ));
                 Some(KillReason::Timeout)
             }
+            Err(Stop::Fatal(f)) if f.step == "memory" => {
+                // The child's own report of a failed native allocation (src/oom.rs of the
+                // child): out of memory, at its address-space limit.
+                let child = &mut lease.child().child;
+                child.kill();
+                let how = child.exit_description(Duration::from_millis(500)).await;
+                ex.outcome = Err(ExecError::new(
+                    ErrorType::MemoryLimit,
+                    format!(
+                        "memory limit of {} MiB reached: {} ({how})",
+                        job.bundle.memory_mb(),
+                        f.message
+                    ),
+                ));
+                Some(KillReason::MemoryLimit)
+            }
             Err(Stop::Fatal(f)) => {
                 let child = &mut lease.child().child;
                 child.kill();
@@ -447,6 +463,9 @@ fn record_line(mut line: LogLine) -> LogLine {
     line
 }
 
+/// Exit status of a child that reported its own native allocation failure.
+const EXIT_OUT_OF_MEMORY: &str = "exited with status 160";
+
 /// Exit status of a child whose SIGSYS handler caught a seccomp violation.
 const EXIT_BLOCKED_SYSCALL: &str = "exited with status 159";
 
@@ -472,6 +491,18 @@ fn died(child: &super::child::ChildProcess, how: &str, memory_mb: u64) -> (ExecE
                 format!(
                     "memory limit of {memory_mb} MiB reached: the kernel's OOM killer stopped \
                      the sandbox child ({how}{peak})"
+                ),
+            ),
+            KillReason::MemoryLimit,
+        );
+    }
+    if how == EXIT_OUT_OF_MEMORY {
+        return (
+            ExecError::new(
+                ErrorType::MemoryLimit,
+                format!(
+                    "memory limit of {memory_mb} MiB reached: a native allocation failed \
+                     (its report was lost)"
                 ),
             ),
             KillReason::MemoryLimit,

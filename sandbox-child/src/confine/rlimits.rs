@@ -57,7 +57,7 @@ pub fn lower_address_space(memory_limit_bytes: u64) -> io::Result<()> {
     if unsafe { libc::prlimit(0, libc::RLIMIT_AS, std::ptr::null(), &mut cur) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let want = want.min(cur.rlim_max as u64) as libc::rlim_t;
+    let want: libc::rlim_t = want.min(cur.rlim_max);
     let rl = libc::rlimit {
         rlim_cur: want,
         rlim_max: want,

@@ -43,7 +43,7 @@ fn write(out: &Path, target: &str, seeds: &[Vec<u8>]) {
     println!("{target}: {} seeds", seeds.len());
 }
 
-fn frame<T: Message>(m: &T) -> Vec<u8> {
+fn frame<T: Frame>(m: &T) -> Vec<u8> {
     encode(m).expect("a seed message encodes")
 }
 

@@ -4,7 +4,7 @@
 //! until the first error, as the supervisor's and the child's loops do.
 
 use crate::alloc;
-use sandbox_child::protocol::{self, FrameError, Message, PREFIX_LEN};
+use sandbox_child::protocol::{self, Frame, FrameError, PREFIX_LEN};
 use std::fmt::Debug;
 
 /// Allocations that are not sized by the input (an error value, a short message) stay below this.
@@ -13,9 +13,9 @@ const SMALL: usize = 1024;
 /// Reads `data` as a stream of `T` frames with `T`'s own limit, as both ends of the pipe do.
 pub fn check<T>(data: &[u8])
 where
-    T: Message + PartialEq + Debug,
+    T: Frame + PartialEq + Debug,
 {
-    let max = T::MAX_FRAME;
+    let max = T::MAX;
     assert!(
         alloc::installed(),
         "the target must install alloc::Counting"

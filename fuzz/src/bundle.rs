@@ -5,8 +5,11 @@ use sandbox_child::bundle::{self, BundleError, MAX_BUNDLE_BYTES, MAX_FILES};
 use sandbox_child::manifest::Manifest;
 use std::collections::BTreeMap;
 
-/// Room for the parser's own bookkeeping (names, the manifest's JSON tree) beyond the archive.
-const SLACK: usize = 64 << 10;
+/// Room beyond the archive's size: the parser's own bookkeeping (names, the manifest's JSON
+/// tree), and the tar crate's read of a PAX or GNU long-name header, which reserves up to
+/// 128 KiB whatever the header claims (`tar::Entry::read_all`; a constant, so not sized by
+/// the input).
+const SLACK: usize = (128 + 64) << 10;
 
 pub fn check(data: &[u8]) {
     assert!(

@@ -25,6 +25,7 @@ pub mod globals;
 mod intl;
 pub mod loader;
 pub mod normalise;
+pub mod strings;
 
 use crate::messages::{truncate_result, truncate_utf8, HttpResult};
 use crate::protocol::{

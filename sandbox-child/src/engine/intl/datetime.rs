@@ -987,15 +987,21 @@ impl DateTimeFormat {
         let ms = ms as i64;
         let secs = ms.div_euclid(1000);
         let milli = ms.rem_euclid(1000) as u32;
-        let offset = jiff::Timestamp::from_second(secs)
-            .map(|t| self.zone.to_offset(t).seconds())
-            .unwrap_or(0);
+        // JavaScript dates reach ±275 760 years; the tz database (and jiff) ±9999. Beyond,
+        // the offset of the nearest instant it has (local mean time in the far past, the
+        // current rule in the far future), as ICU does.
+        let t = jiff::Timestamp::from_second(secs).unwrap_or(if secs < 0 {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        });
+        let offset = self.zone.to_offset(t).seconds();
         let local = secs + offset as i64;
         let days = local.div_euclid(86400);
         let sod = local.rem_euclid(86400);
-        let (y, m, d) = civil_from_days(days);
-        let date = Date::try_new_gregorian(y, m, d)
-            .unwrap_or_else(|_| Date::try_new_gregorian(1970, 1, 1).expect("a valid date"));
+        // Rata die 1 is 0001-01-01, so 1970-01-01 is 719 163.
+        let rd = icu_calendar::types::RataDie::new(days + 719_163);
+        let date = Date::from_rata_die(rd, Gregorian);
         let time = Time::try_new(
             (sod / 3600) as u8,
             (sod / 60 % 60) as u8,
@@ -1127,21 +1133,6 @@ fn resolved_nu(locale: &DataLocale) -> String {
     }
 }
 
-/// Days since 1970-01-01 → proleptic Gregorian (year, month, day).
-fn civil_from_days(z: i64) -> (i32, u8, u8) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let y = if m <= 2 { y + 1 } else { y };
-    (y as i32, m, d)
-}
-
 /// `TimeClip` and the `x` argument of `format`: `undefined` → now.
 fn time_value<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> Result<f64> {
     let t = if v.is_undefined() {
@@ -1203,15 +1194,24 @@ impl super::number::Parts {
     }
 }
 
-/// ICU writes `ss.SSS` as one "second" run only when the pattern has no separator; ours puts
-/// the separator in, so seconds and fraction arrive separately. A fraction follows a literal
-/// decimal separator: V8 names it `fractionalSecond`.
-fn split_fraction(parts: &mut [(&'static str, String)]) {
-    for i in 2..parts.len() {
-        if parts[i].0 == "second" && parts[i - 2].0 == "second" && parts[i - 1].0 == "literal" {
-            parts[i].0 = "fractionalSecond";
-        }
-    }
+/// ICU4X writes `ss.SS` as one "second" part ("03.45"); ECMA-402 has the seconds, the
+/// separator (a literal) and `fractionalSecond`.
+fn split_fraction(parts: &mut Vec<(&'static str, String)>) {
+    let Some(i) = parts
+        .iter()
+        .position(|(t, v)| *t == "second" && v.chars().any(|c| !c.is_numeric()))
+    else {
+        return;
+    };
+    let v = std::mem::take(&mut parts[i].1);
+    let Some(at) = v.find(|c: char| !c.is_numeric()) else {
+        parts[i].1 = v;
+        return;
+    };
+    let sep_len = v[at..].chars().next().map_or(1, char::len_utf8);
+    parts[i].1 = v[..at].to_string();
+    parts.insert(i + 1, ("literal", v[at..at + sep_len].to_string()));
+    parts.insert(i + 2, ("fractionalSecond", v[at + sep_len..].to_string()));
 }
 
 thread_local! {

@@ -316,7 +316,13 @@ fn build_intl<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
     )?;
 
     let proto = constructor(ctx, &intl, "NumberFormat", true, |ctx, l, o| {
-        Ok(Kind::Number(Rc::new(number::NumberFormat::new(ctx, l, o)?)))
+        // Equal options share one formatter (the JS objects stay distinct).
+        let spec = number::read_spec(ctx, l, o)?;
+        let nf = NUMBER_CACHE.with(|c| {
+            c.borrow_mut()
+                .get_or_try(spec, |s| number::NumberFormat::build(ctx, s.clone()))
+        })?;
+        Ok(Kind::Number(nf))
     })?;
     bound_getter(
         &proto,

@@ -140,11 +140,14 @@ fn main() {
                     activation_id: aid,
                     capabilities: Arc::new(b.manifest.capabilities.clone()),
                     deadline,
+                    trigger: "api".into(),
+                    heartbeat: None,
                 },
                 event_json: r#"{"n":1}"#.into(),
                 ctx_json: r#"{"activation_id":"a","request_id":"r","deadline_ms":0,"tenant":"t_bench1","namespace":"bench","function":"trivial","version":1,"ref":{"alias":"prod","version":1},"trigger":{"type":"api"},"principal":{"sub":"bench","roles":[]}}"#.into(),
                 deadline,
                 log_sink: None,
+                env: Default::default(),
             };
             let t = Instant::now();
             let ex = pool.invoke(&job, &host).await;

@@ -127,6 +127,8 @@ fn job(bundle: &Arc<Bundle>, tenant: &str) -> Job {
             activation_id: "00000000-0000-4000-8000-000000000000".into(),
             capabilities: Arc::new(bundle.manifest.capabilities.clone()),
             deadline,
+            trigger: "api".into(),
+            heartbeat: None,
         },
         event_json: r#"{"n":1}"#.into(),
         ctx_json: format!(
@@ -134,6 +136,7 @@ fn job(bundle: &Arc<Bundle>, tenant: &str) -> Job {
         ),
         deadline,
         log_sink: None,
+        env: Default::default(),
     }
 }
 
@@ -147,7 +150,7 @@ fn invoke_envelope(event: &str) -> Vec<u8> {
 
 /// The event text the pipeline hands to the child for `req` (what `Pipeline::execute` does).
 fn event_text(req: &request::InvocationRequest) -> String {
-    req.event.to_string()
+    req.event.get().to_string()
 }
 
 /// `Pss:` of `/proc/PID/smaps_rollup`, in KiB.

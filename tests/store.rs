@@ -130,6 +130,7 @@ fn success(aid: &str, duration_ms: u64) -> ActivationRecord {
         bytes_in: 10,
         bytes_out: 20,
         time_ms: 3,
+        heartbeats: 0,
     });
     r
 }

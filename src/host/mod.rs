@@ -28,6 +28,33 @@ pub struct HostScope {
     pub capabilities: Arc<Capabilities>,
     /// The activation's effective deadline; no host call may outlive it.
     pub deadline: Instant,
+    /// `trigger.type` of the request (`http`, `schedule`, `cadence`, `api`):
+    /// `cs.cadence.heartbeat` is allowed only for `cadence`.
+    pub trigger: String,
+    /// Extends the queue lease of the task this activation runs for; `None` when there is no
+    /// queue (a local run), where a heartbeat is accepted and does nothing.
+    pub heartbeat: Option<Heartbeat>,
+}
+
+/// `cs.cadence.heartbeat()`'s effect: a codeQ `Heartbeat` for the task running the activation.
+/// The queue worker provides it; it rate-limits what reaches codeQ itself.
+#[derive(Clone)]
+pub struct Heartbeat(Arc<dyn Fn() + Send + Sync>);
+
+impl Heartbeat {
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Self {
+        Heartbeat(Arc::new(f))
+    }
+
+    pub fn beat(&self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Heartbeat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Heartbeat")
+    }
 }
 
 /// The implementation of host calls that passed the capability check.

@@ -26,8 +26,8 @@ pub mod request;
 use crate::host::http::HttpFetcher;
 use crate::host::local::unix_ms;
 use crate::host::service::ServiceHost;
-use crate::host::HostScope;
-use crate::pool::{ErrorType, ExecError, Execution, Job};
+use crate::host::{Heartbeat, HostScope};
+use crate::pool::{Env, ErrorType, ExecError, Execution, Job};
 use crate::store::{
     ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, HostCallsRecord,
     RunningWrite, Store, StoreError, UserKv,
@@ -147,6 +147,8 @@ pub struct ActivationSummary {
     pub lost_race: bool,
     /// `now - envelope.ts_ms`, when the envelope had a timestamp.
     pub queue_lag_ms: Option<u64>,
+    /// `cs.cadence.heartbeat()` calls the function made.
+    pub heartbeats: u64,
 }
 
 /// Why a step stopped the pipeline early.
@@ -186,8 +188,15 @@ pub struct Pipeline<S, P, E> {
     /// Per-version semaphores keyed `tenant/namespace/function/version`, sized by the manifest's
     /// `maxConcurrency` the first time the version is seen.
     versions: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// `tenant/namespace/function/version` → (sha256 of its meta, when read).
-    metas: Mutex<HashMap<String, (String, Instant)>>,
+    /// `tenant/namespace/function/version` → (sha256 and `config.env` of its meta, when read).
+    metas: Mutex<HashMap<String, (String, Env, Instant)>>,
+}
+
+/// What the queue knows about the task an activation runs for.
+#[derive(Debug, Clone, Default)]
+pub struct TaskContext {
+    /// Extends the task's lease (`cs.cadence.heartbeat()`); `None` without a queue.
+    pub heartbeat: Option<Heartbeat>,
 }
 
 /// How long a version's meta (its sha256) is trusted without reading it again.
@@ -239,6 +248,11 @@ where
 
     /// Runs SPEC §1 for one task payload (the envelope bytes).
     pub async fn process(&self, payload: &[u8]) -> Processed {
+        self.process_task(payload, TaskContext::default()).await
+    }
+
+    /// [`Pipeline::process`] for a task of the queue, whose lease the function may extend.
+    pub async fn process_task(&self, payload: &[u8], task: TaskContext) -> Processed {
         let arrived = Instant::now();
         let arrived_ms = unix_ms();
 
@@ -259,7 +273,7 @@ where
             ..ActivationSummary::default()
         };
         let answer = self
-            .activation(&envelope, &req, arrived, arrived_ms, &mut summary)
+            .activation(&envelope, &req, arrived, arrived_ms, &mut summary, &task)
             .await;
         Processed {
             answer,
@@ -274,6 +288,7 @@ where
         arrived: Instant,
         arrived_ms: u64,
         summary: &mut ActivationSummary,
+        task: &TaskContext,
     ) -> Answer {
         // 2 and 3 are independent reads: issued together, they cost one round trip to the
         // store instead of two. Resolution's outcome only counts when the activation is new.
@@ -324,7 +339,7 @@ where
             Ok::<_, Stop>((resolved, bundle))
         }
         .await;
-        let (resolved, bundle) = match prepared {
+        let (resolved, (bundle, env)) = match prepared {
             Ok(v) => v,
             Err(Stop::Retry(why)) => return Answer::RetryLater { reason: why },
             Err(Stop::Terminal(err)) => {
@@ -376,12 +391,21 @@ where
         let started = Instant::now();
         let waited = started.duration_since(arrived);
         let ex = self
-            .execute(req, resolved.version, bundle, deadline, deadline_ms)
+            .execute(
+                req,
+                resolved.version,
+                bundle,
+                env,
+                deadline,
+                deadline_ms,
+                task,
+            )
             .await;
         let duration_ms = started.elapsed().as_millis() as u64;
         drop(permits);
 
         summary.executed = true;
+        summary.heartbeats = u64::from(ex.host_calls.heartbeats);
         summary.cold_start = ex.start.is_cold();
         record.cold_start = ex.start.is_cold();
         record.start_kind = Some(ex.start.as_str().to_string());
@@ -394,6 +418,7 @@ where
             bytes_in: ex.host_calls.bytes_in,
             bytes_out: ex.host_calls.bytes_out,
             time_ms: ex.host_calls.time.as_millis() as u64,
+            heartbeats: u64::from(ex.host_calls.heartbeats),
         });
         record.result_truncated = ex.result_truncated || ex.logs_truncated;
         let result = ex.to_invocation_result(&req.activation_id, &req.request_id, duration_ms);
@@ -535,19 +560,20 @@ where
         }
     }
 
-    /// Step 4: version meta → sha256 → cache, else bytes from the store, verified and parsed.
+    /// Step 4: version meta → sha256 → cache, else bytes from the store, verified and parsed;
+    /// with the meta's `config.env` (`process.env`).
     async fn load_bundle(
         &self,
         req: &InvocationRequest,
         version: u64,
-    ) -> Result<Arc<Bundle>, Stop> {
+    ) -> Result<(Arc<Bundle>, Env), Stop> {
         let (t, ns, f) = (&req.tenant, &req.namespace, &req.reference.function);
         let meta_key = format!("{t}/{ns}/{f}/{version}");
-        if let Some(b) = self
-            .recent_sha(&meta_key)
-            .and_then(|sha| self.cache.get(&sha))
+        if let Some((b, env)) = self
+            .recent_meta(&meta_key)
+            .and_then(|(sha, env)| self.cache.get(&sha).map(|b| (b, env)))
         {
-            return Ok(b);
+            return Ok((b, env));
         }
         let meta = match self.store.version_meta(t, ns, f, version).await {
             Ok(Some(m)) => m,
@@ -565,9 +591,18 @@ where
                 )))
             }
         };
-        self.remember_sha(meta_key, &meta.sha256);
+        let env: Env = match meta.env() {
+            Ok(env) => Arc::new(env),
+            Err(e) => {
+                return Err(Stop::Terminal(ExecError::new(
+                    ErrorType::BundleError,
+                    format!("version {version} of \"{f}\" has unusable metadata: {e}"),
+                )))
+            }
+        };
+        self.remember_meta(meta_key, &meta.sha256, env.clone());
         if let Some(b) = self.cache.get(&meta.sha256) {
-            return Ok(b);
+            return Ok((b, env));
         }
         let bytes = match self.store.bundle(t, ns, f, version).await {
             Ok(Some(b)) => b,
@@ -605,7 +640,7 @@ where
             Ok(b) => {
                 let b = Arc::new(b);
                 self.cache.insert(b.clone());
-                Ok(b)
+                Ok((b, env))
             }
             Err(e) => {
                 let kind = match e {
@@ -620,23 +655,23 @@ where
     /// The sha256 of a version's meta read less than [`META_TTL`] ago. Published versions are
     /// immutable in Sous, so this only saves a round trip; the TTL bounds how long a version
     /// deleted and published again under the same number could run its old bundle.
-    fn recent_sha(&self, key: &str) -> Option<String> {
+    fn recent_meta(&self, key: &str) -> Option<(String, Env)> {
         let metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
         metas
             .get(key)
-            .filter(|(_, at)| at.elapsed() < META_TTL)
-            .map(|(sha, _)| sha.clone())
+            .filter(|(_, _, at)| at.elapsed() < META_TTL)
+            .map(|(sha, env, _)| (sha.clone(), env.clone()))
     }
 
-    fn remember_sha(&self, key: String, sha: &str) {
+    fn remember_meta(&self, key: String, sha: &str, env: Env) {
         let mut metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
         if metas.len() >= META_CACHE_MAX {
-            metas.retain(|_, (_, at)| at.elapsed() < META_TTL);
+            metas.retain(|_, (_, _, at)| at.elapsed() < META_TTL);
             if metas.len() >= META_CACHE_MAX {
                 metas.clear();
             }
         }
-        metas.insert(key, (sha.to_string(), Instant::now()));
+        metas.insert(key, (sha.to_string(), env, Instant::now()));
     }
 
     /// Step 5: the replica's in-flight permit, then the version's `maxConcurrency` permit.
@@ -678,13 +713,16 @@ where
     }
 
     /// Step 7: one run in a sandbox child.
+    #[allow(clippy::too_many_arguments)]
     async fn execute(
         &self,
         req: &InvocationRequest,
         version: u64,
         bundle: Arc<Bundle>,
+        env: Env,
         deadline: Instant,
         deadline_ms: u64,
+        task: &TaskContext,
     ) -> Execution {
         let ctx = InvocationCtx {
             activation_id: req.activation_id.clone(),
@@ -715,12 +753,15 @@ where
                 activation_id: req.activation_id.clone(),
                 capabilities: Arc::new(bundle.manifest.capabilities.clone()),
                 deadline,
+                trigger: req.trigger.kind.clone(),
+                heartbeat: task.heartbeat.clone(),
             },
             bundle,
-            event_json: req.event.to_string(),
+            event_json: req.event.get().to_string(),
             ctx_json: serde_json::to_string(&ctx).unwrap_or_else(|_| "{}".into()),
             deadline,
             log_sink: None,
+            env,
         };
         self.executor.execute(&job, &self.host).await
     }

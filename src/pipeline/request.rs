@@ -6,7 +6,9 @@
 //! because the person reading the dead-letter queue has to find the producer's bug.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 pub const ENVELOPE_SCHEMA: &str = "cs.envelope.v1";
 pub const TRIGGER_TYPES: [&str; 4] = ["http", "schedule", "cadence", "api"];
@@ -17,7 +19,32 @@ pub struct Envelope {
     pub id: String,
     pub ts_ms: u64,
     pub tenant: String,
-    pub body: Value,
+}
+
+/// A JSON value kept as the text it arrived as: the request's `event`, handed to the child as
+/// is. Never parsed into a tree (whose maps would sort its keys — a function must see them in
+/// their original order — and whose building and re-serialisation cost more than the rest of
+/// the request's handling), only checked to be well-formed JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(Box<RawValue>);
+
+impl RawJson {
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// `text` when it is one well-formed JSON value.
+    pub fn from_text(text: &str) -> Result<RawJson, serde_json::Error> {
+        serde_json::from_str::<&RawValue>(text).map(|r| RawJson(r.to_owned()))
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
 }
 
 /// A request that passed `cs.invoke.v1`.
@@ -32,7 +59,7 @@ pub struct InvocationRequest {
     pub trigger: Trigger,
     pub principal: Principal,
     pub deadline_ms: u64,
-    pub event: Value,
+    pub event: RawJson,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,19 +84,51 @@ pub struct Principal {
     pub roles: Vec<String>,
 }
 
+/// An object's members, each kept as raw JSON text (borrowed from the payload).
+type RawObject<'a> = BTreeMap<String, &'a RawValue>;
+
+/// Parses each member of `raw` (an object) into a [`Value`], except `keep`, which is returned
+/// raw. `what` names the object in errors.
+fn members<'a>(
+    raw: &'a RawValue,
+    keep: Option<&str>,
+    what: &str,
+) -> Result<(Map<String, Value>, Option<&'a RawValue>), String> {
+    let obj: RawObject<'a> =
+        serde_json::from_str(raw.get()).map_err(|_| format!("{what}: must be a JSON object"))?;
+    let mut map = Map::new();
+    let mut kept = None;
+    for (k, v) in obj {
+        if Some(k.as_str()) == keep {
+            kept = Some(v);
+            continue;
+        }
+        let v: Value = serde_json::from_str(v.get()).map_err(|e| format!("{what}.{k}: {e}"))?;
+        map.insert(k, v);
+    }
+    Ok((map, kept))
+}
+
 /// Decodes the task payload into the envelope and a validated request. `Err` is the
 /// `validation failed: ...` reason.
+///
+/// Every field is parsed and checked as before, except the body's `event`, which is only
+/// checked to be well-formed JSON and kept as its text ([`RawJson`]).
 pub fn decode(payload: &[u8]) -> Result<(Envelope, InvocationRequest), String> {
-    let mut v: Value =
-        serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+    let text = std::str::from_utf8(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+    let raw: &RawValue =
+        serde_json::from_str(text).map_err(|e| format!("payload is not JSON: {e}"))?;
     // A JSON string that contains the envelope (some producers double-encode).
-    if let Value::String(s) = &v {
-        v = serde_json::from_str(s)
+    let inner: String;
+    let raw: &RawValue = if raw.get().starts_with('"') {
+        inner = serde_json::from_str(raw.get())
             .map_err(|e| format!("payload is a JSON string that is not JSON: {e}"))?;
-    }
-    let env = v
-        .as_object()
-        .ok_or_else(|| "envelope: must be a JSON object".to_string())?;
+        serde_json::from_str(&inner)
+            .map_err(|e| format!("payload is a JSON string that is not JSON: {e}"))?
+    } else {
+        raw
+    };
+    let (env, body) = members(raw, Some("body"), "envelope")?;
     match env.get("schema") {
         Some(Value::String(s)) if s == ENVELOPE_SCHEMA => {}
         other => {
@@ -88,13 +147,12 @@ pub fn decode(payload: &[u8]) -> Result<(Envelope, InvocationRequest), String> {
             ))
         }
     }
-    let id = str_field(env, "envelope.", "id", 1, 128)?;
+    let id = str_field(&env, "envelope.", "id", 1, 128)?;
     let ts_ms = env.get("ts_ms").and_then(Value::as_u64).unwrap_or(0);
-    let env_tenant = str_field(env, "envelope.", "tenant", 3, 64)?;
-    let body = env
-        .get("body")
-        .ok_or_else(|| "envelope.body: missing".to_string())?;
-    let req = validate(body)?;
+    let env_tenant = str_field(&env, "envelope.", "tenant", 3, 64)?;
+    let body = body.ok_or_else(|| "envelope.body: missing".to_string())?;
+    let (fields, event) = members(body, Some("event"), "body")?;
+    let req = validate_fields(&fields, event)?;
     if req.tenant != env_tenant {
         return Err(format!(
             "tenant: the body's tenant \"{}\" differs from the envelope's \"{env_tenant}\"",
@@ -106,7 +164,6 @@ pub fn decode(payload: &[u8]) -> Result<(Envelope, InvocationRequest), String> {
             id,
             ts_ms,
             tenant: env_tenant,
-            body: body.clone(),
         },
         req,
     ))
@@ -175,6 +232,20 @@ pub fn validate(body: &Value) -> Result<InvocationRequest, String> {
     let o = body
         .as_object()
         .ok_or_else(|| "body: must be a JSON object".to_string())?;
+    let mut fields = o.clone();
+    let event = fields.remove("event").map(|e| e.to_string());
+    let raw = match &event {
+        Some(text) => Some(serde_json::from_str::<&RawValue>(text).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    validate_fields(&fields, raw)
+}
+
+/// Validates the members of a body (`event` apart, as raw JSON) against `cs.invoke.v1`.
+fn validate_fields(
+    o: &Map<String, Value>,
+    event: Option<&RawValue>,
+) -> Result<InvocationRequest, String> {
     allow_only(
         o,
         "",
@@ -295,10 +366,11 @@ pub fn validate(body: &Value) -> Result<InvocationRequest, String> {
         },
         None => return Err("deadline_ms: missing".into()),
     };
-    let event = o
-        .get("event")
-        .cloned()
-        .ok_or_else(|| "event: missing".to_string())?;
+    let event = RawJson(
+        event
+            .ok_or_else(|| "event: missing".to_string())?
+            .to_owned(),
+    );
 
     Ok(InvocationRequest {
         activation_id,

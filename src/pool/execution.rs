@@ -10,12 +10,18 @@ use std::time::{Duration, Instant};
 /// Receives each log line of an activation as the child produces it.
 pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// A warm child is bound to exactly one (tenant, bundle sha256) and serves nothing else.
+/// A warm child is bound to exactly one (tenant, bundle sha256, `process.env`) and serves
+/// nothing else: the environment is set before the module's top-level code runs, so two
+/// versions of the same bundle with different `config.env` need different children.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Binding {
     pub tenant: String,
     pub sha256: String,
+    pub env: Env,
 }
+
+/// `process.env` of a job: the version's `config.env` (Sous `VersionConfig.env`), in order.
+pub type Env = Arc<Vec<(String, String)>>;
 
 pub struct Job {
     pub bundle: Arc<Bundle>,
@@ -27,6 +33,8 @@ pub struct Job {
     /// The effective deadline (SPEC §1 step 7).
     pub deadline: Instant,
     pub log_sink: Option<LogSink>,
+    /// `process.env` (empty when the version has no `config.env`).
+    pub env: Env,
 }
 
 impl Job {
@@ -34,6 +42,7 @@ impl Job {
         Binding {
             tenant: self.scope.tenant.clone(),
             sha256: self.bundle.sha256.clone(),
+            env: self.env.clone(),
         }
     }
 }
@@ -131,6 +140,8 @@ pub struct HostCallStats {
     /// Bytes returned to the guest.
     pub bytes_in: u64,
     pub time: Duration,
+    /// `cs.cadence.heartbeat()` calls accepted.
+    pub heartbeats: u32,
 }
 
 #[derive(Debug, Clone)]

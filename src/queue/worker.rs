@@ -29,6 +29,7 @@ use super::pb::workerpb::{
     self, server_event, worker_event, worker_stream_client::WorkerStreamClient, WorkerEvent,
 };
 use super::{endpoint_uri, is_handshake_refusal, Backoff, StreamState};
+use crate::host::Heartbeat;
 use crate::pipeline::Answer;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -51,7 +52,14 @@ pub struct TaskInfo {
     pub attempts: i32,
     pub max_attempts: i32,
     pub tenant_id: String,
+    /// Sends a Heartbeat for this task now (`cs.cadence.heartbeat()`), at most one per
+    /// [`MIN_EXTRA_HEARTBEAT_GAP`]; more calls in that gap are absorbed, so a function calling
+    /// it in a loop cannot flood codeQ.
+    pub heartbeat: Heartbeat,
 }
+
+/// Shortest gap between two Heartbeats a function asks for (the periodic ones aside).
+pub const MIN_EXTRA_HEARTBEAT_GAP: Duration = Duration::from_secs(1);
 
 /// What runs a claimed task. The pipeline, wrapped with logs and metrics, in `serve`.
 pub trait TaskHandler: Send + Sync + 'static {
@@ -559,6 +567,18 @@ impl<H: TaskHandler> Loop<H> {
                 continue;
             }
             self.shared.counters.claimed.fetch_add(1, Ordering::Relaxed);
+            let heartbeat = {
+                let (tx, id) = (self.from_tasks_tx.clone(), t.id.clone());
+                let last: Mutex<Option<Instant>> = Mutex::new(None);
+                Heartbeat::new(move || {
+                    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                    if last.is_some_and(|at| at.elapsed() < MIN_EXTRA_HEARTBEAT_GAP) {
+                        return;
+                    }
+                    *last = Some(Instant::now());
+                    let _ = tx.send(FromTask::Heartbeat(id.clone()));
+                })
+            };
             let info = TaskInfo {
                 id: t.id.clone(),
                 command: t.command,
@@ -566,6 +586,7 @@ impl<H: TaskHandler> Loop<H> {
                 attempts: t.attempts,
                 max_attempts: t.max_attempts,
                 tenant_id: t.tenant_id,
+                heartbeat,
             };
             let handler = self.handler.clone();
             let tx = self.from_tasks_tx.clone();

@@ -10,6 +10,13 @@ use crate::protocol::{ErrorKind, GuestError, OutputLimits};
 use rquickjs::convert::Coerced;
 use rquickjs::{Ctx, Value};
 
+/// Appended to `ReferenceError: require is not defined`: `require` stays absent (code that
+/// tests `typeof require` must keep taking its non-Node path), but the author is told what to
+/// do instead.
+pub const REQUIRE_HINT: &str = "cs-js runs ES modules and has no require(): bundle the \
+    function with its npm dependencies into one ES module, e.g. `esbuild function.js --bundle \
+    --format=esm --platform=browser --outfile=dist/function.js`";
+
 /// Converts the thrown `value` (from `ctx.catch()`).
 pub fn from_thrown<'js>(ctx: &Ctx<'js>, value: Value<'js>, limits: &OutputLimits) -> GuestError {
     let (message, stack) = match value.as_object() {
@@ -19,6 +26,8 @@ pub fn from_thrown<'js>(ctx: &Ctx<'js>, value: Value<'js>, limits: &OutputLimits
             let stack = prop_string(ctx, obj, "stack").filter(|s| !s.is_empty());
             let message = if msg.is_empty() {
                 name
+            } else if name == "ReferenceError" && msg == "require is not defined" {
+                format!("{name}: {msg}. {REQUIRE_HINT}")
             } else {
                 format!("{name}: {msg}")
             };

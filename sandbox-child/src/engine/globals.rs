@@ -1,4 +1,5 @@
-//! The host globals of `cs-js` (SPEC §6): `console` and `cs`.
+//! The host globals of `cs-js` (SPEC §6): `console` and `cs` (the Web platform ones are
+//! [`super::web`]).
 //!
 //! The context is built without QuickJS's libc helpers (no `std`/`os`, `print`, timers) and
 //! without the non-ECMAScript intrinsics (see `engine::new_context`); this file adds the only
@@ -16,7 +17,9 @@ use super::Host;
 use crate::protocol::{HostError, HostOp, HostValue, LogLevel, LogLine};
 use rquickjs::convert::Coerced;
 use rquickjs::function::Rest;
-use rquickjs::{ArrayBuffer, Ctx, Exception, Function, Object, Result, TypedArray, Value};
+use rquickjs::{
+    ArrayBuffer, Ctx, Exception, Function, Object, Persistent, Result, TypedArray, Value,
+};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -54,6 +57,12 @@ impl LogBudget {
 pub struct Shared {
     pub host: RefCell<Box<dyn Host>>,
     pub logs: RefCell<LogBudget>,
+    /// Timers and asynchronous host calls.
+    pub event_loop: super::event_loop::EventLoop,
+    /// The lazy Web groups built so far, by name (see [`super::web::exports`]).
+    pub groups: RefCell<std::collections::HashMap<&'static str, Persistent<Object<'static>>>>,
+    /// When the engine was created: the origin of `Event.timeStamp`.
+    pub started: std::time::Instant,
 }
 
 impl Shared {
@@ -261,6 +270,21 @@ pub fn install<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> Result<()> {
         .with_name("fetch")?,
     )?;
     cs.set("http", http)?;
+
+    let cadence = Object::new(ctx.clone())?;
+    let sh = shared.clone();
+    cadence.set(
+        "heartbeat",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>| {
+            done(
+                &ctx,
+                "cs.cadence.heartbeat",
+                sh.call(HostOp::CadenceHeartbeat),
+            )
+        })?
+        .with_name("heartbeat")?,
+    )?;
+    cs.set("cadence", cadence)?;
 
     globals.set("cs", cs)?;
     #[cfg(feature = "escape-tests")]

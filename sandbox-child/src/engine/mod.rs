@@ -21,20 +21,26 @@
 
 pub mod alloc;
 mod errors;
+pub mod event_loop;
 pub mod globals;
+pub mod handler;
 pub mod loader;
 pub mod normalise;
+pub mod web;
 
 use crate::messages::{truncate_result, truncate_utf8, HttpResult};
 use crate::protocol::{
-    BundleFile, ErrorKind, GuestError, HostError, HostOp, HostValue, LogLine, Outcome, OutputLimits,
+    BundleFile, ErrorKind, GuestError, HostError, HostOp, HostValue, LogLevel, LogLine, Outcome,
+    OutputLimits,
 };
 use alloc::{CountingAllocator, MemoryState};
 use globals::{LogBudget, Shared};
 use loader::{BundleLoader, BundleResolver, Files};
 use normalise::NormaliseError;
 use rquickjs::context::intrinsic;
-use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Function, Module, Persistent, Runtime};
+use rquickjs::{
+    CatchResultExt, CaughtError, Context, Ctx, Function, JsLifetime, Module, Persistent, Runtime,
+};
 
 use rquickjs::{Promise, Value};
 use std::cell::{Cell, RefCell};
@@ -45,12 +51,60 @@ use std::time::{Duration, Instant};
 /// Side effects of the guest, performed by whoever runs the engine: the pipe to the
 /// supervisor in production, an in-process stand-in for `sandbox-child run`.
 pub trait Host {
-    /// Performs `cs.kv.*`, `cs.codeq.publish` or `cs.http.fetch`. Blocks until done; the
-    /// error's message is thrown into the guest as an `Error`.
+    /// Performs `cs.kv.*`, `cs.codeq.publish`, `cs.http.fetch` or `cs.cadence.heartbeat`.
+    /// Blocks until done; the error's message is thrown into the guest as an `Error`.
     fn call(&mut self, op: HostOp) -> Result<HostValue, HostError>;
+    /// Starts `op` (a `fetch`) without waiting; its reply comes out of [`Host::wait`] under the
+    /// returned id. By default asynchronous calls are not available.
+    fn start(&mut self, op: HostOp) -> Result<u64, HostError> {
+        let _ = op;
+        Err(HostError {
+            message: "fetch is not available here".into(),
+        })
+    }
+    /// The guest no longer wants the reply of call `id`; it still comes out of `wait`.
+    fn cancel(&mut self, id: u64) {
+        let _ = id;
+    }
+    /// Waits up to `timeout` for the reply of a started call. With none started it sleeps
+    /// the whole `timeout` (the event loop waiting for a timer) and returns `None`.
+    fn wait(&mut self, timeout: Duration) -> Option<(u64, Result<HostValue, HostError>)> {
+        event_loop::sleep(timeout);
+        None
+    }
+    /// False once the connection to whoever performs the calls is gone.
+    fn is_connected(&self) -> bool {
+        true
+    }
     /// One log line, as soon as it is produced (already within `max_log_bytes`).
     fn log(&mut self, line: LogLine);
 }
+
+/// The engine's [`Shared`] state, reachable from any function through the context's userdata
+/// (the lazy Web groups are built from there).
+struct SharedRef(Rc<Shared>);
+
+// SAFETY: `SharedRef` holds no `'js` value (only an `Rc` of plain Rust state, whose JavaScript
+// values are `Persistent`s cleared before the runtime goes), so it is the same type at every
+// lifetime.
+unsafe impl<'js> JsLifetime<'js> for SharedRef {
+    type Changed<'to> = SharedRef;
+}
+
+/// The engine state of the runtime `ctx` belongs to.
+pub fn shared_of(ctx: &Ctx<'_>) -> rquickjs::Result<Rc<Shared>> {
+    match ctx.userdata::<SharedRef>() {
+        Some(s) => Ok(s.0.clone()),
+        None => Err(rquickjs::Exception::throw_internal(
+            ctx,
+            "the cs-js runtime state is missing",
+        )),
+    }
+}
+
+/// How long [`Engine::invoke`] waits, at the end of an activation, for the supervisor to
+/// answer the host calls it cancelled (it answers at once; this only bounds a broken pipe).
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
 
 /// Maximum native stack QuickJS may use (deep recursion beyond it is a `RangeError`).
 /// Well under the 2 MiB of a Rust test thread and the 8 MiB of the main thread.
@@ -116,9 +170,11 @@ impl Engine {
             },
         );
 
-        // ECMAScript only: no `performance`, `DOMException`, `atob`, nor QuickJS's libc
-        // helpers (rquickjs does not compile them in without its `std` feature anyway).
+        // ECMAScript, plus the engine's native `DOMException` (what `AbortSignal` rejects with);
+        // no `performance`, `atob`, nor QuickJS's libc helpers (rquickjs does not compile them
+        // in without its `std` feature anyway). The rest of the Web platform is `web`.
         type Ecma = (
+            intrinsic::DOMException,
             intrinsic::Date,
             intrinsic::Eval,
             intrinsic::RegExpCompiler,
@@ -136,9 +192,16 @@ impl Engine {
         let shared = Rc::new(Shared {
             host: RefCell::new(host),
             logs: RefCell::new(LogBudget::default()),
+            event_loop: event_loop::EventLoop::default(),
+            groups: RefCell::default(),
+            started: Instant::now(),
         });
         context
-            .with(|ctx| globals::install(&ctx, &shared))
+            .with(|ctx| -> rquickjs::Result<()> {
+                let _ = ctx.store_userdata(SharedRef(shared.clone()));
+                globals::install(&ctx, &shared)?;
+                web::install(&ctx, &shared)
+            })
             .map_err(|e| format!("cannot install the globals: {e}"))?;
 
         Ok(Engine {
@@ -176,9 +239,10 @@ impl Engine {
         self.memory.live() as u64
     }
 
-    /// Compiles and evaluates `entry` as an ES module and keeps its default export, which must
-    /// be a function. `memory_limit_bytes` applies from now on to everything the runtime holds
-    /// (including what it held already); `limits` bound every later outcome.
+    /// Compiles and evaluates `entry` as an ES module (or a CommonJS one, see [`handler`]) and
+    /// keeps its handler. `process.env` is `env` from before the module's top-level code runs.
+    /// `memory_limit_bytes` applies from now on to everything the runtime holds (including what
+    /// it held already); `limits` bound every later outcome.
     ///
     /// Log lines of the module's top-level code are kept and handed to the first invocation.
     pub fn load(
@@ -187,6 +251,7 @@ impl Engine {
         entry: &str,
         memory_limit_bytes: u64,
         limits: OutputLimits,
+        env: &[(String, String)],
     ) -> Result<(), GuestError> {
         if self.poisoned {
             return Err(sandbox_error(
@@ -221,38 +286,44 @@ impl Engine {
         }
 
         self.arm(self.load_budget);
+        self.shared.event_loop.begin();
         let limits = self.limits;
+        let (clock, memory, shared) = (&self.clock, &self.memory, &self.shared);
         let result =
             self.context
                 .with(|ctx| -> Result<Persistent<Function<'static>>, GuestError> {
+                    let js = |e| caught(&ctx, e, &limits);
+                    let env = web::process::set_env(&ctx, env).catch(&ctx).map_err(js)?;
+                    let cjs = handler::prepare(&ctx).catch(&ctx).map_err(js)?;
                     let module = Module::declare(ctx.clone(), entry, source)
                         .catch(&ctx)
-                        .map_err(|e| caught(&ctx, e, &limits))?;
-                    let (module, promise) = module
-                        .eval()
-                        .catch(&ctx)
-                        .map_err(|e| caught(&ctx, e, &limits))?;
-                    settle(
+                        .map_err(js)?;
+                    let (module, promise) = module.eval().catch(&ctx).map_err(js)?;
+                    let settled = settle(
                         &ctx,
+                        shared,
                         &promise,
-                        &self.clock,
-                        &self.memory,
+                        clock,
+                        memory,
                         &limits,
                         "module evaluation",
-                    )?;
-                    let default: Value = module
-                        .get("default")
+                    );
+                    let cancelled = shared.event_loop.finish(&shared.host, CANCEL_WAIT);
+                    if let Some(w) = cancelled.warning("the module finished loading") {
+                        shared.log(LogLevel::Warn, &w);
+                    }
+                    settled?;
+                    let ns = module.namespace().catch(&ctx).map_err(js)?;
+                    match handler::find(&ctx, &ns, cjs, &env)
                         .catch(&ctx)
-                        .map_err(|e| caught(&ctx, e, &limits))?;
-                    match default.into_function() {
-                        Some(f) => Ok(Persistent::save(&ctx, f)),
-                        None => Err(GuestError {
-                            kind: ErrorKind::ValidationError,
-                            message: format!(
-                        "the default export of '{entry}' must be a function `handle(event, ctx)`"
-                    ),
-                            stack: None,
-                        }),
+                        .map_err(js)?
+                    {
+                        handler::Found::Handler(f) => Ok(handler::save(&ctx, f)),
+                        handler::Found::Nothing(found) => Err(errors::exception(
+                            handler::missing(entry, &found),
+                            None,
+                            &limits,
+                        )),
                     }
                 });
         self.disarm();
@@ -296,7 +367,8 @@ impl Engine {
         self.arm(budget);
 
         let limits = self.limits;
-        let (clock, memory) = (&self.clock, &self.memory);
+        let (clock, memory, shared) = (&self.clock, &self.memory, &self.shared);
+        shared.event_loop.begin();
         let result = self.context.with(|ctx| -> Result<HttpResult, GuestError> {
             let handler = handler
                 .restore(&ctx)
@@ -314,7 +386,7 @@ impl Engine {
                 .catch(&ctx)
                 .map_err(|e| caught(&ctx, e, &limits))?;
             let value = match ret.as_promise() {
-                Some(p) => settle(&ctx, p, clock, memory, &limits, "handler promise")?,
+                Some(p) => settle(&ctx, shared, p, clock, memory, &limits, "handler promise")?,
                 None => ret,
             };
             // Normalised while the deadline is still armed: reading the result may run
@@ -339,6 +411,12 @@ impl Engine {
             while !clock.fired.get() && !memory.exceeded() && ctx.execute_pending_job() {}
             Ok(normalised)
         });
+        // Nothing outlives the activation: timers and fetches still pending are cancelled,
+        // whatever the outcome, and said so.
+        let cancelled = shared.event_loop.finish(&shared.host, CANCEL_WAIT);
+        if let Some(w) = cancelled.warning("the handler settled") {
+            shared.log(LogLevel::Warn, &w);
+        }
         self.disarm();
 
         let result = match self.limit_error(&format!(
@@ -348,10 +426,9 @@ impl Engine {
             Some(e) => Err(e),
             None => result,
         };
-        outcome.result = result.and_then(|mut r| {
+        outcome.result = result.map(|mut r| {
             outcome.result_truncated = truncate_result(&mut r, limits.max_result_bytes as usize);
-            serde_json::to_string(&r)
-                .map_err(|e| sandbox_error(&format!("cannot serialise the result: {e}")))
+            r
         });
         outcome.logs_truncated = self.shared.logs.borrow().truncated;
         outcome.memory_peak_bytes = self.memory.peak() as u64;
@@ -438,10 +515,12 @@ fn caught<'js>(ctx: &Ctx<'js>, e: CaughtError<'js>, limits: &OutputLimits) -> Gu
     }
 }
 
-/// Runs pending jobs until `promise` settles. Stops early when a limit was hit (the caller
-/// reports it). `what` names the promise in the "never settled" error.
+/// Runs the event loop until `promise` settles. Stops early when a limit was hit (the caller
+/// reports it) or a timer callback threw. `what` names the promise in the "never settled"
+/// error.
 fn settle<'js>(
     ctx: &Ctx<'js>,
+    shared: &Shared,
     promise: &Promise<'js>,
     clock: &Clock,
     memory: &MemoryState,
@@ -449,27 +528,30 @@ fn settle<'js>(
     what: &str,
 ) -> Result<Value<'js>, GuestError> {
     use rquickjs::promise::PromiseState;
-    loop {
-        match promise.state() {
-            PromiseState::Resolved | PromiseState::Rejected => {
-                return match promise.result::<Value>() {
-                    Some(r) => r.catch(ctx).map_err(|e| caught(ctx, e, limits)),
-                    None => Err(sandbox_error("promise settled without a result")),
-                };
-            }
-            PromiseState::Pending => {
-                if clock.fired.get() || memory.exceeded() {
-                    return Err(sandbox_error("stopped at a limit"));
-                }
-                if !ctx.execute_pending_job() {
-                    return Err(errors::exception(
-                        format!("Error: {what} never settled"),
-                        None,
-                        limits,
-                    ));
-                }
-            }
-        }
+    let done = || !matches!(promise.state(), PromiseState::Pending);
+    match shared
+        .event_loop
+        .run_until(ctx, &shared.host, &done, clock, memory, limits)
+    {
+        Ok(()) => match promise.result::<Value>() {
+            Some(r) => r.catch(ctx).map_err(|e| caught(ctx, e, limits)),
+            None => Err(sandbox_error("promise settled without a result")),
+        },
+        Err(event_loop::Stop::Limit) => Err(sandbox_error("stopped at a limit")),
+        Err(event_loop::Stop::Thrown(e)) => Err(e),
+        Err(event_loop::Stop::Stalled) => Err(errors::exception(
+            format!("Error: {what} never settled"),
+            None,
+            limits,
+        )),
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // JavaScript values held outside the heap go before the runtime does.
+        self.shared.event_loop.clear();
+        self.shared.groups.borrow_mut().clear();
     }
 }
 

@@ -326,13 +326,14 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
     print_result(&result);
     eprintln!(
         "cs-invoker-pool: activation {activation_id} status={} duration_ms={duration_ms} start={} \
-         wait_us={} load_us={} exec_us={} memory_peak_bytes={} host_calls={} heartbeats={} \
+         wait_us={} load_us={} exec_us={} cpu_us={} memory_peak_bytes={} host_calls={} heartbeats={} \
          result_truncated={} logs_truncated={}",
         result.status,
         ex.start.as_str(),
         ex.wait.as_micros(),
         ex.load.as_micros(),
         ex.exec.as_micros(),
+        ex.cpu.as_micros(),
         ex.memory_peak_bytes,
         ex.host_calls.count,
         ex.host_calls.heartbeats,

@@ -105,6 +105,7 @@ fn running(aid: &str) -> ActivationRecord {
         wait_ms: Some(2),
         child_id: None,
         memory_peak_bytes: None,
+        cpu_ms: None,
         host_calls: None,
     }
 }

@@ -332,6 +332,10 @@ pub struct Outcome {
     pub memory_peak_bytes: u64,
     /// Time spent in the engine for this invocation, in microseconds.
     pub exec_us: u64,
+    /// CPU time the child used for this invocation (`CLOCK_PROCESS_CPUTIME_ID`), in
+    /// microseconds: next to `exec_us` it shows time spent waiting (timers, fetches) rather
+    /// than computing. Reported by the child, so for operators, not for enforcement.
+    pub cpu_us: u64,
 }
 
 /// Everything that can go wrong reading or writing a frame.

@@ -327,6 +327,7 @@ where
             wait_ms: None,
             child_id: None,
             memory_peak_bytes: None,
+            cpu_ms: None,
             host_calls: None,
         };
 
@@ -412,6 +413,7 @@ where
         record.wait_ms = Some((waited + ex.wait).as_millis() as u64);
         record.child_id = (ex.child_id != 0).then_some(ex.child_id);
         record.memory_peak_bytes = (ex.memory_peak_bytes != 0).then_some(ex.memory_peak_bytes);
+        record.cpu_ms = ex.start.ran().then(|| ex.cpu.as_millis() as u64);
         record.host_calls = Some(HostCallsRecord {
             count: u64::from(ex.host_calls.count),
             denied: u64::from(ex.host_calls.denied),

@@ -124,6 +124,11 @@ impl StartKind {
             StartKind::None => "none",
         }
     }
+    /// A child ran the activation.
+    pub fn ran(self) -> bool {
+        !matches!(self, StartKind::None)
+    }
+
     /// A cold start compiled the bundle for this activation.
     pub fn is_cold(self) -> bool {
         matches!(self, StartKind::Stem | StartKind::Spawned)
@@ -160,6 +165,9 @@ pub struct Execution {
     pub load: Duration,
     /// Time from sending Invoke to the outcome.
     pub exec: Duration,
+    /// CPU time the child reported for the invocation (its event loop sleeps without using
+    /// any while it waits for timers and fetches).
+    pub cpu: Duration,
     pub memory_peak_bytes: u64,
     pub host_calls: HostCallStats,
 }
@@ -178,6 +186,7 @@ impl Execution {
             wait: Duration::ZERO,
             load: Duration::ZERO,
             exec: Duration::ZERO,
+            cpu: Duration::ZERO,
             memory_peak_bytes: 0,
             host_calls: HostCallStats::default(),
         }

@@ -321,6 +321,7 @@ async fn drive<H: HostApi>(
         ))));
     }
     ex.memory_peak_bytes = outcome.memory_peak_bytes;
+    ex.cpu = Duration::from_micros(outcome.cpu_us);
     ex.logs_truncated |= outcome.logs_truncated;
     ex.result_truncated |= outcome.result_truncated;
     match outcome.result {

@@ -216,6 +216,10 @@ pub struct ActivationRecord {
     pub child_id: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_peak_bytes: Option<u64>,
+    /// CPU time the child reported for the activation; far below `duration_ms` when the
+    /// function mostly waited (timers, fetches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_calls: Option<HostCallsRecord>,
 }

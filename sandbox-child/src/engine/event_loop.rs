@@ -247,7 +247,11 @@ impl EventLoop {
         }
     }
 
-    fn take_uncaught<'js>(&self, ctx: &Ctx<'js>, limits: &OutputLimits) -> Option<GuestError> {
+    pub(super) fn take_uncaught<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        limits: &OutputLimits,
+    ) -> Option<GuestError> {
         let v = self.uncaught.borrow_mut().take()?;
         let v = v.restore(ctx).ok()?;
         Some(super::errors::from_thrown(ctx, v, limits))

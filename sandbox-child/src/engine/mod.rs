@@ -352,7 +352,9 @@ impl Engine {
             logs_truncated: false,
             memory_peak_bytes: 0,
             exec_us: 0,
+            cpu_us: 0,
         };
+        let cpu_start = cpu_time();
         if self.poisoned {
             outcome.result = Err(sandbox_error(
                 "the engine is poisoned by an earlier failure",
@@ -409,6 +411,11 @@ impl Engine {
             // Work the handler left queued (a promise it did not await) runs now, inside this
             // activation's deadline, rather than at the start of the next one.
             while !clock.fired.get() && !memory.exceeded() && ctx.execute_pending_job() {}
+            // An event listener that threw (Node: an uncaught exception) fails the activation
+            // even when the handler did not wait for anything.
+            if let Some(e) = shared.event_loop.take_uncaught(&ctx, &limits) {
+                return Err(e);
+            }
             Ok(normalised)
         });
         // Nothing outlives the activation: timers and fetches still pending are cancelled,
@@ -433,6 +440,8 @@ impl Engine {
         outcome.logs_truncated = self.shared.logs.borrow().truncated;
         outcome.memory_peak_bytes = self.memory.peak() as u64;
         outcome.exec_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        outcome.cpu_us =
+            u64::try_from(cpu_time().saturating_sub(cpu_start).as_micros()).unwrap_or(u64::MAX);
         outcome
     }
 
@@ -492,6 +501,22 @@ impl Engine {
         self.poisoned = true;
         Some(err)
     }
+}
+
+/// CPU time of this process so far (`clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`).
+fn cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 fn far_future() -> Instant {

@@ -38,7 +38,6 @@
         stop: false,
         stopImmediate: false,
         dispatching: false,
-        passive: false,
       };
     }
     static {
@@ -67,10 +66,9 @@
       const s = eventState(this);
       return s.dispatching ? [s.currentTarget] : [];
     }
-    preventDefault() {
-      const s = eventState(this);
-      if (!s.passive) s.defaultPrevented = true;
-    }
+    // Node 20 lets a passive listener cancel too (the DOM standard would not); Node is the
+    // reference here.
+    preventDefault() { eventState(this).defaultPrevented = true; }
     stopPropagation() { eventState(this).stop = true; }
     stopImmediatePropagation() {
       const s = eventState(this);
@@ -176,7 +174,6 @@
         for (const r of list.slice()) {
           if (r.removed) continue;
           if (r.once) this.removeEventListener(s.type, r.listener, { capture: r.capture });
-          s.passive = r.passive;
           try {
             if (typeof r.listener === 'function') {
               r.listener.call(this, event);
@@ -186,7 +183,6 @@
           } catch (err) {
             natives.uncaught(err);
           }
-          s.passive = false;
           if (s.stopImmediate) break;
         }
       }

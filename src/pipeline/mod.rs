@@ -413,7 +413,7 @@ where
         record.wait_ms = Some((waited + ex.wait).as_millis() as u64);
         record.child_id = (ex.child_id != 0).then_some(ex.child_id);
         record.memory_peak_bytes = (ex.memory_peak_bytes != 0).then_some(ex.memory_peak_bytes);
-        record.cpu_ms = ex.start.ran().then(|| ex.cpu.as_millis() as u64);
+        record.cpu_ms = ex.start.ran().then_some(ex.cpu.as_millis() as u64);
         record.host_calls = Some(HostCallsRecord {
             count: u64::from(ex.host_calls.count),
             denied: u64::from(ex.host_calls.denied),

@@ -46,6 +46,19 @@ fn now_ms() -> u64 {
 
 /// Publishes `function` version 1 with alias `prod`, the way the Sous control plane does.
 fn publish(raw: &mut redis::Connection, function: &str, source: &str, timeout_ms: u64) {
+    publish_with(raw, function, 1, source, timeout_ms, json!({}));
+}
+
+/// [`publish`] of version `version` with this version meta `config` (Sous `VersionConfig`);
+/// the alias `prod` points at it.
+fn publish_with(
+    raw: &mut redis::Connection,
+    function: &str,
+    version: u64,
+    source: &str,
+    timeout_ms: u64,
+    config: Value,
+) {
     let manifest = json!({
         "schema": "cs.function.script.v1", "runtime": "cs-js", "entry": "function.js",
         "handler": "default",
@@ -60,17 +73,18 @@ fn publish(raw: &mut redis::Connection, function: &str, source: &str, timeout_ms
     let tar = bundle::pack(&files).unwrap();
     let sha = bundle::sha256_hex(&tar);
     let p = format!("cs:fn:{T}:{NS}:{function}");
-    let _: () = raw.set(format!("{p}:ver:1:bundle"), &tar).unwrap();
+    let _: () = raw.set(format!("{p}:ver:{version}:bundle"), &tar).unwrap();
     let _: () = raw
         .set(
-            format!("{p}:ver:1:meta"),
-            json!({"version": 1, "sha256": sha, "config": {}, "published_at_ms": 1u64}).to_string(),
+            format!("{p}:ver:{version}:meta"),
+            json!({"version": version, "sha256": sha, "config": config, "published_at_ms": 1u64})
+                .to_string(),
         )
         .unwrap();
     let _: () = raw
         .set(
             format!("{p}:alias:prod"),
-            json!({"alias": "prod", "version": 1, "updated_at_ms": 1u64}).to_string(),
+            json!({"alias": "prod", "version": version, "updated_at_ms": 1u64}).to_string(),
         )
         .unwrap();
 }
@@ -98,11 +112,24 @@ fn publish_all(raw: &mut redis::Connection) {
 }
 
 fn invocation(function: &str, event: Value) -> (String, Vec<u8>) {
+    invocation_with(function, json!({"alias": "prod"}), "api", event)
+}
+
+/// An invocation of `function` at `reference` (`{"alias": ..}` or `{"version": ..}`) by a
+/// `trigger` of that type.
+fn invocation_with(
+    function: &str,
+    reference: Value,
+    trigger: &str,
+    event: Value,
+) -> (String, Vec<u8>) {
     let aid = uuid::Uuid::new_v4().to_string();
+    let mut r = reference;
+    r["function"] = json!(function);
     let body = json!({
         "activation_id": aid, "request_id": format!("req-{}", &aid[..8]), "tenant": T,
-        "namespace": NS, "ref": {"function": function, "alias": "prod"},
-        "trigger": {"type": "api", "source": {}}, "principal": {"sub": "u1", "roles": []},
+        "namespace": NS, "ref": r,
+        "trigger": {"type": trigger, "source": {}}, "principal": {"sub": "u1", "roles": []},
         "deadline_ms": now_ms() + 120_000, "event": event,
     });
     let env = json!({"schema": "cs.envelope.v1", "id": format!("msg_{aid}"), "ts_ms": now_ms(),
@@ -138,6 +165,19 @@ impl Daemon {
         token: &str,
         envs: &[(&str, &str)],
     ) -> Daemon {
+        Self::start_leased(emu, redis, worker_id, extra, token, envs, 2)
+    }
+
+    /// [`Daemon::start_with`] with a codeQ lease of `lease_seconds` (2 elsewhere).
+    fn start_leased(
+        emu: &Emulator,
+        redis: &RedisServer,
+        worker_id: &str,
+        extra: &str,
+        token: &str,
+        envs: &[(&str, &str)],
+        lease_seconds: u32,
+    ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let http = format!("127.0.0.1:{}", free_port());
         let cfg = format!(
@@ -159,7 +199,7 @@ cs_invoker_pool:
     threads: 2
     max_inflight: 4
   codeq:
-    lease_seconds: 2
+    lease_seconds: {lease_seconds}
     worker_id: {worker_id}
   shutdown:
     drain_seconds: 3
@@ -705,4 +745,175 @@ async fn it_claims_up_to_its_free_slots_and_never_more() {
         .await
         .unwrap()
         .success());
+}
+
+/// `process.env` is the version's `config.env` (Sous `VersionConfig.env`), from before the
+/// module's top-level code runs; two versions of the same bundle with different env never
+/// share a warm child; `{}` when the meta has none; a malformed one is a BundleError. And the
+/// event reaches the function with its keys in the producer's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_env_is_the_version_config_env_and_the_event_keeps_its_order() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    let src = "const atLoad = process.env.GREETING; \
+               export default () => ({ body: JSON.stringify({ atLoad, env: process.env }) });";
+    publish_with(&mut raw, "envy", 1, src, 5000, json!({}));
+    publish_with(
+        &mut raw,
+        "envy",
+        2,
+        src,
+        5000,
+        json!({"env": {"GREETING": "hola", "N": "1"}, "timeout_ms": 5000}),
+    );
+    publish_with(
+        &mut raw,
+        "envy",
+        3,
+        src,
+        5000,
+        json!({"env": {"GREETING": 7}}),
+    );
+    publish(
+        &mut raw,
+        "echo",
+        "export default (e) => ({ body: JSON.stringify(e) });",
+        5000,
+    );
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    let mut d = Daemon::start(&emu, &redis, "w-env", "");
+    d.wait_ready().await;
+
+    let body = |t: &TaskView| -> Value {
+        serde_json::from_str(
+            t.result_value().unwrap()["result"]["body"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    for (version, want) in [
+        (
+            2,
+            json!({"atLoad": "hola", "env": {"GREETING": "hola", "N": "1"}}),
+        ),
+        (1, json!({"env": {}})),
+        (
+            2,
+            json!({"atLoad": "hola", "env": {"GREETING": "hola", "N": "1"}}),
+        ),
+    ] {
+        let (_, p) = invocation_with("envy", json!({"version": version}), "api", json!({}));
+        let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+        let t = finished(&emu, &id, 20).await;
+        assert_eq!(t.status, TaskStatus::Completed, "{t:?}\n{}", d.log());
+        assert_eq!(body(&t), want, "version {version}");
+    }
+    let (_, p) = invocation_with("envy", json!({"version": 3}), "api", json!({}));
+    let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    let t = finished(&emu, &id, 20).await;
+    assert_eq!(t.status, TaskStatus::Failed);
+    let e = t.error.unwrap_or_default();
+    assert!(
+        e.starts_with("BundleError: ") && e.contains("config.env.GREETING must be a string"),
+        "{e}"
+    );
+
+    // The event's keys arrive in the producer's order (the payload written by hand: serde_json
+    // values would sort them).
+    let event = r#"{"zeta":{"y":1,"b":[{"d":1,"c":2}]},"alpha":true}"#;
+    let (_, p) = invocation("echo", json!("EVENT"));
+    let p = String::from_utf8(p).unwrap().replace(r#""EVENT""#, event);
+    let id = emu.enqueue("cs.invoke", p.into_bytes(), EnqueueOptions::default());
+    let t = finished(&emu, &id, 20).await;
+    assert_eq!(t.status, TaskStatus::Completed, "{t:?}\n{}", d.log());
+    assert_eq!(t.result_value().unwrap()["result"]["body"], json!(event));
+}
+
+/// `cs.cadence.heartbeat()` extends the codeQ lease of the task now (a Heartbeat), only for a
+/// cadence trigger; it counts in the ActivationRecord and in `cs_cadence_heartbeat_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cadence_heartbeat_extends_the_lease_of_the_task() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    publish(
+        &mut raw,
+        "cadence",
+        "export default async () => { \
+           const sleep = (ms) => new Promise((r) => setTimeout(r, ms)); \
+           let denied = null; \
+           await sleep(700); \
+           try { cs.cadence.heartbeat(); cs.cadence.heartbeat(); } catch (e) { denied = e.message; } \
+           await sleep(900); \
+           return { body: JSON.stringify({ denied }) }; };",
+        10_000,
+    );
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    // A 30 s lease: the daemon's own heartbeats come every 10 s, so within this 1.6 s
+    // activation only the function's can move the lease.
+    let mut d = Daemon::start_leased(&emu, &redis, "w-cadence", "", "worker-token", &[], 30);
+    d.wait_ready().await;
+
+    let (aid, p) = invocation_with("cadence", json!({"alias": "prod"}), "cadence", json!({}));
+    let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    let claimed = emu
+        .wait_for_task(&id, Duration::from_secs(20), |t| t.lease_until.is_some())
+        .await
+        .unwrap();
+    let first = claimed.lease_until.unwrap();
+    let moved = emu
+        .wait_for_task(&id, Duration::from_secs(20), |t| {
+            t.status.is_terminal() || t.lease_until.is_some_and(|l| l > first)
+        })
+        .await
+        .unwrap();
+    let second = moved
+        .lease_until
+        .unwrap_or_else(|| panic!("finished before any heartbeat: {moved:?}\n{}", d.log()));
+    // Extended by the call made ~700 ms after the claim (the lease becomes now + lease).
+    assert!(
+        second.duration_since(first) >= Duration::from_millis(400),
+        "lease moved by {:?}",
+        second.duration_since(first)
+    );
+    let t = finished(&emu, &id, 20).await;
+    assert_eq!(t.status, TaskStatus::Completed, "{t:?}\n{}", d.log());
+    assert_eq!(
+        t.result_value().unwrap()["result"]["body"],
+        json!(r#"{"denied":null}"#)
+    );
+    let rec: Value = serde_json::from_str(
+        &raw.get::<_, String>(format!("cs:act:{T}:{aid}:meta"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["host_calls"]["heartbeats"], json!(2), "{rec}");
+    let (_, metrics) = d.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("\ncs_cadence_heartbeat_total 2\n"),
+        "{metrics}"
+    );
+
+    // Any other trigger: denied with the capability error, which the function can catch.
+    let (aid, p) = invocation_with("cadence", json!({"alias": "prod"}), "api", json!({}));
+    let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    let t = finished(&emu, &id, 20).await;
+    let body: Value = serde_json::from_str(
+        t.result_value().unwrap()["result"]["body"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let denied = body["denied"].as_str().unwrap_or_default();
+    assert!(
+        denied.starts_with("CS_RUNTIME_CAPABILITY_DENIED: cs.cadence.heartbeat"),
+        "{body}"
+    );
+    let rec: Value = serde_json::from_str(
+        &raw.get::<_, String>(format!("cs:act:{T}:{aid}:meta"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["host_calls"]["denied"], json!(1), "{rec}");
+    assert!(rec["host_calls"].get("heartbeats").is_none(), "{rec}");
 }

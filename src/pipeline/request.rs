@@ -476,6 +476,26 @@ mod tests {
     }
 
     #[test]
+    fn the_event_is_kept_as_written() {
+        let event = r#"{"z":1,"a":{"y":[{"k2":0,"k1":1}],"b":null},"m":"é\u00e9"}"#;
+        let body = serde_json::to_string(&good()).unwrap();
+        let body = body.replace(r#""event":{"x":1}"#, &format!(r#""event":{event}"#));
+        let payload = format!(
+            r#"{{"schema":"cs.envelope.v1","id":"msg_1","ts_ms":5,"tenant":"t_abc","type":"InvocationRequest","body":{body}}}"#
+        );
+        let (_, req) = decode(payload.as_bytes()).unwrap();
+        assert_eq!(req.event.get(), event);
+        // Double-encoded: the same text once the outer string is decoded.
+        let as_string = Value::String(payload).to_string();
+        assert_eq!(decode(as_string.as_bytes()).unwrap().1.event.get(), event);
+        // Not JSON inside: refused, naming the field.
+        let bad = format!(
+            r#"{{"schema":"cs.envelope.v1","id":"m","tenant":"t_abc","type":"InvocationRequest","body":{{"event":nope}}}}"#
+        );
+        assert!(decode(bad.as_bytes()).is_err());
+    }
+
+    #[test]
     fn envelope_errors() {
         assert!(decode(b"not json")
             .unwrap_err()

@@ -63,6 +63,8 @@ pub struct Shared {
     pub groups: RefCell<std::collections::HashMap<&'static str, Persistent<Object<'static>>>>,
     /// When the engine was created: the origin of `Event.timeStamp`.
     pub started: std::time::Instant,
+    /// The bundle's files (for error messages that quote the source).
+    pub files: super::loader::Files,
 }
 
 impl Shared {

@@ -195,6 +195,7 @@ impl Engine {
             event_loop: event_loop::EventLoop::default(),
             groups: RefCell::default(),
             started: Instant::now(),
+            files: files.clone(),
         });
         context
             .with(|ctx| -> rquickjs::Result<()> {

@@ -489,9 +489,7 @@ mod tests {
         let as_string = Value::String(payload).to_string();
         assert_eq!(decode(as_string.as_bytes()).unwrap().1.event.get(), event);
         // Not JSON inside: refused, naming the field.
-        let bad = format!(
-            r#"{{"schema":"cs.envelope.v1","id":"m","tenant":"t_abc","type":"InvocationRequest","body":{{"event":nope}}}}"#
-        );
+        let bad = r#"{"schema":"cs.envelope.v1","id":"m","tenant":"t_abc","type":"InvocationRequest","body":{"event":nope}}"#;
         assert!(decode(bad.as_bytes()).is_err());
     }
 

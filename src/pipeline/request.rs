@@ -8,7 +8,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 pub const ENVELOPE_SCHEMA: &str = "cs.envelope.v1";
 pub const TRIGGER_TYPES: [&str; 4] = ["http", "schedule", "cadence", "api"];
@@ -84,51 +83,184 @@ pub struct Principal {
     pub roles: Vec<String>,
 }
 
-/// An object's members, each kept as raw JSON text (borrowed from the payload).
-type RawObject<'a> = BTreeMap<String, &'a RawValue>;
+/// The envelope as one pass of the parser sees it: its members as [`Value`]s, except `body`,
+/// whose members are [`Value`]s too except `event`, which is kept as the text it was sent as
+/// (checked to be well-formed JSON, never built into a tree). A JSON string (a double-encoded
+/// envelope) is kept to be parsed again; anything else is not an envelope.
+enum Top<'a> {
+    Object {
+        env: Map<String, Value>,
+        body: Option<Body<'a>>,
+    },
+    Encoded(String),
+    Other,
+}
 
-/// Parses each member of `raw` (an object) into a [`Value`], except `keep`, which is returned
-/// raw. `what` names the object in errors.
-fn members<'a>(
-    raw: &'a RawValue,
-    keep: Option<&str>,
-    what: &str,
-) -> Result<(Map<String, Value>, Option<&'a RawValue>), String> {
-    let obj: RawObject<'a> =
-        serde_json::from_str(raw.get()).map_err(|_| format!("{what}: must be a JSON object"))?;
-    let mut map = Map::new();
-    let mut kept = None;
-    for (k, v) in obj {
-        if Some(k.as_str()) == keep {
-            kept = Some(v);
-            continue;
+/// `envelope.body`: its members but `event`, and `event` raw; `None` fields when it was not
+/// an object.
+struct Body<'a> {
+    fields: Option<Map<String, Value>>,
+    event: Option<&'a RawValue>,
+}
+
+/// Drains whatever is left of a value the envelope does not want.
+fn drain_seq<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an envelope object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Top<'de>, A::Error> {
+                let mut env = Map::new();
+                let mut body = None;
+                while let Some(k) = m.next_key::<String>()? {
+                    if k == "body" {
+                        body = Some(m.next_value::<Body<'de>>()?);
+                    } else {
+                        let v: Value = m.next_value()?;
+                        env.insert(k, v);
+                    }
+                }
+                Ok(Top::Object { env, body })
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Top<'de>, E> {
+                Ok(Top::Encoded(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Top<'de>, A::Error> {
+                drain_seq(seq)?;
+                Ok(Top::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Top<'de>, E> {
+                Ok(Top::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Top<'de>, E> {
+                Ok(Top::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Top<'de>, E> {
+                Ok(Top::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Top<'de>, E> {
+                Ok(Top::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Top<'de>, E> {
+                Ok(Top::Other)
+            }
         }
-        let v: Value = serde_json::from_str(v.get()).map_err(|e| format!("{what}.{k}: {e}"))?;
-        map.insert(k, v);
+        d.deserialize_any(V)
     }
-    Ok((map, kept))
+}
+
+impl<'de> Deserialize<'de> for Body<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Body<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an InvocationRequest object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Body<'de>, A::Error> {
+                let mut fields = Map::new();
+                let mut event = None;
+                while let Some(k) = m.next_key::<String>()? {
+                    if k == "event" {
+                        event = Some(m.next_value::<&'de RawValue>()?);
+                    } else {
+                        let v: Value = m.next_value()?;
+                        fields.insert(k, v);
+                    }
+                }
+                Ok(Body {
+                    fields: Some(fields),
+                    event,
+                })
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Body<'de>, A::Error> {
+                drain_seq(seq)?;
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Body<'de>, E> {
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Body<'de>, E> {
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Body<'de>, E> {
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Body<'de>, E> {
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Body<'de>, E> {
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+            fn visit_unit<E>(self) -> Result<Body<'de>, E> {
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Decodes the task payload into the envelope and a validated request. `Err` is the
 /// `validation failed: ...` reason.
 ///
 /// Every field is parsed and checked as before, except the body's `event`, which is only
-/// checked to be well-formed JSON and kept as its text ([`RawJson`]).
+/// checked to be well-formed JSON and kept as its text ([`RawJson`]). One pass of the parser
+/// over the payload (two for a double-encoded one).
 pub fn decode(payload: &[u8]) -> Result<(Envelope, InvocationRequest), String> {
     let text = std::str::from_utf8(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
-    let raw: &RawValue =
-        serde_json::from_str(text).map_err(|e| format!("payload is not JSON: {e}"))?;
+    let top: Top = serde_json::from_str(text).map_err(|e| format!("payload is not JSON: {e}"))?;
     // A JSON string that contains the envelope (some producers double-encode).
     let inner: String;
-    let raw: &RawValue = if raw.get().starts_with('"') {
-        inner = serde_json::from_str(raw.get())
-            .map_err(|e| format!("payload is a JSON string that is not JSON: {e}"))?;
-        serde_json::from_str(&inner)
-            .map_err(|e| format!("payload is a JSON string that is not JSON: {e}"))?
-    } else {
-        raw
+    let top = match top {
+        Top::Encoded(s) => {
+            inner = s;
+            serde_json::from_str(&inner)
+                .map_err(|e| format!("payload is a JSON string that is not JSON: {e}"))?
+        }
+        other => other,
     };
-    let (env, body) = members(raw, Some("body"), "envelope")?;
+    let (env, body) = match top {
+        Top::Object { env, body } => (env, body),
+        _ => return Err("envelope: must be a JSON object".into()),
+    };
     match env.get("schema") {
         Some(Value::String(s)) if s == ENVELOPE_SCHEMA => {}
         other => {
@@ -151,8 +283,10 @@ pub fn decode(payload: &[u8]) -> Result<(Envelope, InvocationRequest), String> {
     let ts_ms = env.get("ts_ms").and_then(Value::as_u64).unwrap_or(0);
     let env_tenant = str_field(&env, "envelope.", "tenant", 3, 64)?;
     let body = body.ok_or_else(|| "envelope.body: missing".to_string())?;
-    let (fields, event) = members(body, Some("event"), "body")?;
-    let req = validate_fields(&fields, event)?;
+    let fields = body
+        .fields
+        .ok_or_else(|| "body: must be a JSON object".to_string())?;
+    let req = validate_fields(&fields, body.event)?;
     if req.tenant != env_tenant {
         return Err(format!(
             "tenant: the body's tenant \"{}\" differs from the envelope's \"{env_tenant}\"",

@@ -5,6 +5,14 @@
 //! compile when a bundle arrives ([`Engine::load`]). It then serves any number of
 //! [`Engine::invoke`]s of that one bundle.
 //!
+//! Pieces: [`globals`] (`console`, `cs`), [`web`] (the Web platform globals, built lazily),
+//! [`event_loop`] (timers and asynchronous host calls, driven while a promise is pending),
+//! [`handler`] (which export is the handler: Sous, Lambda, Workers or CommonJS shapes),
+//! [`loader`] (imports inside the bundle), [`normalise`] (the return value to a result).
+//!
+//! The deadline also bounds the event loop: while it sleeps for a timer or a host reply it
+//! wakes at the deadline at the latest, and that is a `Timeout` too.
+//!
 //! Limits are enforced inside the engine as a fast path; the supervisor's SIGKILL at the
 //! deadline and the cgroup memory limit are the guarantee:
 //! - **deadline**: QuickJS polls an interrupt handler while it runs; ours returns true once the

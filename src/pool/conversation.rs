@@ -5,10 +5,10 @@
 //! runs an event loop: it may log, start more calls or cancel one (an `AbortSignal`) while a
 //! `fetch` is in flight.
 //!
-//! Bounds, so that a hostile child cannot make the supervisor queue unbounded work: at most
-//! [`MAX_HOST_CALLS_IN_FLIGHT`] calls of a child are served at once (one more is a protocol
-//! breach; a well-behaved child queues the excess itself), replies wait in an outbox of at most
-//! as many frames, and each call is bounded by the activation's deadline like before. A
+//! Bounds, so that a hostile child cannot make the supervisor queue unbounded work: calls being
+//! performed plus replies not yet written never exceed [`MAX_HOST_CALLS_IN_FLIGHT`] (one more
+//! call is a protocol breach; a well-behaved child never has more open, and queues the excess
+//! itself), and each call is bounded by the activation's deadline like before. A
 //! cancelled call's future is dropped (for a fetch, its connection closes) and the child gets
 //! an error reply at once. The end frame is accepted only when every call has been answered and
 //! delivered: a child that ends with calls open broke the protocol.
@@ -140,7 +140,11 @@ pub(super) async fn converse<'a, H: HostApi>(
                 }
             }
             FromChild::HostCall(call) => {
-                if calls.len() >= MAX_HOST_CALLS_IN_FLIGHT {
+                // Calls being performed plus replies not yet written: what the child has open
+                // and this side holds. A child that stops reading its pipe cannot make replies
+                // pile up either.
+                let held = calls.len() + outbox.len() + usize::from(writing.is_some());
+                if held >= MAX_HOST_CALLS_IN_FLIGHT {
                     return Err(breach(format!(
                         "more than {MAX_HOST_CALLS_IN_FLIGHT} host calls in flight"
                     )));

@@ -129,6 +129,8 @@ fn job(bundle: &Arc<Bundle>, tenant: &str) -> Job {
             deadline,
             trigger: "api".into(),
             heartbeat: None,
+            policy: Default::default(),
+            calls: Default::default(),
         },
         event_json: r#"{"n":1}"#.into(),
         ctx_json: format!(

@@ -52,6 +52,8 @@ fn job(bundle: &Arc<Bundle>, tenant: &str, event: &str, timeout: Duration) -> Jo
             deadline,
             trigger: "api".into(),
             heartbeat: None,
+            policy: Default::default(),
+            calls: Default::default(),
         },
         event_json: event.into(),
         ctx_json: serde_json::json!({

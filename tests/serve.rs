@@ -5,20 +5,14 @@
 
 #[path = "support/redis.rs"]
 mod redis_support;
+#[path = "support/serve.rs"]
+mod serve_support;
 
-use codeq_emulator::{Emulator, EmulatorConfig, EnqueueOptions, TaskStatus, TaskView};
+use codeq_emulator::{Emulator, EnqueueOptions, TaskStatus, TaskView};
 use redis::Commands;
 use redis_support::RedisServer;
-use sandbox_child::bundle;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const T: &str = "t_acme01";
-const NS: &str = "payments";
 
 macro_rules! server {
     () => {
@@ -29,290 +23,7 @@ macro_rules! server {
     };
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// Publishes `function` version 1 with alias `prod`, the way the Sous control plane does.
-fn publish(raw: &mut redis::Connection, function: &str, source: &str, timeout_ms: u64) {
-    publish_with(raw, function, 1, source, timeout_ms, json!({}));
-}
-
-/// [`publish`] of version `version` with this version meta `config` (Sous `VersionConfig`);
-/// the alias `prod` points at it.
-fn publish_with(
-    raw: &mut redis::Connection,
-    function: &str,
-    version: u64,
-    source: &str,
-    timeout_ms: u64,
-    config: Value,
-) {
-    let manifest = json!({
-        "schema": "cs.function.script.v1", "runtime": "cs-js", "entry": "function.js",
-        "handler": "default",
-        "limits": {"timeoutMs": timeout_ms, "memoryMb": 64, "maxConcurrency": 8},
-    });
-    let mut files = BTreeMap::new();
-    files.insert("function.js".to_string(), source.as_bytes().to_vec());
-    files.insert(
-        "manifest.json".to_string(),
-        manifest.to_string().into_bytes(),
-    );
-    let tar = bundle::pack(&files).unwrap();
-    let sha = bundle::sha256_hex(&tar);
-    let p = format!("cs:fn:{T}:{NS}:{function}");
-    let _: () = raw.set(format!("{p}:ver:{version}:bundle"), &tar).unwrap();
-    let _: () = raw
-        .set(
-            format!("{p}:ver:{version}:meta"),
-            json!({"version": version, "sha256": sha, "config": config, "published_at_ms": 1u64})
-                .to_string(),
-        )
-        .unwrap();
-    let _: () = raw
-        .set(
-            format!("{p}:alias:prod"),
-            json!({"alias": "prod", "version": version, "updated_at_ms": 1u64}).to_string(),
-        )
-        .unwrap();
-}
-
-fn publish_all(raw: &mut redis::Connection) {
-    publish(
-        raw,
-        "hello",
-        "export default (e) => ({ statusCode: 200, body: 'hi ' + e.name });",
-        5000,
-    );
-    publish(
-        raw,
-        "throws",
-        "export default () => { throw new RangeError('boom'); };",
-        5000,
-    );
-    publish(raw, "spins", "export default () => { for (;;) {} };", 300);
-    publish(
-        raw,
-        "slow",
-        "export default (e) => { const end = Date.now() + e.ms; while (Date.now() < end) {} return 'slept ' + e.ms; };",
-        20_000,
-    );
-}
-
-fn invocation(function: &str, event: Value) -> (String, Vec<u8>) {
-    invocation_with(function, json!({"alias": "prod"}), "api", event)
-}
-
-/// An invocation of `function` at `reference` (`{"alias": ..}` or `{"version": ..}`) by a
-/// `trigger` of that type.
-fn invocation_with(
-    function: &str,
-    reference: Value,
-    trigger: &str,
-    event: Value,
-) -> (String, Vec<u8>) {
-    let aid = uuid::Uuid::new_v4().to_string();
-    let mut r = reference;
-    r["function"] = json!(function);
-    let body = json!({
-        "activation_id": aid, "request_id": format!("req-{}", &aid[..8]), "tenant": T,
-        "namespace": NS, "ref": r,
-        "trigger": {"type": trigger, "source": {}}, "principal": {"sub": "u1", "roles": []},
-        "deadline_ms": now_ms() + 120_000, "event": event,
-    });
-    let env = json!({"schema": "cs.envelope.v1", "id": format!("msg_{aid}"), "ts_ms": now_ms(),
-                     "tenant": T, "type": "InvocationRequest", "body": body});
-    (aid, env.to_string().into_bytes())
-}
-
-fn emulator_config() -> EmulatorConfig {
-    let mut c = EmulatorConfig::fast();
-    // Acks come back out of order.
-    c.handler_jitter = Duration::from_millis(5);
-    c
-}
-
-struct Daemon {
-    child: Option<Child>,
-    http: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start(emu: &Emulator, redis: &RedisServer, worker_id: &str, extra: &str) -> Daemon {
-        Self::start_with(emu, redis, worker_id, extra, "worker-token", &[])
-    }
-
-    /// `envs` are set for the daemon over the defaults (e.g. `CS_REQUIRE_SANDBOX`).
-    fn start_with(
-        emu: &Emulator,
-        redis: &RedisServer,
-        worker_id: &str,
-        extra: &str,
-        token: &str,
-        envs: &[(&str, &str)],
-    ) -> Daemon {
-        Self::start_leased(emu, redis, worker_id, extra, token, envs, 2)
-    }
-
-    /// [`Daemon::start_with`] with a codeQ lease of `lease_seconds` (2 elsewhere).
-    fn start_leased(
-        emu: &Emulator,
-        redis: &RedisServer,
-        worker_id: &str,
-        extra: &str,
-        token: &str,
-        envs: &[(&str, &str)],
-        lease_seconds: u32,
-    ) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let http = format!("127.0.0.1:{}", free_port());
-        let cfg = format!(
-            r#"
-plugins:
-  persistence:
-    kvrocks:
-      addr: "{redis}"
-  messaging:
-    codeq:
-      producer_token: producer-token
-      worker_token: {token}
-      worker_stream_addr: "{worker}"
-      producer_stream_addr: "{producer}"
-cs_invoker_pool:
-  http:
-    addr: "{http}"
-  workers:
-    threads: 2
-    max_inflight: 4
-  codeq:
-    lease_seconds: {lease_seconds}
-    worker_id: {worker_id}
-  shutdown:
-    drain_seconds: 3
-  pool:
-    prewarm: 1
-    max_children: 6
-{extra}
-"#,
-            redis = redis.addr(),
-            worker = emu.worker_addr(),
-            producer = emu.producer_addr(),
-        );
-        let path = dir.path().join("config.yaml");
-        std::fs::write(&path, cfg).unwrap();
-        let log = dir.path().join("serve.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cs-invoker-pool"));
-        cmd.env("CS_LOG", "info")
-            .env("CS_CODEQ_READY_EXPIRY_MS", "400");
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .args(["serve", "--config"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("serve starts");
-        Daemon {
-            child: Some(child),
-            http,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `GET path` → (status, body).
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut s = std::net::TcpStream::connect(&self.http).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        let status = out.get(9..12)?.parse().ok()?;
-        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-        Some((status, body))
-    }
-
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some((200, _)) = self.get("/readyz") {
-                return;
-            }
-            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("serve exited with {st} before ready:\n{}", self.log());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("serve not ready in 20 s:\n{}", self.log());
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        if let Some(c) = &self.child {
-            // SAFETY: kill(2) on the pid of our own child process.
-            unsafe { libc::kill(c.id() as libc::pid_t, sig) };
-        }
-    }
-
-    /// Waits for the exit status, up to `timeout`.
-    async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
-                self.child = None;
-                return Some(st);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        None
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-async fn finished(emu: &Emulator, id: &str, secs: u64) -> TaskView {
-    emu.wait_for_task(id, Duration::from_secs(secs), |t| t.status.is_terminal())
-        .await
-        .unwrap_or_else(|e| panic!("task {id}: {e}"))
-}
-
-fn results_for(emu: &Emulator, aid: &str) -> Vec<Value> {
-    emu.tasks("cs.results")
-        .into_iter()
-        .filter_map(|t| t.payload_value())
-        .filter(|p| p["body"]["activation_id"] == json!(aid))
-        .collect()
-}
+use serve_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_are_answered_published_and_recorded() {
@@ -757,22 +468,27 @@ async fn process_env_is_the_version_config_env_and_the_event_keeps_its_order() {
     let mut raw = redis.raw();
     let src = "const atLoad = process.env.GREETING; \
                export default () => ({ body: JSON.stringify({ atLoad, env: process.env }) });";
-    publish_with(&mut raw, "envy", 1, src, 5000, json!({}));
-    publish_with(
+    let m = manifest(5000, 8, json!({}));
+    publish_version(&mut raw, T, NS, "envy", 1, src, &m, &json!({}));
+    publish_version(
         &mut raw,
+        T,
+        NS,
         "envy",
         2,
         src,
-        5000,
-        json!({"env": {"GREETING": "hola", "N": "1"}, "timeout_ms": 5000}),
+        &m,
+        &json!({"env": {"GREETING": "hola", "N": "1"}, "timeout_ms": 5000}),
     );
-    publish_with(
+    publish_version(
         &mut raw,
+        T,
+        NS,
         "envy",
         3,
         src,
-        5000,
-        json!({"env": {"GREETING": 7}}),
+        &m,
+        &json!({"env": {"GREETING": 7}}),
     );
     publish(
         &mut raw,
@@ -851,7 +567,15 @@ async fn cadence_heartbeat_extends_the_lease_of_the_task() {
     let emu = Emulator::start(emulator_config()).await.unwrap();
     // A 30 s lease: the daemon's own heartbeats come every 10 s, so within this 1.6 s
     // activation only the function's can move the lease.
-    let mut d = Daemon::start_leased(&emu, &redis, "w-cadence", "", "worker-token", &[], 30);
+    let mut d = Daemon::start_opts(
+        &emu,
+        &redis,
+        &Opts {
+            worker_id: "w-cadence",
+            lease_seconds: 30,
+            ..Opts::default()
+        },
+    );
     d.wait_ready().await;
 
     let (aid, p) = invocation_with("cadence", json!({"alias": "prod"}), "cadence", json!({}));

@@ -491,6 +491,8 @@ mod bound {
                 deadline,
                 trigger: "api".into(),
                 heartbeat: None,
+                policy: Default::default(),
+                calls: Default::default(),
             },
             event_json: "{}".into(),
             ctx_json: "{}".into(),

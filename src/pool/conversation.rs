@@ -22,8 +22,9 @@ use super::child::{recv_on, write_frame_bytes, ChildFailure, ChildProcess};
 use super::execution::{Execution, Job};
 use super::invoke::Stop;
 use crate::host::{capabilities, HostApi};
+use sandbox_child::messages::one_line;
 use sandbox_child::protocol::{
-    self, FromChild, HostError, HostOp, HostReply, HostValue, OutputLimits, ToChild,
+    self, FromChild, HostError, HostOp, HostReply, HostValue, LogLine, OutputLimits, ToChild,
     MAX_HOST_CALLS_IN_FLIGHT,
 };
 use std::collections::VecDeque;
@@ -128,6 +129,7 @@ pub(super) async fn converse<'a, H: HostApi>(
 
         match frame {
             FromChild::Log(line) => {
+                let line = record_line(line);
                 let cost = line.line.len() + 1;
                 if ex.logs_truncated || ex.log_bytes + cost > limits.max_log_bytes as usize {
                     ex.logs_truncated = true;
@@ -154,8 +156,12 @@ pub(super) async fn converse<'a, H: HostApi>(
                 }
                 ex.host_calls.count += 1;
                 ex.host_calls.bytes_out += op_bytes(&call.op) as u64;
-                match capabilities::check_for(&call.op, &job.scope.capabilities, &job.scope.trigger)
-                {
+                match capabilities::check_for(
+                    &call.op,
+                    &job.scope.capabilities,
+                    &job.scope.policy,
+                    &job.scope.trigger,
+                ) {
                     Err(denied) => {
                         ex.host_calls.denied += 1;
                         outbox.push_back(encode_reply(call.id, Err(denied))?);
@@ -211,6 +217,19 @@ pub(super) async fn converse<'a, H: HostApi>(
             }
         }
     }
+}
+
+/// A child's log line as the supervisor records it: one line (no line break inside, see
+/// [`one_line`]) that starts with its own level. The child does this already; a child that
+/// does not cannot forge a record of another level or a second record.
+fn record_line(mut line: LogLine) -> LogLine {
+    let prefix = format!("[{}] ", line.level.as_str());
+    let text = line.line.strip_prefix(&prefix).unwrap_or(&line.line);
+    let text = one_line(text);
+    if text.len() + prefix.len() != line.line.len() || !line.line.starts_with(&prefix) {
+        line.line = format!("{prefix}{text}");
+    }
+    line
 }
 
 fn encode_reply(id: u64, result: Result<HostValue, HostError>) -> Result<Vec<u8>, Stop> {

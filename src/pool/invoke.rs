@@ -156,10 +156,22 @@ impl Pool {
         // 2. Load (if stem) and invoke, under the deadline.
         let limits = inner.cfg.limits;
         let cgroup_limit = inner.cgroup_memory_limit(job.bundle.memory_mb());
+        // The deadline thread kills the child at `kill_at` whatever this task is doing; the
+        // timer below is the fallback, and what ends the wait if the kill came first.
+        let armed = inner.deadlines.arm(kill_at, lease.child().child.pid);
         let run = drive(lease.child(), job, host, &mut ex, limits, cgroup_limit);
         let stop = tokio::select! {
             r = run => r,
+            _ = armed.killed() => Err(Stop::Deadline),
             _ = tokio::time::sleep_until(kill_at.into()) => Err(Stop::Deadline),
+        };
+        // Disarmed before anything below can reap the child (pid reuse, see deadline.rs).
+        let stop = match (armed.disarm(), stop) {
+            // The outcome was complete before the kill: keep it, the child is gone anyway.
+            (true, Ok(_)) => Ok(Some(KillReason::Timeout)),
+            // Killed at the deadline: whatever the pipe says now is the kill's doing.
+            (true, Err(_)) => Err(Stop::Deadline),
+            (false, stop) => stop,
         };
 
         // 3. The outcome and the child's fate.
@@ -175,6 +187,22 @@ impl Pool {
                     ),
                 ));
                 Some(KillReason::Timeout)
+            }
+            Err(Stop::Fatal(f)) if f.step == "memory" => {
+                // The child's own report of a failed native allocation (src/oom.rs of the
+                // child): out of memory, at its address-space limit.
+                let child = &mut lease.child().child;
+                child.kill();
+                let how = child.exit_description(Duration::from_millis(500)).await;
+                ex.outcome = Err(ExecError::new(
+                    ErrorType::MemoryLimit,
+                    format!(
+                        "memory limit of {} MiB reached: {} ({how})",
+                        job.bundle.memory_mb(),
+                        f.message
+                    ),
+                ));
+                Some(KillReason::MemoryLimit)
             }
             Err(Stop::Fatal(f)) => {
                 let child = &mut lease.child().child;
@@ -368,6 +396,9 @@ fn guest_error(e: GuestError, limits: sandbox_child::protocol::OutputLimits) -> 
     }
 }
 
+/// Exit status of a child that reported its own native allocation failure.
+const EXIT_OUT_OF_MEMORY: &str = "exited with status 160";
+
 /// Exit status of a child whose SIGSYS handler caught a seccomp violation.
 const EXIT_BLOCKED_SYSCALL: &str = "exited with status 159";
 
@@ -393,6 +424,18 @@ fn died(child: &super::child::ChildProcess, how: &str, memory_mb: u64) -> (ExecE
                 format!(
                     "memory limit of {memory_mb} MiB reached: the kernel's OOM killer stopped \
                      the sandbox child ({how}{peak})"
+                ),
+            ),
+            KillReason::MemoryLimit,
+        );
+    }
+    if how == EXIT_OUT_OF_MEMORY {
+        return (
+            ExecError::new(
+                ErrorType::MemoryLimit,
+                format!(
+                    "memory limit of {memory_mb} MiB reached: a native allocation failed \
+                     (its report was lost)"
                 ),
             ),
             KillReason::MemoryLimit,

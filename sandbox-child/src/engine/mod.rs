@@ -34,6 +34,7 @@ pub mod globals;
 pub mod handler;
 pub mod loader;
 pub mod normalise;
+pub mod strings;
 pub mod web;
 
 use crate::messages::{truncate_result, truncate_utf8, HttpResult};

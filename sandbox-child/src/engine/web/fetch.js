@@ -424,10 +424,11 @@
   function workersHandler(worker, env) {
     return async function (event, ctx) {
       const waits = [];
-      const context = Object.assign(Object.create(null), ctx, {
+      const context = {
+        ...ctx,
         waitUntil(p) { waits.push(Promise.resolve(p)); },
         passThroughOnException() {},
-      });
+      };
       const request = ctx && ctx.trigger && ctx.trigger.type === 'http'
         ? requestFromEvent(event)
         : new Request('https://localhost/', {

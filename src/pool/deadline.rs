@@ -153,9 +153,12 @@ fn run(shared: &Shared) {
         }
         if let Some((pid, fired)) = st.entries.remove(&(at, id)) {
             if let Ok(pid) = libc::pid_t::try_from(pid) {
-                // SAFETY: kill(2) with a pid of our own child that has not been reaped (see
-                // the module documentation), so it cannot name another process.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                // A pid of our own child that has not been reaped (see the module
+                // documentation), so it cannot name another process.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
             fired.flag.store(true, Ordering::SeqCst);
             fired.notify.notify_waiters();

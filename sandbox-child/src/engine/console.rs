@@ -83,7 +83,10 @@ pub fn install<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> Result<()> {
         ctx.clone(),
         move |ctx: Ctx<'js>, v: Opt<Value<'js>>, opts: Opt<Value<'js>>| {
             let v = v.0.unwrap_or_else(|| Value::new_undefined(ctx.clone()));
-            let mut o = Options::default();
+            let mut o = Options {
+                custom_inspect: false,
+                ..Options::default()
+            };
             if let Some(opts) = opts.0.as_ref().and_then(|v| v.as_object()) {
                 o.apply(opts)?;
             }
@@ -97,16 +100,23 @@ pub fn install<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> Result<()> {
 
     let sh = shared.clone();
     let assert = Function::new(ctx.clone(), move |ctx: Ctx<'js>, args: Rest<Value<'js>>| {
-        let mut it = args.0.into_iter();
-        let ok = it.next().map(|v| truthy(&v)).unwrap_or(false);
+        let mut args = args.0;
+        let ok = !args.is_empty() && truthy(&args.remove(0));
         if !ok {
-            let rest: Vec<Value> = it.collect();
-            let text = if rest.is_empty() {
-                "Assertion failed".to_string()
-            } else {
-                format!("Assertion failed: {}", format_args(&ctx, &rest)?)
+            // As Node: the first argument becomes `Assertion failed: ${first}` (a string, so
+            // its % directives apply to the rest), and the line goes out as a warning.
+            let head = match args.first() {
+                None => "Assertion failed".to_string(),
+                Some(first) => format!("Assertion failed: {}", coerce(&ctx, first)?),
             };
-            sh.log(LogLevel::Error, &text);
+            let head = rquickjs::String::from_str(ctx.clone(), &head)?.into_value();
+            if args.is_empty() {
+                args.push(head);
+            } else {
+                args[0] = head;
+            }
+            let text = format_args(&ctx, &args)?;
+            sh.log(LogLevel::Warn, &text);
         }
         Ok::<_, rquickjs::Error>(())
     })?
@@ -130,12 +140,17 @@ pub fn install<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> Result<()> {
         })?
         .with_name("count")?,
     )?;
-    let c = counters.clone();
+    let (sh, c) = (shared.clone(), counters.clone());
     console.set(
         "countReset",
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, label: Opt<Value<'js>>| {
             let label = label_of(&ctx, label)?;
-            c.borrow_mut().counts.remove(&label);
+            if c.borrow_mut().counts.remove(&label).is_none() {
+                sh.log(
+                    LogLevel::Warn,
+                    &format!("Count for '{label}' does not exist"),
+                );
+            }
             Ok::<_, rquickjs::Error>(())
         })?
         .with_name("countReset")?,
@@ -224,6 +239,8 @@ pub struct Options {
     pub compact: usize,
     pub max_array_length: usize,
     pub max_string_length: usize,
+    /// Call `[Symbol.for('nodejs.util.inspect.custom')]` methods (`console.dir` does not).
+    pub custom_inspect: bool,
 }
 
 impl Default for Options {
@@ -236,6 +253,7 @@ impl Default for Options {
             compact: 3,
             max_array_length: 100,
             max_string_length: 10000,
+            custom_inspect: true,
         }
     }
 }
@@ -256,6 +274,9 @@ impl Options {
         }
         if let Some(b) = o.get::<_, Value>("showHidden")?.as_bool() {
             self.show_hidden = b;
+        }
+        if let Some(b) = o.get::<_, Value>("customInspect")?.as_bool() {
+            self.custom_inspect = b;
         }
         for (key, slot) in [
             ("breakLength", &mut self.break_length),
@@ -561,8 +582,12 @@ impl<'js> Inspector<'js> {
 
         // A custom inspector (`[Symbol.for('nodejs.util.inspect.custom')]`), unless this is a
         // prototype object (`x.constructor.prototype === x`).
-        let custom_key = self.custom_symbol()?;
-        let custom: Value = value.get(custom_key)?;
+        let custom: Value = if self.opts.custom_inspect {
+            let custom_key = self.custom_symbol()?;
+            value.get(custom_key)?
+        } else {
+            Value::new_undefined(self.ctx.clone())
+        };
         if let Some(f) = custom.as_function() {
             if !self.is_prototype(&value)? {
                 let depth = match self.opts.depth {
@@ -627,7 +652,7 @@ impl<'js> Inspector<'js> {
         o.set("showHidden", self.opts.show_hidden)?;
         o.set("compact", self.opts.compact as f64)?;
         o.set("breakLength", self.opts.break_length as f64)?;
-        o.set("customInspect", true)?;
+        o.set("customInspect", self.opts.custom_inspect)?;
         o.set(
             "stylize",
             Function::new(self.ctx.clone(), |s: Value<'js>| s)?,
@@ -773,6 +798,13 @@ impl<'js> Inspector<'js> {
                 body = Body::Weak;
             } else if let Some(b) = self.boxed(value, &mut keys, ctor, &tag)? {
                 base = b;
+                if keys.is_empty() {
+                    return Ok(base);
+                }
+            } else if !self.depth_exceeded(recurse) && looks_like_url(value)? {
+                // Node prints anything URL-shaped (an href and a protocol, no legacy `auth`
+                // or `path`) as its href when no custom inspector does it.
+                base = utf8(&self.ctx, &value.get::<_, Value>("href")?)?;
                 if keys.is_empty() {
                     return Ok(base);
                 }
@@ -1729,6 +1761,13 @@ fn proxy_parts<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> Result<(Value<'js>, Value
         }
         Ok((t, Value::from_raw(ctx.clone(), h)))
     }
+}
+
+fn looks_like_url(o: &Object<'_>) -> Result<bool> {
+    Ok(truthy(&o.get::<_, Value>("href")?)
+        && truthy(&o.get::<_, Value>("protocol")?)
+        && o.get::<_, Value>("auth")?.is_undefined()
+        && o.get::<_, Value>("path")?.is_undefined())
 }
 
 fn array_length(a: &Object<'_>) -> Result<usize> {

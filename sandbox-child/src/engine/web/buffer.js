@@ -4,21 +4,10 @@
 // Error codes and messages are Node 20's.
 (function (native) {
   'use strict';
-  const { nodeError, view, brand } = native;
+  const { nodeError, view, brand, received } = native;
   const custom = Symbol.for('nodejs.util.inspect.custom');
   const MAX_LENGTH = 2 ** 32;
 
-  function received(v) {
-    if (v === null || v === undefined) return ` Received ${v}`;
-    if (typeof v === 'function') return ` Received function ${v.name}`;
-    if (typeof v === 'object') {
-      const name = v.constructor?.name;
-      return name ? ` Received an instance of ${name}` : ' Received [Object: null prototype]';
-    }
-    let shown = typeof v === 'string' ? `'${v}'` : typeof v === 'bigint' ? `${v}n` : String(v);
-    if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;
-    return ` Received type ${typeof v} (${shown})`;
-  }
   function argType(name, expected, v) {
     return nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" argument must be ${expected}.${received(v)}`);
   }

@@ -10,6 +10,7 @@ pub fn build<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
     let enc = super::exports(ctx, "encoding")?;
     n.set("nodeError", enc.get::<_, Value>("nodeError")?)?;
     n.set("view", enc.get::<_, Value>("view")?)?;
+    n.set("received", enc.get::<_, Value>("received")?)?;
     // compare(a, b) → -1, 0 or 1, bytewise.
     n.set(
         "compare",

@@ -110,7 +110,11 @@
       throw new DOMException('The requested operation is not valid for the provided key', 'InvalidAccessError');
     }
     if (!s.usages.includes(usage)) {
-      throw new DOMException(`Unable to use this key to ${usage}`, 'InvalidAccessError');
+      // Node's wording differs between the HMAC and the cipher operations.
+      const message = alg === 'HMAC'
+        ? `Unable to use this key to ${usage}`
+        : 'The requested operation is not valid for the provided key';
+      throw new DOMException(message, 'InvalidAccessError');
     }
   }
   function aesParams(params) {

@@ -11,6 +11,19 @@
     return e;
   }
 
+  // Node's " Received …" suffix of ERR_INVALID_ARG_TYPE messages.
+  function received(v) {
+    if (v === null || v === undefined) return ` Received ${v}`;
+    if (typeof v === 'function') return ` Received function ${v.name}`;
+    if (typeof v === 'object') {
+      const name = v.constructor?.name;
+      return name ? ` Received an instance of ${name}` : ' Received [Object: null prototype]';
+    }
+    let shown = typeof v === 'string' ? `'${v}'` : typeof v === 'bigint' ? `${v}n` : String(v);
+    if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;
+    return ` Received type ${typeof v} (${shown})`;
+  }
+
   // An ArrayBuffer or ArrayBufferView as a Uint8Array over the same bytes, or undefined.
   function view(v) {
     const b = brand(v);
@@ -40,6 +53,10 @@
       return native.utf8Encode(String(input));
     }
     encodeInto(source, destination) {
+      if (brand(destination) !== 'Uint8Array') {
+        throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
+          `The "dest" argument must be an instance of Uint8Array.${received(destination)}`);
+      }
       const [read, written] = native.utf8EncodeInto(String(source), destination);
       return { read, written };
     }
@@ -135,5 +152,5 @@
     return r;
   }
 
-  return { TextEncoder, TextDecoder, atob, btoa, view, nodeError };
+  return { TextEncoder, TextDecoder, atob, btoa, view, nodeError, received };
 })

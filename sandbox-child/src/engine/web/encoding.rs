@@ -119,7 +119,8 @@ pub fn natives<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
                     "base64url" => base64_encode(&bytes, URL, false),
                     "latin1" => bytes.iter().map(|&b| b as char).collect(),
                     "ascii" => bytes.iter().map(|&b| (b & 0x7f) as char).collect(),
-                    "utf16le" => utf16_decode(&bytes, false, false, false)
+                    // Node drops an odd final byte rather than decoding it as U+FFFD.
+                    "utf16le" => utf16_decode(&bytes[..bytes.len() & !1], false, false, false)
                         .map(|(s, _)| s)
                         .unwrap_or_default(),
                     other => {

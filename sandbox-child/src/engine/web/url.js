@@ -171,9 +171,6 @@
   Object.setPrototypeOf(Iterator.prototype, Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]())));
   Object.defineProperty(Iterator.prototype, Symbol.toStringTag, { value: 'URLSearchParams Iterator', configurable: true });
 
-  // What console.log shows for a URL: its attributes as an object named URL.
-  const URLView = { URL: class {} }.URL;
-
   class URL {
     #c;
     #params = null;
@@ -237,15 +234,17 @@
     }
     toString() { return this.#c[HREF]; }
     toJSON() { return this.#c[HREF]; }
-    [custom]() {
-      const v = new URLView();
+    // console.log shows "URL { href: …, …, searchParams: …, hash: … }", as in Node.
+    [custom](depth, options, inspect) {
+      if (typeof depth === 'number' && depth < 0) return this;
+      const v = {};
       for (const k of ['href', 'origin', 'protocol', 'username', 'password', 'host', 'hostname', 'port',
         'pathname', 'search']) {
         v[k] = this[k];
       }
       v.searchParams = this.searchParams;
       v.hash = this.hash;
-      return v;
+      return typeof inspect === 'function' ? `URL ${inspect(v, options)}` : v;
     }
   }
 

@@ -452,3 +452,42 @@ fn children_started_together_have_independent_randomness() {
     assert_ne!(a["bytes"], b["bytes"], "getRandomValues must differ");
     assert_ne!(a["uuid"], b["uuid"], "randomUUID must differ");
 }
+
+/// Every Web global, used once, under the real confinement (seccomp allowlist included): none
+/// needs a syscall the policy refuses (randomness is `getrandom`, time the vDSO clocks). A
+/// blocked syscall would end the child with `SandboxError: … seccomp: blocked syscall …`.
+#[test]
+fn every_web_global_runs_inside_the_seccomp_policy() {
+    let r = run_js(
+        r#"export default async () => {
+             const enc = new TextEncoder().encode('ü');
+             const parts = [
+               new TextDecoder('utf-16le').decode(new Uint8Array([104, 0])), btoa(atob('aGk=')),
+               new URL('https://a.example/?q=1').searchParams.get('q'),
+               crypto.getRandomValues(new Uint8Array(65536)).length, crypto.randomUUID().length,
+               Buffer.from(await crypto.subtle.digest('SHA-512', enc)).length,
+               (await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, true, ['encrypt'])).type,
+               (await crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, true, ['sign'])).type,
+               structuredClone(new Map([[1, 2]])).size, performance.now() >= 0,
+               new DOMException('x', 'AbortError').code, Math.random() < 1,
+             ];
+             console.log(parts, new Error('e'));
+             return { body: JSON.stringify(parts) };
+           };"#,
+        &[],
+    );
+    if r.stderr.contains("unconfined:") {
+        assert_ne!(
+            std::env::var("CS_REQUIRE_SANDBOX").as_deref(),
+            Ok("1"),
+            "CS_REQUIRE_SANDBOX=1 but the run was unconfined: {r:?}"
+        );
+        eprintln!("skipped: this host cannot confine ({})", r.stderr.trim());
+        return;
+    }
+    assert_eq!(
+        r.body_json(),
+        serde_json::json!(["h", "aGk=", "1", 65536, 36, 64, "secret", "secret", 1, true, 20, true]),
+        "{r:?}"
+    );
+}

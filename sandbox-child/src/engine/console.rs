@@ -962,10 +962,14 @@ impl<'js> Inspector<'js> {
                 }
             }
         }
-        let ty = match ctor {
-            Some(c @ ("AsyncFunction" | "GeneratorFunction" | "AsyncGeneratorFunction")) => c,
-            _ => "Function",
-        };
+        let ty = ctor
+            .filter(|c| {
+                matches!(
+                    *c,
+                    "AsyncFunction" | "GeneratorFunction" | "AsyncGeneratorFunction"
+                )
+            })
+            .unwrap_or("Function");
         let mut base = format!("[{ty}");
         if ctor.is_none() {
             base.push_str(" (null prototype)");

@@ -24,11 +24,10 @@ use aes_gcm::aes::{Aes128, Aes192, Aes256};
 use aes_gcm::AesGcm;
 use hmac::{Hmac, Mac};
 use rquickjs::object::Property;
-use rquickjs::{Ctx, Exception, Function, Object, Result, Value};
+use rquickjs::{qjs, Ctx, Exception, Function, Object, Result, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use std::cell::Cell;
-use std::rc::Rc;
 
 const GLUE: &str = include_str!("crypto.js");
 
@@ -304,6 +303,30 @@ impl Xoshiro {
     }
 }
 
+thread_local! {
+    /// The `Math.random` state of this thread's engines (a child runs one engine on one
+    /// thread), seeded by [`install_math_random`].
+    static MATH_RANDOM: Cell<[u64; 4]> = const { Cell::new([1, 0, 0, 0]) };
+}
+
+/// `Math.random` as a plain C function: no closure, no argument conversion, so a call costs
+/// about what QuickJS's own costs (an rquickjs closure doubled it).
+unsafe extern "C" fn math_random(
+    _ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    _argc: std::ffi::c_int,
+    _argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    let v = MATH_RANDOM.with(|s| {
+        let mut x = Xoshiro(s.get());
+        let v = x.next();
+        s.set(x.0);
+        v
+    });
+    // The top 53 bits as a float in [0, 1).
+    qjs::JS_NewFloat64((v >> 11) as f64 * (1.0 / (1u64 << 53) as f64))
+}
+
 /// Replaces `Math.random` by a generator seeded from the OS for this engine (see the module
 /// docs for why QuickJS-NG's own seeding is not enough).
 pub fn install_math_random(ctx: &Ctx<'_>) -> Result<()> {
@@ -318,15 +341,23 @@ pub fn install_math_random(ctx: &Ctx<'_>) -> Result<()> {
     if state == [0; 4] {
         state[0] = 1; // the one state xoshiro must not start from
     }
-    let rng = Rc::new(Cell::new(state));
-    let f = Function::new(ctx.clone(), move || {
-        let mut x = Xoshiro(rng.get());
-        let v = x.next();
-        rng.set(x.0);
-        // The top 53 bits as a float in [0, 1).
-        (v >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    })?
-    .with_name("random")?;
+    MATH_RANDOM.with(|s| s.set(state));
+    // SAFETY: `math_random` has the JSCFunction signature and touches no JS value; the name is
+    // a NUL-terminated static; the returned value is a new reference owned by `Value::from_raw`.
+    let f = unsafe {
+        let v = qjs::JS_NewCFunction2(
+            ctx.as_raw().as_ptr(),
+            Some(math_random),
+            c"random".as_ptr(),
+            0,
+            qjs::JSCFunctionEnum_JS_CFUNC_generic,
+            0,
+        );
+        if qjs::JS_IsException(v) {
+            return Err(rquickjs::Error::Exception);
+        }
+        Value::from_raw(ctx.clone(), v)
+    };
     let math: Object = ctx.globals().get("Math")?;
     math.prop("random", Property::from(f).writable().configurable())
 }

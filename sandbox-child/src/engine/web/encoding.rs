@@ -395,7 +395,7 @@ fn forgiving_base64(s: &str) -> std::result::Result<Vec<u8>, &'static str> {
             _ => return Err("Invalid character"),
         }
     }
-    if data.len() % 4 == 0 {
+    if data.len().is_multiple_of(4) {
         for _ in 0..2 {
             if data.last() == Some(&b'=') {
                 data.pop();

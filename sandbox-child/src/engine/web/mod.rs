@@ -183,7 +183,7 @@ pub fn utf8(ctx: &Ctx<'_>, v: &Value<'_>) -> Result<String> {
         if p.is_null() {
             return Err(rquickjs::Error::Exception);
         }
-        let b = std::slice::from_raw_parts(p as *const u8, len as usize).to_vec();
+        let b = std::slice::from_raw_parts(p as *const u8, len).to_vec();
         qjs::JS_FreeCString(ctx.as_raw().as_ptr(), p);
         b
     };

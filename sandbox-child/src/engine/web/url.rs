@@ -71,22 +71,25 @@ pub fn build<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
                 let Ok(mut u) = Url::parse(&href) else {
                     return Ok(None);
                 };
-                match which {
-                    0 => {
-                        if quirks::set_href(&mut u, &value).is_err() {
-                            return Ok(None);
-                        }
+                if which == 0 {
+                    // The only setter that fails (and then throws).
+                    if quirks::set_href(&mut u, &value).is_err() {
+                        return Ok(None);
                     }
-                    2 => drop(quirks::set_protocol(&mut u, &value)),
-                    3 => drop(quirks::set_username(&mut u, &value)),
-                    4 => drop(quirks::set_password(&mut u, &value)),
-                    5 => drop(quirks::set_host(&mut u, &value)),
-                    6 => drop(quirks::set_hostname(&mut u, &value)),
-                    7 => drop(quirks::set_port(&mut u, &value)),
-                    8 => quirks::set_pathname(&mut u, &value),
-                    9 => quirks::set_search(&mut u, &value),
-                    10 => quirks::set_hash(&mut u, &value),
-                    _ => {}
+                } else {
+                    // The others ignore a value they cannot use, as the URL Standard says.
+                    match which {
+                        2 => drop(quirks::set_protocol(&mut u, &value)),
+                        3 => drop(quirks::set_username(&mut u, &value)),
+                        4 => drop(quirks::set_password(&mut u, &value)),
+                        5 => drop(quirks::set_host(&mut u, &value)),
+                        6 => drop(quirks::set_hostname(&mut u, &value)),
+                        7 => drop(quirks::set_port(&mut u, &value)),
+                        8 => quirks::set_pathname(&mut u, &value),
+                        9 => quirks::set_search(&mut u, &value),
+                        10 => quirks::set_hash(&mut u, &value),
+                        _ => {}
+                    }
                 }
                 Ok(Some(components(&u)))
             },

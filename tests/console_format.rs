@@ -11,29 +11,23 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-/// The log records of a run, `(level, text)`: a `[level] ` line starts a record and the lines
-/// that follow it (an object or stack broken over lines) belong to it, up to the next record or
-/// the run's summary line.
+/// The log records of a run, `(level, text)`: one `[level] text` line each (a line break
+/// inside a record is written as the two characters `\n`, so no text can forge a line).
 fn records(r: &Run) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in r.stderr.lines() {
-        if line.starts_with("cs-invoker-pool: ") {
-            continue;
-        }
-        let start = ["info", "warn", "error"].iter().find_map(|l| {
-            line.strip_prefix(&format!("[{l}] "))
-                .map(|t| (l.to_string(), t.to_string()))
-        });
-        match (start, out.last_mut()) {
-            (Some(rec), _) => out.push(rec),
-            (None, Some(last)) => {
-                last.1.push('\n');
-                last.1.push_str(line);
-            }
-            (None, None) => {}
-        }
-    }
-    out
+    r.stderr
+        .lines()
+        .filter_map(|line| {
+            ["info", "warn", "error"].iter().find_map(|l| {
+                line.strip_prefix(&format!("[{l}] "))
+                    .map(|t| (l.to_string(), t.to_string()))
+            })
+        })
+        .collect()
+}
+
+/// Node's text as one record line: line breaks written as `\n` (and `\r`).
+fn one_line(text: &str) -> String {
+    text.replace('\n', "\\n").replace('\r', "\\r")
 }
 
 /// Runs `source` through `cs-invoker-pool run` and compares its log records with Node's.
@@ -41,6 +35,7 @@ fn logs_match_node(source: &str, node: &str) {
     let r = run_js(source, &[]);
     r.success();
     let want: Vec<(String, String)> = serde_json::from_str(node).expect("expected JSON");
+    let want: Vec<(String, String)> = want.into_iter().map(|(l, t)| (l, one_line(&t))).collect();
     let got = records(&r);
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         if g != w {
@@ -694,10 +689,10 @@ fn logged_errors_show_their_frames_like_node() {
     r.success();
     let recs = records(&r);
     assert_eq!(recs.len(), 2, "{recs:?}");
-    let top: Vec<&str> = recs[0].1.lines().collect();
+    let top: Vec<&str> = recs[0].1.split("\\n").collect();
     assert_eq!(top[0], "TypeError: deep", "{recs:?}");
     assert!(top[1].starts_with("    at inner ("), "{recs:?}");
-    let nested: Vec<&str> = recs[1].1.lines().collect();
+    let nested: Vec<&str> = recs[1].1.split("\\n").collect();
     assert_eq!(nested[0], "{", "{recs:?}");
     assert_eq!(nested[1], "  wrapped: TypeError: deep", "{recs:?}");
     assert!(nested[2].starts_with("      at inner ("), "{recs:?}");

@@ -6,6 +6,12 @@
 //! Arguments are parsed by hand: the supervisor starts many of these processes and the time to
 //! `Ready` matters more than argument-parsing comfort.
 
+mod oom;
+
+/// A failed native allocation is the function's out-of-memory, reported as such (see `oom`).
+#[global_allocator]
+static ALLOCATOR: oom::ReportingAlloc = oom::ReportingAlloc;
+
 use sandbox_child::bundle::{self, BundleError};
 use sandbox_child::confine::{self, ConfineSettings, Report, StepStatus};
 use sandbox_child::engine::{Engine, Host};

@@ -27,6 +27,7 @@ pub mod ffi;
 pub mod globals;
 pub mod loader;
 pub mod normalise;
+pub mod strings;
 pub mod web;
 
 use crate::messages::{truncate_result, truncate_utf8, HttpResult};

@@ -168,46 +168,12 @@ pub fn glue<'js>(
     f.call((natives,))
 }
 
-/// A JavaScript string as UTF-8, lone surrogates replaced by U+FFFD (as `TextEncoder`, `Buffer`
-/// and the URL parser do), rather than failing like rquickjs' `to_string`.
-pub fn utf8(ctx: &Ctx<'_>, v: &Value<'_>) -> Result<String> {
-    let s = match v.as_string() {
-        Some(s) => s.clone(),
-        None => v.get::<Coerced<rquickjs::String>>()?.0,
-    };
-    let mut len: usize = 0;
-    // SAFETY: `s` is a live string; QuickJS returns a NUL-terminated buffer of `len` bytes that
-    // stays valid until `JS_FreeCString`, and we copy out of it before freeing it.
-    let bytes = unsafe {
-        let p = qjs::JS_ToCStringLen(ctx.as_raw().as_ptr(), &mut len, s.as_raw());
-        if p.is_null() {
-            return Err(rquickjs::Error::Exception);
-        }
-        let b = std::slice::from_raw_parts(p as *const u8, len).to_vec();
-        qjs::JS_FreeCString(ctx.as_raw().as_ptr(), p);
-        b
-    };
-    Ok(wtf8_to_utf8(bytes))
-}
-
-/// QuickJS encodes a lone surrogate as the three bytes of its code point (`ED A0..BF xx`,
-/// "WTF-8"); valid UTF-8 never holds those. Each is replaced in place by U+FFFD (`EF BF BD`,
-/// also three bytes).
-fn wtf8_to_utf8(mut b: Vec<u8>) -> String {
-    let mut i = 0;
-    while i + 2 < b.len() {
-        if b[i] == 0xED && (0xA0..=0xBF).contains(&b[i + 1]) {
-            b[i] = 0xEF;
-            b[i + 1] = 0xBF;
-            b[i + 2] = 0xBD;
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    match String::from_utf8(b) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+/// A JavaScript value as text (`String(v)` for a non-string), lone surrogates replaced by
+/// U+FFFD (as `TextEncoder`, `Buffer` and the URL parser do) — [`super::strings::lossy`].
+pub fn utf8(_ctx: &Ctx<'_>, v: &Value<'_>) -> Result<String> {
+    match v.as_string() {
+        Some(s) => super::strings::lossy(s),
+        None => super::strings::lossy(&v.get::<Coerced<rquickjs::String>>()?.0),
     }
 }
 
@@ -365,18 +331,4 @@ pub fn common_natives<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
         Function::new(ctx.clone(), |v: Value<'js>| brand(&v))?,
     )?;
     Ok(n)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wtf8_to_utf8;
-
-    #[test]
-    fn lone_surrogates_become_replacement_characters() {
-        // "a" + lone high surrogate U+D800 + "b" in QuickJS' encoding.
-        assert_eq!(wtf8_to_utf8(b"a\xED\xA0\x80b".to_vec()), "a\u{FFFD}b");
-        assert_eq!(wtf8_to_utf8("é✓".as_bytes().to_vec()), "é✓");
-        // U+D7FF (ED 9F BF) is a real character and stays.
-        assert_eq!(wtf8_to_utf8("\u{D7FF}".as_bytes().to_vec()), "\u{D7FF}");
-    }
 }

@@ -775,3 +775,40 @@ fn error_stack_header_matches_v8() {
 }"##,
     );
 }
+
+/// Logging a value nested far deeper than the native stack allows (a 100 000-element linked
+/// list with `depth: null`, custom inspectors that recurse) stops with Node's "Inspection
+/// interrupted" marker or a catchable RangeError; the child survives (Node itself dies on the
+/// second case).
+#[test]
+fn deeply_nested_values_do_not_crash_the_child() {
+    let r = run_js(
+        r#"export default () => {
+             let o = { end: true };
+             for (let i = 0; i < 100000; i++) o = { next: o };
+             console.dir(o, { depth: null });
+             const C = Symbol.for('nodejs.util.inspect.custom');
+             const again = () => ({ [C](depth, opts, inspect) { return inspect(again(), opts); } });
+             let caught = 'none';
+             try { console.log(again()); } catch (e) { caught = e.name; }
+             const fresh = () => ({ [C]() { return fresh(); } });
+             console.log(fresh());
+             return { body: caught };
+           };"#,
+        &[],
+    );
+    assert_eq!(r.body(), "RangeError", "{r:?}");
+    let recs = records(&r);
+    assert!(
+        recs[0].1.starts_with("{\\n  next: {\\n    next: {")
+            && recs[0].1.contains(
+                "[Object: Inspection interrupted prematurely. Maximum call stack size exceeded.]"
+            ),
+        "{}",
+        &recs[0].1[..200.min(recs[0].1.len())]
+    );
+    assert_eq!(
+        recs.last().map(|r| r.1.as_str()),
+        Some("[Object: Inspection interrupted prematurely. Maximum call stack size exceeded.]")
+    );
+}

@@ -32,6 +32,37 @@ use std::time::Instant;
 /// 1 MiB by default, then truncates the line).
 pub const MAX_OUTPUT: usize = 4 << 20;
 
+/// Objects nested inside one another that formatting descends into (also across custom
+/// inspectors that call `inspect` again) before it stops, as Node does when its stack runs
+/// out: a value nested deeper (`console.dir(list, { depth: null })` on a long linked list) must
+/// not exhaust the native stack.
+const MAX_NESTING: usize = 200;
+
+thread_local! {
+    static NESTING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one level of [`NESTING`] while alive.
+struct Nested;
+
+impl Nested {
+    fn enter() -> Option<Nested> {
+        NESTING.with(|n| {
+            if n.get() >= MAX_NESTING {
+                return None;
+            }
+            n.set(n.get() + 1);
+            Some(Nested)
+        })
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        NESTING.with(|n| n.set(n.get().saturating_sub(1)));
+    }
+}
+
 /// `console.count` / `console.time` state, per engine.
 #[derive(Default)]
 struct Counters {
@@ -563,6 +594,12 @@ impl<'js> Inspector<'js> {
         if self.produced > MAX_OUTPUT {
             return Ok("…".into());
         }
+        let Some(_nested) = Nested::enter() else {
+            return Ok(
+                "[Object: Inspection interrupted prematurely. Maximum call stack size exceeded.]"
+                    .into(),
+            );
+        };
         // Proxies are shown as their target, without running any trap (showProxy: as both).
         let mut value = obj;
         if v.is_proxy() {

@@ -115,8 +115,13 @@ pub fn exports<'js>(ctx: &Ctx<'js>, group: &'static str) -> Result<Object<'js>> 
     }
     let globals = ctx.globals();
     for name in *names {
-        if still_lazy(ctx, &globals, name)? {
-            define_global(ctx, name, obj.get(*name)?)?;
+        if still_lazy(ctx, &globals, name)? && define_global(ctx, name, obj.get(*name)?).is_err() {
+            // A frozen global object keeps its accessors, which keep answering from the
+            // built group.
+            let e = ctx.catch();
+            if e.is_uncatchable_error() {
+                return Err(ctx.throw(e));
+            }
         }
     }
     Ok(obj)

@@ -511,7 +511,7 @@ pub fn inspect<'js>(ctx: &Ctx<'js>, v: &Value<'js>, opts: Options) -> Result<Str
         produced: 0,
         custom: None,
     };
-    i.value(v, 0, false)
+    i.value(v, 0)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -582,7 +582,7 @@ const BUILTINS: &[&str] = &[
 ];
 
 impl<'js> Inspector<'js> {
-    fn value(&mut self, v: &Value<'js>, recurse: i64, in_typed: bool) -> Result<String> {
+    fn value(&mut self, v: &Value<'js>, recurse: i64) -> Result<String> {
         let Some(obj) = v.as_object().cloned() else {
             let s = if v.is_null() {
                 "null".to_string()
@@ -640,7 +640,7 @@ impl<'js> Inspector<'js> {
                         let pad = format!("\n{}", " ".repeat(self.indentation));
                         return Ok(s.replace('\n', &pad));
                     }
-                    return self.value(&ret, recurse, false);
+                    return self.value(&ret, recurse);
                 }
             }
         }
@@ -656,7 +656,7 @@ impl<'js> Inspector<'js> {
             };
             return Ok(format!("[Circular *{index}]"));
         }
-        self.raw(&value, recurse, in_typed)
+        self.raw(&value, recurse)
     }
 
     fn custom_symbol(&mut self) -> Result<Value<'js>> {
@@ -703,8 +703,8 @@ impl<'js> Inspector<'js> {
         }
         self.indentation += 2;
         let parts = vec![
-            self.value(target, recurse + 1, false)?,
-            self.value(handler, recurse + 1, false)?,
+            self.value(target, recurse + 1)?,
+            self.value(handler, recurse + 1)?,
         ];
         self.indentation -= 2;
         Ok(self.reduce(
@@ -722,10 +722,10 @@ impl<'js> Inspector<'js> {
     }
 
     /// `formatRaw`: the object itself, by kind.
-    fn raw(&mut self, value: &Object<'js>, recurse: i64, _in_typed: bool) -> Result<String> {
+    fn raw(&mut self, value: &Object<'js>, recurse: i64) -> Result<String> {
         let v = value.clone().into_value();
         let constructor = self.constructor_name(value)?;
-        let tag = self.to_string_tag(value, constructor.as_deref())?;
+        let tag = self.to_string_tag(value)?;
         let kind = brand(&v);
         let mut base = String::new();
         let mut braces: (String, String) = ("{".into(), "}".into());
@@ -736,7 +736,7 @@ impl<'js> Inspector<'js> {
             Array,
             Set,
             Map,
-            Typed(&'static str),
+            Typed,
             ArrayBuffer,
             Promise,
             Weak,
@@ -777,7 +777,7 @@ impl<'js> Inspector<'js> {
                 return Ok(format!("{}]", braces.0));
             }
             extras = Extras::Array;
-            body = Body::Typed(name);
+            body = Body::Typed;
         } else {
             keys = self.keys(value)?;
             if value.is_function() {
@@ -870,14 +870,14 @@ impl<'js> Inspector<'js> {
             Body::Array => self.array(value, recurse)?,
             Body::Set => self.set_entries(value, recurse)?,
             Body::Map => self.map_entries(value, recurse)?,
-            Body::Typed(name) => self.typed(value, name, recurse)?,
+            Body::Typed => self.typed(value, recurse)?,
             Body::ArrayBuffer => vec![self.array_buffer(value)?],
             Body::Promise => self.promise(value, recurse)?,
             Body::Weak => vec!["<items unknown>".into()],
             Body::None => Vec::new(),
         };
         for k in &keys {
-            let p = self.property(value, recurse, k, extras)?;
+            let p = self.property(value, recurse, k)?;
             output.push(p);
         }
         if let Some((_, index)) = self.circular.iter().find(|(o, _)| *o == v) {
@@ -958,8 +958,7 @@ impl<'js> Inspector<'js> {
         Ok(Some("Object".into()))
     }
 
-    fn to_string_tag(&self, o: &Object<'js>, ctor: Option<&str>) -> Result<String> {
-        let _ = ctor;
+    fn to_string_tag(&self, o: &Object<'js>) -> Result<String> {
         let tag: Value = o.get(PredefinedAtom::SymbolToStringTag)?;
         let Some(s) = tag.as_string() else {
             return Ok(String::new());
@@ -1291,7 +1290,7 @@ impl<'js> Inspector<'js> {
             let key = Value::new_number(self.ctx.clone(), i as f64);
             match ffi::own_property(&self.ctx, a, &key)? {
                 Some(d) => {
-                    let s = self.descriptor_text(d, recurse, Extras::Array)?;
+                    let s = self.descriptor_text(d, recurse)?;
                     out.push(s);
                     i += 1;
                 }
@@ -1350,7 +1349,7 @@ impl<'js> Inspector<'js> {
             }
             let key = Value::new_number(self.ctx.clone(), i as f64);
             if let Some(d) = ffi::own_property(&self.ctx, a, &key)? {
-                let s = self.descriptor_text(d, recurse, Extras::Array)?;
+                let s = self.descriptor_text(d, recurse)?;
                 out.push(s);
             }
             index += 1;
@@ -1369,7 +1368,7 @@ impl<'js> Inspector<'js> {
         Ok(out)
     }
 
-    fn typed(&mut self, a: &Object<'js>, name: &str, recurse: i64) -> Result<Vec<String>> {
+    fn typed(&mut self, a: &Object<'js>, recurse: i64) -> Result<Vec<String>> {
         let len: usize = a.get::<_, Option<f64>>("length")?.unwrap_or(0.0) as usize;
         let shown = len.min(self.opts.max_array_length);
         let mut out = Vec::with_capacity(shown + 1);
@@ -1390,12 +1389,11 @@ impl<'js> Inspector<'js> {
                 "buffer",
             ] {
                 let v: Value = a.get(key)?;
-                let s = self.value(&v, recurse, true)?;
+                let s = self.value(&v, recurse)?;
                 out.push(format!("[{key}]: {s}"));
             }
             self.indentation -= 2;
         }
-        let _ = name;
         Ok(out)
     }
 
@@ -1428,7 +1426,7 @@ impl<'js> Inspector<'js> {
         self.indentation += 2;
         let total = items.1;
         for v in &items.0 {
-            out.push(self.value(v, recurse, false)?);
+            out.push(self.value(v, recurse)?);
         }
         self.indentation -= 2;
         if total > items.0.len() {
@@ -1446,8 +1444,8 @@ impl<'js> Inspector<'js> {
             let Some(pair) = e.as_object() else { continue };
             let k: Value = pair.get(0u32)?;
             let v: Value = pair.get(1u32)?;
-            let ks = self.value(&k, recurse, false)?;
-            let vs = self.value(&v, recurse, false)?;
+            let ks = self.value(&k, recurse)?;
+            let vs = self.value(&v, recurse)?;
             out.push(format!("{ks} => {vs}"));
         }
         self.indentation -= 2;
@@ -1498,7 +1496,7 @@ impl<'js> Inspector<'js> {
             Value::from_raw(self.ctx.clone(), v)
         };
         self.indentation += 2;
-        let s = self.value(&result, recurse, false)?;
+        let s = self.value(&result, recurse)?;
         self.indentation -= 2;
         Ok(vec![if state == PromiseState::Rejected {
             format!("<rejected> {s}")
@@ -1509,13 +1507,7 @@ impl<'js> Inspector<'js> {
 
     /// `key: value` (or just the value in arrays), reading the own descriptor so accessors
     /// show as `[Getter]` without being called.
-    fn property(
-        &mut self,
-        o: &Object<'js>,
-        recurse: i64,
-        key: &Value<'js>,
-        extras: Extras,
-    ) -> Result<String> {
+    fn property(&mut self, o: &Object<'js>, recurse: i64, key: &Value<'js>) -> Result<String> {
         let desc = match ffi::own_property(&self.ctx, o, key)? {
             Some(d) => d,
             None => ffi::Descriptor {
@@ -1526,8 +1518,7 @@ impl<'js> Inspector<'js> {
             },
         };
         let enumerable = desc.enumerable;
-        let text = self.descriptor_text(desc, recurse, Extras::Object)?;
-        let _ = extras;
+        let text = self.descriptor_text(desc, recurse)?;
         let name = if key.is_symbol() {
             format!("[{}]", escape_plain(&symbol_text(key)?))
         } else {
@@ -1545,15 +1536,10 @@ impl<'js> Inspector<'js> {
         Ok(format!("{name}: {text}"))
     }
 
-    fn descriptor_text(
-        &mut self,
-        d: ffi::Descriptor<'js>,
-        recurse: i64,
-        _extras: Extras,
-    ) -> Result<String> {
+    fn descriptor_text(&mut self, d: ffi::Descriptor<'js>, recurse: i64) -> Result<String> {
         if let Some(v) = d.value {
             self.indentation += 2;
-            let s = self.value(&v, recurse, false);
+            let s = self.value(&v, recurse);
             self.indentation -= 2;
             return s;
         }

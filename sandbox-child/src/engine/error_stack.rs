@@ -104,7 +104,7 @@ pub fn install<'js>(ctx: &Ctx<'js>) -> Result<()> {
             if user_prepares_stack(&ctx)? {
                 return Ok(());
             }
-            lazy_header(&ctx, obj, frames)
+            lazy_header(obj, frames)
         },
     )?
     .with_name("captureStackTrace")?
@@ -177,7 +177,7 @@ fn materialise<'js>(ctx: &Ctx<'js>, obj: &Object<'js>, frames: &str) -> Result<V
 /// After `Error.captureStackTrace(obj)`: `obj.stack` becomes an accessor that adds the header
 /// on first read (after the constructor has set `name` and `message`) and then keeps the
 /// result, as V8 does.
-fn lazy_header<'js>(ctx: &Ctx<'js>, obj: &Object<'js>, frames: String) -> Result<()> {
+fn lazy_header<'js>(obj: &Object<'js>, frames: String) -> Result<()> {
     let get = move |ctx: Ctx<'js>, this: This<Value<'js>>| -> Result<Value<'js>> {
         match this.0.as_object() {
             Some(o) => materialise(&ctx, o, &frames),
@@ -190,6 +190,5 @@ fn lazy_header<'js>(ctx: &Ctx<'js>, obj: &Object<'js>, frames: String) -> Result
         }
         Ok(())
     };
-    let _ = ctx;
     obj.prop("stack", Accessor::new(get, set).configurable())
 }

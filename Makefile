@@ -65,6 +65,7 @@ bench: test-deps
 	$(CARGO) bench -p cs-invoker-pool --bench pool
 	$(CARGO) bench -p cs-invoker-pool --bench pipeline
 	$(CARGO) bench -p cs-invoker-pool --bench e2e
+	$(CARGO) bench -p cs-invoker-pool --bench timeouts
 
 clean:
 	$(CARGO) clean

@@ -399,6 +399,7 @@ fn config_seeds(config: &[u8]) -> Vec<Vec<u8>> {
         "127.0.0.1:9091",
         "127.0.0.1:9092",
         "64",
+        "400",
     ] {
         with_env.push(0);
         with_env.extend_from_slice(v.as_bytes());

@@ -155,12 +155,14 @@ fn event_text(req: &request::InvocationRequest) -> String {
     req.event.get().to_string()
 }
 
-/// `Pss:` of `/proc/PID/smaps_rollup`, in KiB.
-fn pss_kb(pid: u32) -> Option<f64> {
+/// `field` of `/proc/PID/smaps_rollup`, in KiB. `Pss` is what an idle stem child costs the
+/// host with its shared pages (the binary's text) divided among the processes mapping them —
+/// here the child is alone, so its text counts in full; `Private_Dirty` is what each further
+/// child adds (its heap, stack and written data).
+fn smaps_kb(pid: u32, field: &str) -> Option<f64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("Pss:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn percentile(samples: &mut [f64], p: f64) -> f64 {
@@ -197,6 +199,8 @@ fn main() {
     let spawn_n = env_usize("BENCH_SPAWN_N", 100);
     let mut spawn_ms = Vec::new();
     let mut spawn_confined_ms = Vec::new();
+    let mut idle_pss_kb = Vec::new();
+    let mut idle_private_kb = Vec::new();
     rt.block_on(async {
         for i in 0..spawn_n {
             let t = Instant::now();
@@ -204,6 +208,12 @@ fn main() {
                 .await
                 .expect("spawn");
             spawn_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            if let Some(kb) = smaps_kb(c.pid, "Pss:") {
+                idle_pss_kb.push(kb);
+            }
+            if let Some(kb) = smaps_kb(c.pid, "Private_Dirty:") {
+                idle_private_kb.push(kb);
+            }
             c.kill();
             let _ = c.exit_description(Duration::from_secs(1)).await;
 
@@ -332,29 +342,6 @@ fn main() {
         pool.shutdown().await;
     });
 
-    // 3c. Idle memory of a stem child (confined as in production): PSS from
-    //     /proc/PID/smaps_rollup once it is Ready, before any bundle.
-    let pss_n = env_usize("BENCH_PSS_N", 10);
-    let mut idle_pss_kb = Vec::new();
-    rt.block_on(async {
-        for i in 0..pss_n {
-            let mut c = ChildProcess::spawn(
-                &bin,
-                10_000 + i as u64,
-                Duration::from_secs(5),
-                sandbox.confine.clone(),
-                None,
-            )
-            .await
-            .expect("spawn for pss");
-            if let Some(kb) = pss_kb(c.pid) {
-                idle_pss_kb.push(kb);
-            }
-            c.kill();
-            let _ = c.exit_description(Duration::from_secs(1)).await;
-        }
-    });
-
     // 4. Throughput: pool sized to the cores, as many concurrent callers as children.
     let tp_n = env_usize("BENCH_THROUGHPUT_N", 40_000);
     let throughput = rt.block_on(async {
@@ -424,6 +411,8 @@ fn main() {
 
     let spawn_p50 = percentile(&mut spawn_ms, 0.5);
     let spawn_confined_p50 = percentile(&mut spawn_confined_ms, 0.5);
+    let idle_pss_p50 = percentile(&mut idle_pss_kb, 0.5);
+    let idle_private_p50 = percentile(&mut idle_private_kb, 0.5);
     let warm_bare_p50 = percentile(&mut warm_bare_us, 0.5);
     let cold_p50 = percentile(&mut cold_ms, 0.5);
     let warm_p50 = percentile(&mut warm_us, 0.5);
@@ -432,10 +421,11 @@ fn main() {
     let json_trivial_p50 = percentile(&mut json_trivial_us, 0.5);
     let json_pass_p50 = percentile(&mut json_pass_us, 0.5);
     let json_real_p50 = percentile(&mut json_real_us, 0.5);
-    let idle_pss_p50 = percentile(&mut idle_pss_kb, 0.5);
     let results = serde_json::json!({
         "spawn_ready_ms_p50": spawn_p50,
         "spawn_ready_confined_ms_p50": if sandbox.is_confined() { serde_json::json!(spawn_confined_p50) } else { serde_json::Value::Null },
+        "idle_child_pss_kib_p50": idle_pss_p50,
+        "idle_child_private_dirty_kib_p50": idle_private_p50,
         "warm_invoke_unconfined_us_p50": warm_bare_p50,
         "warm_confined_vs_unconfined_ratio": warm_p50 / warm_bare_p50,
         "confined": sandbox.is_confined(),
@@ -448,14 +438,13 @@ fn main() {
         "warm_invoke_12kb_realistic_us_p50": json_real_p50,
         "json_path_12kb_us_p50": json_pass_p50 - json_trivial_p50,
         "event_12kb_bytes": event_12k.len(),
-        "idle_child_pss_kb_p50": idle_pss_p50,
         "baseline_node_ms_p50": if node_ok { serde_json::json!(node_p50) } else { serde_json::Value::Null },
         "cold_vs_node_ratio": if node_ok { serde_json::json!(node_p50 / cold_p50) } else { serde_json::Value::Null },
         "warm_vs_node_ratio": if node_ok { serde_json::json!(node_p50 * 1e3 / warm_p50) } else { serde_json::Value::Null },
         "samples": {
             "spawn": spawn_n, "cold": cold_n, "warm": warm_n,
             "throughput": (tp_n / cores) * cores, "node": if node_ok { node_n } else { 0 },
-            "json": json_n, "pss": idle_pss_kb.len(),
+            "json": json_n,
         },
         "cores": cores,
     });
@@ -476,6 +465,14 @@ fn main() {
             "spawn_ready_confined_ms_p50", spawn_confined_p50
         );
     }
+    println!(
+        "{:<30} {:>12.0}  (a stem child after Ready, alone)",
+        "idle_child_pss_kib_p50", idle_pss_p50
+    );
+    println!(
+        "{:<30} {:>12.0}  (what each further stem child adds)",
+        "idle_child_private_kib_p50", idle_private_p50
+    );
     println!("{:<30} {:>12.2}  <= 3 ms", "cold_invoke_ms_p50", cold_p50);
     println!("{:<30} {:>12.1}  <= 100 us", "warm_invoke_us_p50", warm_p50);
     println!("{:<30} {:>12.1}", "warm_invoke_us_p99", warm_p99);
@@ -497,10 +494,6 @@ fn main() {
     println!(
         "{:<30} {:>12.1}  (realistic handler, same event)",
         "warm_invoke_12kb_realistic_us_p50", json_real_p50
-    );
-    println!(
-        "{:<30} {:>12.0}  (stem child, Ready)",
-        "idle_child_pss_kb_p50", idle_pss_p50
     );
     println!(
         "{:<30} {:>12.0}  >= 10000/s",

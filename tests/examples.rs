@@ -111,7 +111,6 @@ fn workers_router_answers_requests() {
 }
 
 #[test]
-#[ignore = "needs TextEncoder, atob and crypto.subtle (issue 11 items 1 and 3, the web1 work)"]
 fn webhook_hmac_accepts_good_signatures_only() {
     let dir = example("webhook-hmac");
     let event: Value =

@@ -41,9 +41,18 @@ impl RawJson {
     }
 }
 
+/// The same JSON value: the same text, or texts that parse to equal values (whitespace and the
+/// order of object keys aside).
 impl PartialEq for RawJson {
     fn eq(&self, other: &Self) -> bool {
         self.get() == other.get()
+            || matches!(
+                (
+                    serde_json::from_str::<Value>(self.get()),
+                    serde_json::from_str::<Value>(other.get()),
+                ),
+                (Ok(a), Ok(b)) if a == b
+            )
     }
 }
 

@@ -23,11 +23,18 @@ pub fn from_thrown<'js>(ctx: &Ctx<'js>, value: Value<'js>, limits: &OutputLimits
         Some(obj) if obj.is_error() => {
             let name = prop_string(ctx, obj, "name").unwrap_or_else(|| "Error".into());
             let msg = prop_string(ctx, obj, "message").unwrap_or_default();
-            let stack = prop_string(ctx, obj, "stack").filter(|s| !s.is_empty());
-            let msg = match (name.as_str(), msg.as_str(), &stack) {
-                ("TypeError", "not a function", Some(stack)) => {
-                    callee_message(ctx, stack).unwrap_or(msg)
-                }
+            let mut stack = prop_string(ctx, obj, "stack").filter(|s| !s.is_empty());
+            let msg = match (name.as_str(), msg.as_str(), &mut stack) {
+                ("TypeError", "not a function", Some(stack)) => match callee_message(ctx, stack) {
+                    Some(better) => {
+                        // The stack's `Name: message` header says the same.
+                        if let Some(rest) = stack.strip_prefix("TypeError: not a function\n") {
+                            *stack = format!("TypeError: {better}\n{rest}");
+                        }
+                        better
+                    }
+                    None => msg,
+                },
                 _ => msg,
             };
             let message = if msg.is_empty() {
@@ -51,7 +58,11 @@ pub fn from_thrown<'js>(ctx: &Ctx<'js>, value: Value<'js>, limits: &OutputLimits
 /// function`, or `is not a constructor` after `new`. Only when that frame is in a bundle file
 /// and the source there reads as a call; otherwise the message stays as QuickJS made it.
 fn callee_message(ctx: &Ctx<'_>, stack: &str) -> Option<String> {
-    let frame = stack.lines().next()?.trim();
+    // The first frame (the stack may start with its `Name: message` header, as V8's does).
+    let frame = stack
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("at "))?;
     let loc = frame.strip_suffix(')')?.rsplit_once('(')?.1;
     let mut parts = loc.rsplitn(3, ':');
     let col: usize = parts.next()?.parse().ok()?;

@@ -28,8 +28,11 @@
 //! at an arbitrary point (half-built objects, a heap at its limit) and must not serve again.
 
 pub mod alloc;
+pub mod console;
+pub mod error_stack;
 mod errors;
 pub mod event_loop;
+pub mod ffi;
 pub mod globals;
 pub mod handler;
 pub mod loader;
@@ -179,11 +182,10 @@ impl Engine {
             },
         );
 
-        // ECMAScript, plus the engine's native `DOMException` (what `AbortSignal` rejects with);
-        // no `performance`, `atob`, nor QuickJS's libc helpers (rquickjs does not compile them
-        // in without its `std` feature anyway). The rest of the Web platform is `web`.
+        // ECMAScript only, nor QuickJS's libc helpers (rquickjs does not compile them in without
+        // its `std` feature anyway): the Web platform globals (`web::install`) are ours, built
+        // lazily, with no I/O of their own but the event loop's host calls.
         type Ecma = (
-            intrinsic::DOMException,
             intrinsic::Date,
             intrinsic::Eval,
             intrinsic::RegExpCompiler,
@@ -202,7 +204,6 @@ impl Engine {
             host: RefCell::new(host),
             logs: RefCell::new(LogBudget::default()),
             event_loop: event_loop::EventLoop::default(),
-            groups: RefCell::default(),
             started: Instant::now(),
             files: files.clone(),
         });
@@ -210,7 +211,9 @@ impl Engine {
             .with(|ctx| -> rquickjs::Result<()> {
                 let _ = ctx.store_userdata(SharedRef(shared.clone()));
                 globals::install(&ctx, &shared)?;
-                web::install(&ctx, &shared)
+                console::install(&ctx, &shared)?;
+                error_stack::install(&ctx)?;
+                web::install(&ctx)
             })
             .map_err(|e| format!("cannot install the globals: {e}"))?;
 
@@ -586,7 +589,6 @@ impl Drop for Engine {
     fn drop(&mut self) {
         // JavaScript values held outside the heap go before the runtime does.
         self.shared.event_loop.clear();
-        self.shared.groups.borrow_mut().clear();
     }
 }
 

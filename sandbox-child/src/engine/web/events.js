@@ -1,16 +1,13 @@
 // Event, CustomEvent, EventTarget, AbortSignal, AbortController (DOM Standard), shaped as
 // Node 20 has them. `natives`: setTimer(cb, ms) / clearTimer(id) (the runtime's own unref'd
 // timers, for AbortSignal.timeout), uncaught(err) (a listener threw: the activation fails, as
-// Node's process does).
+// Node's process does), now() (Event.timeStamp), DOMException.
 (function (natives) {
   'use strict';
 
-  const DOMExceptionCtor = globalThis.DOMException;
+  const DOMExceptionCtor = natives.DOMException;
   function domException(message, name) {
-    if (typeof DOMExceptionCtor === 'function') return new DOMExceptionCtor(message, name);
-    const e = new Error(message);
-    e.name = name;
-    return e;
+    return new DOMExceptionCtor(message, name);
   }
 
   let eventState; // (event) => its internal state

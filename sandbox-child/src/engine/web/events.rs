@@ -6,7 +6,7 @@
 //! process; here it fails the activation with that exception).
 
 use crate::engine::event_loop::delay_of;
-use crate::engine::Shared;
+use crate::engine::{shared_of, Shared};
 use rquickjs::convert::Coerced;
 use rquickjs::{Ctx, Function, Object, Result, Value};
 use std::rc::Rc;
@@ -14,7 +14,8 @@ use std::time::Instant;
 
 const GLUE: &str = include_str!("events.js");
 
-pub fn build<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> Result<Object<'js>> {
+pub fn build<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
+    let shared: Rc<Shared> = shared_of(ctx)?;
     let n = Object::new(ctx.clone())?;
     let sh = shared.clone();
     n.set(
@@ -46,5 +47,8 @@ pub fn build<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> Result<Object<'js>> {
             Instant::now().duration_since(origin).as_secs_f64() * 1e3
         })?,
     )?;
+    // The runtime's own DOMException, not whatever `globalThis.DOMException` is by now.
+    let dom = super::exports(ctx, "dom_exception")?;
+    n.set("DOMException", dom.get::<_, Value>("DOMException")?)?;
     super::glue(ctx, "events.js", GLUE, n)
 }

@@ -6,14 +6,15 @@
 //! and an `AbortSignal` cancels it (the supervisor drops the connection). The glue also holds the
 //! adapter for Workers-style modules (`export default { fetch }`).
 
-use crate::engine::Shared;
+use crate::engine::{shared_of, Shared};
 use crate::protocol::HostOp;
 use rquickjs::{Array, Ctx, Exception, Function, Object, Result, Value};
 use std::rc::Rc;
 
 const GLUE: &str = include_str!("fetch.js");
 
-pub fn build<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> Result<Object<'js>> {
+pub fn build<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
+    let shared: Rc<Shared> = shared_of(ctx)?;
     let n = Object::new(ctx.clone())?;
     let sh = shared.clone();
     n.set(

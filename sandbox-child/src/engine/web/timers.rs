@@ -6,13 +6,14 @@
 //! object). `queueMicrotask` is QuickJS's own.
 
 use crate::engine::event_loop::delay_of;
-use crate::engine::Shared;
+use crate::engine::{shared_of, Shared};
 use rquickjs::convert::Coerced;
 use rquickjs::function::Rest;
 use rquickjs::{Ctx, Exception, Function, Result, Value};
 use std::rc::Rc;
 
-pub fn install<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> Result<()> {
+pub fn install<'js>(ctx: &Ctx<'js>) -> Result<()> {
+    let shared: Rc<Shared> = shared_of(ctx)?;
     let globals = ctx.globals();
     for (name, repeat) in [("setTimeout", false), ("setInterval", true)] {
         let sh = shared.clone();

@@ -55,6 +55,15 @@ enum Command {
         /// of memory, so a local run reads and writes the same keys as production.
         #[arg(long, value_name = "URL")]
         kv_url: Option<String>,
+        /// `process.env` of the function (repeatable): what a version's config.env gives it
+        /// in production.
+        #[arg(long = "env", value_name = "NAME=VALUE")]
+        env: Vec<String>,
+        /// Let fetch and cs.http.fetch reach private and loopback addresses (a mock server on
+        /// this machine) for hosts in the manifest's allowHosts. A development aid: production
+        /// refuses them unless configured otherwise.
+        #[arg(long)]
+        allow_private_networks: bool,
     },
     /// Run the invoker daemon: claim cs.invoke tasks from codeQ, run them, answer and publish.
     /// Stops on SIGTERM/SIGINT after draining in-flight work.
@@ -112,6 +121,8 @@ fn main() {
             memory_mb,
             child_bin,
             kv_url,
+            env,
+            allow_private_networks,
         } => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -135,6 +146,8 @@ fn main() {
                 memory_mb,
                 child_bin,
                 kv_url,
+                env,
+                allow_private_networks,
             };
             match rt.block_on(run::run(args)) {
                 Ok(code) => code,

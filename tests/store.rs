@@ -8,6 +8,7 @@
 #[path = "support/redis.rs"]
 mod redis_support;
 
+use cs_invoker_pool::secret::Secret;
 use cs_invoker_pool::store::{
     chunk_logs, ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, AliasRecord,
     HostCallsRecord, RedisStore, RunningWrite, Store, StoreConfig, StoreError, Terminal, UserKv,
@@ -129,6 +130,7 @@ fn running(aid: &str) -> ActivationRecord {
         wait_ms: Some(2),
         child_id: None,
         memory_peak_bytes: None,
+        cpu_ms: None,
         host_calls: None,
     }
 }
@@ -154,6 +156,7 @@ fn success(aid: &str, duration_ms: u64) -> ActivationRecord {
         bytes_in: 10,
         bytes_out: 20,
         time_ms: 3,
+        heartbeats: 0,
     });
     r
 }
@@ -751,7 +754,7 @@ async fn a_wrong_password_is_a_clear_error() {
     };
     for password in [Some("wrong".to_string()), None] {
         let cfg = StoreConfig {
-            password: password.clone(),
+            password: password.clone().map(Secret::from),
             ..config(&server)
         };
         let err = RedisStore::connect(cfg.clone()).await.unwrap_err();

@@ -9,7 +9,7 @@
 
 use cs_invoker_pool::config::{self, Config, ConfigError};
 
-const ENV: [&str; 8] = [
+const ENV: [&str; 9] = [
     config::ENV_KVROCKS_PASSWORD,
     config::ENV_CODEQ_PRODUCER_TOKEN,
     config::ENV_CODEQ_WORKER_TOKEN,
@@ -18,6 +18,7 @@ const ENV: [&str; 8] = [
     config::ENV_CODEQ_WORKER_ADDR,
     config::ENV_CODEQ_PRODUCER_ADDR,
     config::ENV_MAX_INFLIGHT,
+    config::ENV_READY_EXPIRY_MS,
 ];
 /// The first three of [`ENV`] are secrets.
 const SECRETS: usize = 3;

@@ -16,11 +16,11 @@ use sandbox_child::bundle::{self, BundleError};
 use sandbox_child::confine::{self, ConfineSettings, Report, StepStatus};
 use sandbox_child::engine::{Engine, Host};
 use sandbox_child::messages::{
-    CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, HttpResult, InvocationCtx, InvocationResult,
+    CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
 };
 use sandbox_child::pipe;
 use sandbox_child::protocol::{
-    ErrorKind, GuestError, HostError, HostOp, HostValue, LogLine, OutputLimits,
+    ErrorKind, GuestError, HostError, HostOp, HostValue, LogLine, OutputLimits, CAPABILITY_DENIED,
 };
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -36,7 +36,7 @@ usage:
 
   sandbox-child run PATH [--event JSON | --event-file FILE] [--tenant T] [--namespace N]
                          [--trigger http|schedule|cadence|api] [--timeout-ms MS] [--memory-mb MB]
-                         [--explain] [--no-seccomp | --unconfined]
+                         [--env NAME=VALUE]... [--explain] [--no-seccomp | --unconfined]
       Run a function once, in this process, and print one InvocationResult JSON line on
       stdout; log lines go to stderr. PATH is a bundle directory (manifest.json + entry), a
       bundle .tar, or a lone .js file. Defaults: event {}, tenant local, namespace default,
@@ -59,7 +59,8 @@ usage:
           stack and log size limits, the interrupt at the timeout.
       Still different (this is a development aid, not the production sandbox):
         - no supervisor, so no capability checks: cs.kv is an in-memory map open to every
-          key, cs.codeq.publish prints the message to stderr, cs.http.fetch always throws;
+          key, cs.codeq.publish prints the message to stderr, cs.http.fetch always throws
+          and fetch() always rejects;
         - the engine's own interrupt is the only deadline: there is no SIGKILL backstop, so
           code that never yields to the interrupt (some builtins) can overrun;
         - only the engine's allocator limit applies: there is no cgroup memory limit.
@@ -80,7 +81,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("pipe") if args.len() == 1 => {
-            let code = pipe::serve(std::io::stdin().lock(), std::io::stdout().lock());
+            let code = pipe::serve(pipe::StdinPipe::new(), std::io::stdout().lock());
             ExitCode::from(code as u8)
         }
         Some("pipe") => usage_error("`pipe` takes no arguments"),
@@ -137,6 +138,8 @@ struct RunArgs {
     no_seccomp: bool,
     /// `--unconfined`: no confinement at all.
     unconfined: bool,
+    /// `--env K=V` (repeatable): `process.env`.
+    env: Vec<(String, String)>,
 }
 
 fn parse_run(args: &[String]) -> Result<RunArgs, String> {
@@ -183,6 +186,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
             "--trigger",
             "--timeout-ms",
             "--memory-mb",
+            "--env",
         ];
         if !known.contains(&flag) {
             return Err(format!("unknown flag '{flag}'"));
@@ -208,6 +212,10 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
                 out.trigger = value;
             }
             "--timeout-ms" => out.timeout_ms = Some(number(flag, &value, 1, 900_000)?),
+            "--env" => match value.split_once('=') {
+                Some((k, v)) if !k.is_empty() => out.env.push((k.to_string(), v.to_string())),
+                _ => return Err(format!("--env takes NAME=VALUE (got '{value}')")),
+            },
             _ => out.memory_mb = Some(number(flag, &value, 16, 4096)?),
         }
     }
@@ -323,6 +331,7 @@ const REQUIRE_ENV: &str = "CS_REQUIRE_SANDBOX";
 #[derive(Default)]
 struct LocalHost {
     kv: BTreeMap<String, String>,
+    trigger: String,
 }
 
 impl Host for LocalHost {
@@ -353,7 +362,25 @@ impl Host for LocalHost {
             HostOp::HttpFetch { .. } => Err(HostError {
                 message: "cs.http.fetch is not available in sandbox-child run".into(),
             }),
+            // No queue lease to extend here: the call is accepted for a cadence trigger only,
+            // as in production.
+            HostOp::CadenceHeartbeat if self.trigger == "cadence" => Ok(HostValue::Done),
+            HostOp::CadenceHeartbeat => Err(HostError {
+                message: format!(
+                    "{CAPABILITY_DENIED}: cs.cadence.heartbeat is only for a cadence trigger, \
+                     this is {}",
+                    self.trigger
+                ),
+            }),
         }
+    }
+
+    fn start(&mut self, _op: HostOp) -> Result<u64, HostError> {
+        Err(HostError {
+            message: "fetch is not available in sandbox-child run (no supervisor to perform \
+                      it): use cs-invoker-pool run"
+                .into(),
+        })
     }
 
     fn log(&mut self, line: LogLine) {
@@ -449,7 +476,11 @@ fn run(args: &[String]) -> ExitCode {
     let function = function_name(&a.path);
 
     // 2. The engine, before any of the bundle's code exists in it (as a pool child).
-    let mut engine = match Engine::new(Box::new(LocalHost::default())) {
+    let host = LocalHost {
+        kv: BTreeMap::new(),
+        trigger: a.trigger.clone(),
+    };
+    let mut engine = match Engine::new(Box::new(host)) {
         Ok(e) => e,
         Err(m) => {
             note(&format!("sandbox-child: {m}"));
@@ -508,6 +539,7 @@ fn run(args: &[String]) -> ExitCode {
         bundle.entry(),
         memory_mb << 20,
         OutputLimits::default(),
+        &a.env,
     ) {
         let ms = load_start.elapsed().as_millis() as u64;
         report(status_of(&e), ms, None, Some(error_body(e)));
@@ -553,21 +585,13 @@ fn run(args: &[String]) -> ExitCode {
         note("sandbox-child: log output was truncated at the log limit");
     }
     match outcome.result {
-        Ok(json) => match serde_json::from_str::<HttpResult>(&json) {
-            Ok(r) => {
-                if report("success", duration_ms, Some(r), None) {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                }
-            }
-            Err(e) => {
-                note(&format!(
-                    "sandbox-child: the engine produced an unreadable result: {e}"
-                ));
+        Ok(r) => {
+            if report("success", duration_ms, Some(r), None) {
+                ExitCode::SUCCESS
+            } else {
                 ExitCode::from(1)
             }
-        },
+        }
         Err(e) => {
             report(status_of(&e), duration_ms, None, Some(error_body(e)));
             ExitCode::from(1)

@@ -12,13 +12,14 @@
 //! the least recently used one is evicted.
 
 pub mod child;
+mod conversation;
 mod deadline;
 mod execution;
 mod invoke;
 
 pub use child::{describe_status, signal_name, KillReason};
 pub use execution::{
-    Binding, ErrorType, ExecError, Execution, HostCallStats, Job, LogSink, StartKind,
+    Binding, Env, ErrorType, ExecError, Execution, HostCallStats, Job, LogSink, StartKind,
 };
 
 use crate::cgroup::CgroupLimits;
@@ -62,16 +63,24 @@ pub struct PoolConfig {
 }
 
 impl PoolConfig {
+    /// The sizing defaults, also those of `cs_invoker_pool.pool` (the configuration reads them
+    /// here rather than restating them).
+    pub const DEFAULT_MAX_CHILDREN: usize = 256;
+    pub const DEFAULT_MAX_USES: u32 = 10_000;
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+    /// Stem children kept ready by default: one per CPU.
+    pub fn default_prewarm() -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+
     pub fn new(child_bin: PathBuf, sandbox: Arc<Sandbox>) -> Self {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
         PoolConfig {
             child_bin,
-            prewarm: cores,
-            max_children: 256,
-            max_uses: 10_000,
-            idle_timeout: Duration::from_secs(300),
+            prewarm: Self::default_prewarm(),
+            max_children: Self::DEFAULT_MAX_CHILDREN,
+            max_uses: Self::DEFAULT_MAX_USES,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             kill_grace: Duration::from_micros(500),
             ready_timeout: Duration::from_secs(5),
             limits: OutputLimits::default(),

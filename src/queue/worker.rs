@@ -29,7 +29,9 @@ use super::pb::workerpb::{
     self, server_event, worker_event, worker_stream_client::WorkerStreamClient, WorkerEvent,
 };
 use super::{endpoint_uri, is_handshake_refusal, Backoff, StreamState};
+use crate::host::Heartbeat;
 use crate::pipeline::Answer;
+use crate::secret::Secret;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -51,10 +53,17 @@ pub struct TaskInfo {
     pub attempts: i32,
     pub max_attempts: i32,
     pub tenant_id: String,
+    /// Sends a Heartbeat for this task now (`cs.cadence.heartbeat()`), at most one per
+    /// [`MIN_EXTRA_HEARTBEAT_GAP`]; more calls in that gap are absorbed, so a function calling
+    /// it in a loop cannot flood codeQ.
+    pub heartbeat: Heartbeat,
     /// The task's claim slot: the handler says when the task waits for capacity of its own
     /// (its function's `maxConcurrency`), so that the slot is given to other work meanwhile.
     pub slot: Slot,
 }
+
+/// Shortest gap between two Heartbeats a function asks for (the periodic ones aside).
+pub const MIN_EXTRA_HEARTBEAT_GAP: Duration = Duration::from_secs(1);
 
 /// A task's claim slot. While the task is [`Slot::waiting`] it does not count against the
 /// worker's `slots` when it asks codeQ for work: a task that waits for its own function's
@@ -96,11 +105,11 @@ pub trait TaskHandler: Send + Sync + 'static {
     fn handle(&self, task: TaskInfo) -> impl Future<Output = Answer> + Send;
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// `host:port` of the worker stream (SPEC §7 `worker_stream_addr`).
     pub addr: String,
-    pub token: String,
+    pub token: Secret,
     /// Stable across reconnections and restarts of this replica: leases belong to it.
     pub worker_id: String,
     /// The command claimed (`cs.invoke`).
@@ -122,26 +131,17 @@ pub struct WorkerConfig {
     pub max_nack_delay_seconds: i32,
 }
 
-impl std::fmt::Debug for WorkerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerConfig")
-            .field("addr", &self.addr)
-            .field("token", &"<redacted>")
-            .field("worker_id", &self.worker_id)
-            .field("command", &self.command)
-            .field("lease_seconds", &self.lease_seconds)
-            .field("slots", &self.slots)
-            .finish()
-    }
-}
-
 impl WorkerConfig {
+    /// The lease asked for when nothing else is configured (`cs_invoker_pool.codeq.lease_seconds`
+    /// defaults to it).
+    pub const DEFAULT_LEASE_SECONDS: u32 = 60;
+
     pub fn new(
         addr: impl Into<String>,
-        token: impl Into<String>,
+        token: impl Into<Secret>,
         worker_id: impl Into<String>,
     ) -> Self {
-        let lease_seconds = 60;
+        let lease_seconds = Self::DEFAULT_LEASE_SECONDS;
         WorkerConfig {
             addr: addr.into(),
             token: token.into(),
@@ -419,7 +419,7 @@ impl<H: TaskHandler> Loop<H> {
         let (out, out_rx) = mpsc::channel::<WorkerEvent>(4096);
         let hello = WorkerEvent {
             event: Some(worker_event::Event::Hello(workerpb::Hello {
-                token: self.cfg.token.clone(),
+                token: self.cfg.token.expose().to_string(),
                 worker_id: self.cfg.worker_id.clone(),
             })),
         };
@@ -682,6 +682,18 @@ impl<H: TaskHandler> Loop<H> {
                 continue;
             }
             self.shared.counters.claimed.fetch_add(1, Ordering::Relaxed);
+            let heartbeat = {
+                let (tx, id) = (self.from_tasks_tx.clone(), t.id.clone());
+                let last: Mutex<Option<Instant>> = Mutex::new(None);
+                Heartbeat::new(move || {
+                    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                    if last.is_some_and(|at| at.elapsed() < MIN_EXTRA_HEARTBEAT_GAP) {
+                        return;
+                    }
+                    *last = Some(Instant::now());
+                    let _ = tx.send(FromTask::Heartbeat(id.clone()));
+                })
+            };
             let info = TaskInfo {
                 id: t.id.clone(),
                 command: t.command,
@@ -689,6 +701,7 @@ impl<H: TaskHandler> Loop<H> {
                 attempts: t.attempts,
                 max_attempts: t.max_attempts,
                 tenant_id: t.tenant_id,
+                heartbeat,
                 slot: Slot {
                     id: t.id.clone(),
                     tx: self.from_tasks_tx.clone(),

@@ -7,7 +7,7 @@ ESCAPE_TARGET_DIR ?= $(TARGET_DIR)/escape
 ESCAPE_CHILD := $(abspath $(ESCAPE_TARGET_DIR))/debug/sandbox-child
 DEMO_EVENT ?= {"name":"Sous"}
 
-.PHONY: all build build-deps release demo test test-deps escape-child lint fmt bench clean
+.PHONY: all build build-deps release demo test test-deps escape-child lint fmt bench clean intl-data
 
 all: build
 
@@ -71,6 +71,19 @@ bench: test-deps
 
 clean:
 	$(CARGO) clean
+
+## intl-data: regenerate the Intl locale data compiled into sandbox-child
+## (sandbox-child/src/engine/intl/data/) from ICU4X's compiled data and CLDR's JSON release
+## (npm); needs the network, Node and a few minutes. Not part of build, test or CI: the
+## generated files are committed (tools/intl-data/README.md).
+INTL_DATA := sandbox-child/src/engine/intl/data
+INTL_WORK := $(abspath $(TARGET_DIR))/intl-data
+intl-data:
+	tools/intl-data/fetch-cldr.sh $(INTL_WORK)/cldr
+	node tools/intl-data/cldr.mjs $(INTL_WORK)/cldr tools/intl-data/locales.txt \
+	  $(INTL_DATA)/cldr.rs $(INTL_WORK)/currencies.txt
+	cd tools/intl-data && $(CARGO) run --release --target-dir $(INTL_WORK)/build -- \
+	  locales.txt $(INTL_WORK)/currencies.txt $(abspath $(INTL_DATA))/icu.postcard
 
 # ---------------------------------------------------------------------------------------------
 # Fuzzing (fuzz/README.md): cargo-fuzz targets for the frame decoder (both directions), the

@@ -35,6 +35,7 @@ pub mod event_loop;
 pub mod ffi;
 pub mod globals;
 pub mod handler;
+mod intl;
 pub mod loader;
 pub mod normalise;
 pub mod strings;
@@ -213,7 +214,8 @@ impl Engine {
                 globals::install(&ctx, &shared)?;
                 console::install(&ctx, &shared)?;
                 error_stack::install(&ctx)?;
-                web::install(&ctx)
+                web::install(&ctx)?;
+                intl::install(&ctx)
             })
             .map_err(|e| format!("cannot install the globals: {e}"))?;
 

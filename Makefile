@@ -187,25 +187,37 @@ package-check: package-deps-check
 	  $(firstword $(shell ls -t $(RPM_DIR)/cs-invoker-pool-*.rpm 2>/dev/null))
 
 # `make install`: a plain install without a package manager, for hosts where neither package
-# fits. It never compiles (so `sudo make install` needs no toolchain for root): `make bins`
-# first, as yourself. DESTDIR stages the files elsewhere; the user and systemd are only touched
+# fits. It never compiles (so `sudo make install` needs no toolchain for root): `make pkg-docs`
+# (the binaries, the man pages and the completions) first, as yourself. DESTDIR stages the files elsewhere; the user and systemd are only touched
 # when DESTDIR is empty.
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 # systemd reads units from /usr/local/lib/systemd/system as well as /usr/lib/systemd/system.
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/cs-invoker-pool
+MANDIR ?= $(PREFIX)/share/man/man1
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 # Not under PREFIX: /etc/cs-invoker-pool/config.yaml is the path `serve` defaults to.
 CONFDIR ?= /etc/cs-invoker-pool
 
-## install: binaries to $(BINDIR), the unit (its paths rewritten to BINDIR and DOCDIR) to $(UNITDIR), the
-## configuration to $(CONFDIR) only when absent; DESTDIR honoured
+## install: binaries to $(BINDIR), the unit (its paths rewritten to BINDIR and DOCDIR) to
+## $(UNITDIR), man pages to $(MANDIR), bash/zsh/fish completions, the configuration to
+## $(CONFDIR) only when absent; DESTDIR honoured
 install:
-	@for b in cs-invoker-pool sandbox-child; do \
-	  test -x $(RELEASE_DIR)/$$b || { echo "make install: $(RELEASE_DIR)/$$b is missing; run 'make bins' first" >&2; exit 1; }; \
+	@for f in $(RELEASE_DIR)/cs-invoker-pool $(RELEASE_DIR)/sandbox-child $(DOCS_DIR)/man/cs-invoker-pool.1.gz; do \
+	  test -f $$f || { echo "make install: $$f is missing; run 'make pkg-docs' first" >&2; exit 1; }; \
 	done
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR) \
+	  $(DESTDIR)$(MANDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0755 $(RELEASE_DIR)/cs-invoker-pool $(RELEASE_DIR)/sandbox-child $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(DOCS_DIR)/man/*.1.gz $(DESTDIR)$(MANDIR)/
+	for c in cs-invoker-pool sandbox-child; do \
+	  install -m 0644 $(DOCS_DIR)/completions/bash/$$c.bash $(DESTDIR)$(BASHCOMPDIR)/$$c; \
+	  install -m 0644 $(DOCS_DIR)/completions/zsh/_$$c $(DESTDIR)$(ZSHCOMPDIR)/_$$c; \
+	  install -m 0644 $(DOCS_DIR)/completions/fish/$$c.fish $(DESTDIR)$(FISHCOMPDIR)/$$c.fish; \
+	done
 	sed 's|/usr/bin/cs-invoker-pool|$(BINDIR)/cs-invoker-pool|; s|/usr/bin/sandbox-child|$(BINDIR)/sandbox-child|; s|/usr/share/doc/cs-invoker-pool|$(DOCDIR)|' \
 	  packaging/cs-invoker-pool.service > $(DESTDIR)$(UNITDIR)/cs-invoker-pool.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/cs-invoker-pool.service
@@ -230,16 +242,34 @@ install:
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cs-invoker-pool $(DESTDIR)$(BINDIR)/sandbox-child
 	rm -f $(DESTDIR)$(UNITDIR)/cs-invoker-pool.service
+	rm -f $(DESTDIR)$(MANDIR)/cs-invoker-pool*.1.gz $(DESTDIR)$(MANDIR)/sandbox-child*.1.gz
+	for c in cs-invoker-pool sandbox-child; do \
+	  rm -f $(DESTDIR)$(BASHCOMPDIR)/$$c $(DESTDIR)$(ZSHCOMPDIR)/_$$c $(DESTDIR)$(FISHCOMPDIR)/$$c.fish; \
+	done
 	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/packaging.md
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && [ "$$(id -u)" -eq 0 ]; then systemctl daemon-reload; fi
 	@echo "kept $(CONFDIR) and the cs-sandbox user; remove them by hand if you want them gone"
 
-## vm-test: the .deb end to end and the confinement suite on a real cgroup v2 kernel under a real
-## systemd, in qemu (TCG); qemu, the kernel and a bookworm rootfs come from Debian's packages and
-## are cached in target/vm (packaging/vm/README.md). Needs root. VM_DEB=path tests another .deb.
+## vm-test: the packages end to end and the confinement suites under a real systemd, in qemu
+## (TCG), booted twice: cgroup v2 with the .deb, legacy cgroup v1 (as RHEL 8) with the .rpm; each
+## boot installs its package, upgrades it to a newer revision (PKG_REVISION + 1, built here into
+## target/vm/upgrade) while tasks flow, and removes it. qemu, the kernel and a bookworm rootfs
+## come from Debian's packages and are cached in target/vm (packaging/vm/README.md). Needs
+## root. VM_DEB=path / VM_RPM=path test other packages.
 .PHONY: vm-test
-vm-test: deb
+VM_UPGRADE_DIR := $(TARGET_DIR)/vm/upgrade
+# The newer revision first: cargo-deb deletes every other version's .deb from target/debian
+# (whatever --output says), so the package under test is built last.
+vm-test: bins
+	@$(MAKE) --no-print-directory deb rpm PKG_REVISION=$$(( $(PKG_REVISION) + 1 )) \
+	  DEB_DIR=$(VM_UPGRADE_DIR) RPM_DIR=$(VM_UPGRADE_DIR) >/dev/null
+	@$(MAKE) --no-print-directory deb rpm >/dev/null
 	@SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO="sudo -E"; \
 	deb=$${VM_DEB:-$$(ls -t $(DEB_DIR)/cs-invoker-pool_*.deb | head -1)}; \
-	VM_DEB=$$deb CARGO_TARGET_DIR=$(TARGET_DIR) CARGO=$(CARGO) $$SUDO packaging/vm/run.sh
+	rpm=$${VM_RPM:-$$(ls -t $(RPM_DIR)/cs-invoker-pool-*.rpm | head -1)}; \
+	rev=$$(( $(PKG_REVISION) + 1 )); \
+	VM_DEB=$$deb VM_RPM=$$rpm \
+	VM_DEB_UPGRADE=$${VM_DEB_UPGRADE:-$$(ls $(VM_UPGRADE_DIR)/cs-invoker-pool_*-$${rev}_*.deb | head -1)} \
+	VM_RPM_UPGRADE=$${VM_RPM_UPGRADE:-$$(ls $(VM_UPGRADE_DIR)/cs-invoker-pool-*-$${rev}.*.rpm | head -1)} \
+	CARGO_TARGET_DIR=$(TARGET_DIR) CARGO=$(CARGO) $$SUDO packaging/vm/run.sh

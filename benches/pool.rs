@@ -63,6 +63,8 @@ fn job(bundle: &Arc<Bundle>, tenant: &str) -> Job {
             activation_id: "00000000-0000-4000-8000-000000000000".into(),
             capabilities: Arc::new(bundle.manifest.capabilities.clone()),
             deadline,
+            policy: Default::default(),
+            calls: Default::default(),
         },
         event_json: r#"{"n":1}"#.into(),
         ctx_json: format!(

@@ -88,13 +88,34 @@ const INVOKER_SCHEMA: &[(&str, &[&str])] = &[
         ],
     ),
     ("http", &["addr"]),
-    ("workers", &["threads", "max_inflight"]),
+    (
+        "workers",
+        &[
+            "threads",
+            "max_inflight",
+            "max_waiting",
+            "max_waiting_per_version",
+        ],
+    ),
     ("cache", &["bundles_max", "bytes_max"]),
     (
         "limits",
-        &["max_result_bytes", "max_error_bytes", "max_log_bytes"],
+        &[
+            "max_result_bytes",
+            "max_error_bytes",
+            "max_log_bytes",
+            "max_publishes",
+        ],
     ),
-    ("codeq", &["lease_seconds", "worker_id"]),
+    (
+        "codeq",
+        &[
+            "lease_seconds",
+            "worker_id",
+            "max_message_bytes",
+            "max_task_bytes",
+        ],
+    ),
     ("shutdown", &["drain_seconds"]),
     (
         "sandbox",
@@ -288,6 +309,12 @@ pub struct WorkersSettings {
     pub threads: usize,
     /// The replica's in-flight permit count (SPEC §1 step 5).
     pub max_inflight: usize,
+    /// Activations that may wait for their own version's `maxConcurrency` at once, holding no
+    /// in-flight permit and no claim slot (default: `max_inflight`).
+    pub max_waiting: usize,
+    /// Of those, how many may belong to one version (default 64); more are handed back to
+    /// codeQ with a delay.
+    pub max_waiting_per_version: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,6 +328,8 @@ pub struct LimitsSettings {
     pub max_result_bytes: u32,
     pub max_error_bytes: u32,
     pub max_log_bytes: u32,
+    /// `cs.codeq.publish` calls one activation may make.
+    pub max_publishes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,6 +363,12 @@ pub struct CodeqSettings {
     /// This replica's worker id at codeQ; stable across restarts so codeQ can tell a restarted
     /// replica from a new one.
     pub worker_id: String,
+    /// codeQ's gRPC message limit: nothing the invoker sends (results, publishes, dead
+    /// letters) may be larger, or codeQ fails the whole stream.
+    pub max_message_bytes: usize,
+    /// Largest `cs.invoke` task payload the invoker runs; a larger one is answered FAILED and
+    /// dead-lettered instead.
+    pub max_task_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -543,8 +578,12 @@ impl Config {
         let _ = writeln!(s, "http.addr            {}{host}", self.http_addr);
         let _ = writeln!(
             s,
-            "workers              threads={} max_inflight={}",
-            self.workers.threads, self.workers.max_inflight
+            "workers              threads={} max_inflight={} max_waiting={} \
+             max_waiting_per_version={}",
+            self.workers.threads,
+            self.workers.max_inflight,
+            self.workers.max_waiting,
+            self.workers.max_waiting_per_version
         );
         let _ = writeln!(
             s,
@@ -554,10 +593,11 @@ impl Config {
         );
         let _ = writeln!(
             s,
-            "limits               result={} error={} logs={}",
+            "limits               result={} error={} logs={} publishes={}",
             human_bytes(self.limits.max_result_bytes.into()),
             human_bytes(self.limits.max_error_bytes.into()),
-            human_bytes(self.limits.max_log_bytes.into())
+            human_bytes(self.limits.max_log_bytes.into()),
+            self.limits.max_publishes
         );
         let _ = writeln!(
             s,
@@ -568,11 +608,14 @@ impl Config {
         );
         let _ = writeln!(
             s,
-            "codeq                worker={} producer={} worker_id={} lease={}s",
+            "codeq                worker={} producer={} worker_id={} lease={}s \
+             max_message={} max_task={}",
             self.codeq.worker_stream_addr,
             self.codeq.producer_stream_addr,
             self.codeq.worker_id,
-            self.codeq.lease.as_secs()
+            self.codeq.lease.as_secs(),
+            human_bytes(self.codeq.max_message_bytes as u64),
+            human_bytes(self.codeq.max_task_bytes as u64)
         );
         let same = self.codeq.worker_token == self.codeq.producer_token;
         let _ = writeln!(
@@ -926,6 +969,9 @@ impl Reader<'_> {
                 ),
             }
         }
+        let max_waiting = self.int(&w, "max_waiting", max_inflight as u64, 0, 1_000_000) as usize;
+        let max_waiting_per_version =
+            self.int(&w, "max_waiting_per_version", 64, 0, 1_000_000) as usize;
 
         // cache
         let c = self.section(&inv, "cache");
@@ -942,12 +988,35 @@ impl Reader<'_> {
             max_result_bytes: self.bytes(&l, "max_result_bytes", 256 * KIB, KIB, 16 * MIB) as u32,
             max_error_bytes: self.bytes(&l, "max_error_bytes", 64 * KIB, 256, MIB) as u32,
             max_log_bytes: self.bytes(&l, "max_log_bytes", MIB, KIB, 64 * MIB) as u32,
+            max_publishes: self.int(&l, "max_publishes", 100, 0, 100_000) as u32,
         };
 
         // codeq (ours) + plugins.messaging.codeq (Sous')
         let cq = self.section(&inv, "codeq");
         self.deny_unknown(&cq, "codeq");
         let lease = Duration::from_secs(self.int(&cq, "lease_seconds", 60, 2, 3600));
+        let max_message_bytes =
+            self.bytes(&cq, "max_message_bytes", 4 * MIB, 64 * KIB, 64 * MIB) as usize;
+        let max_task_bytes = self.bytes(&cq, "max_task_bytes", 4 * MIB, KIB, 64 * MIB) as usize;
+        // A result carries at most the result, the error and the stack; with its envelope it
+        // must fit in one codeQ message.
+        let largest_result = u64::from(limits.max_result_bytes)
+            + u64::from(limits.max_error_bytes)
+            + 8 * KIB
+            + crate::host::ENVELOPE_RESERVE_BYTES as u64;
+        if largest_result > max_message_bytes as u64 {
+            self.problem(
+                cq.key("max_message_bytes"),
+                format!(
+                    "is {}, but a result can take {} (limits.max_result_bytes + \
+                     limits.max_error_bytes + the 8 KiB stack + {} for the envelope): raise it \
+                     or lower the limits",
+                    human_bytes(max_message_bytes as u64),
+                    human_bytes(largest_result),
+                    human_bytes(crate::host::ENVELOPE_RESERVE_BYTES as u64)
+                ),
+            );
+        }
         let worker_id = match self.string(&cq, "worker_id") {
             Some(id) => {
                 if id.len() > 128 || id.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
@@ -1169,6 +1238,8 @@ impl Reader<'_> {
             workers: WorkersSettings {
                 threads,
                 max_inflight,
+                max_waiting,
+                max_waiting_per_version,
             },
             cache,
             limits,
@@ -1184,6 +1255,8 @@ impl Reader<'_> {
                 topics,
                 lease,
                 worker_id,
+                max_message_bytes,
+                max_task_bytes,
             },
             activation_ttl_seconds,
             drain,
@@ -1378,7 +1451,9 @@ mod tests {
             c.workers,
             WorkersSettings {
                 threads: 32,
-                max_inflight: 2048
+                max_inflight: 2048,
+                max_waiting: 2048,
+                max_waiting_per_version: 64,
             }
         );
         assert_eq!(
@@ -1393,7 +1468,8 @@ mod tests {
             LimitsSettings {
                 max_result_bytes: 262_144,
                 max_error_bytes: 65_536,
-                max_log_bytes: 1_048_576
+                max_log_bytes: 1_048_576,
+                max_publishes: 100,
             }
         );
         assert_eq!(c.kvrocks.addr, "127.0.0.1:6666");
@@ -1412,6 +1488,8 @@ mod tests {
             }
         );
         assert_eq!(c.codeq.lease, Duration::from_secs(60));
+        assert_eq!(c.codeq.max_message_bytes, 4 << 20);
+        assert_eq!(c.codeq.max_task_bytes, 4 << 20);
         assert!(c.codeq.worker_id.starts_with("cs-invoker-pool@"));
         assert_eq!(
             c.codeq.worker_id,

@@ -7,11 +7,12 @@ use crate::host::service::ServiceHost;
 use crate::host::HostScope;
 use crate::pool::{self, Job, Pool, PoolConfig};
 use crate::sandbox::{Sandbox, SandboxPolicy};
-use crate::store::{RedisStore, StoreConfig};
+use crate::store::{keys, RedisStore, StoreConfig};
 use sandbox_child::bundle::{self, BundleError};
 use sandbox_child::messages::{
-    CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
+    truncate_utf8, CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
 };
+use sandbox_child::protocol::OutputLimits;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -120,13 +121,18 @@ fn check_args(args: &RunArgs) -> Result<(), UsageError> {
             return Err(usage(format!("--memory-mb must be in 16..=4096, got {m}")));
         }
     }
-    for (flag, v, max) in [
-        ("--tenant", &args.tenant, 64),
-        ("--namespace", &args.namespace, 64),
+    let function = args.function.as_deref();
+    for (flag, v, min, max) in [
+        ("--tenant", Some(args.tenant.as_str()), 3, 64),
+        ("--namespace", Some(args.namespace.as_str()), 1, 64),
+        ("--function", function, 1, 64),
     ] {
-        if v.is_empty() || v.len() > max || v.contains(':') {
+        let Some(v) = v else { continue };
+        let n = v.chars().count();
+        if !(min..=max).contains(&n) || keys::bad_name_char(v).is_some() {
             return Err(usage(format!(
-                "{flag} must be 1..={max} characters without ':', got \"{v}\""
+                "{flag} must be {min}..={max} characters of {}, got \"{v}\"",
+                keys::NAME_CHARSET
             )));
         }
     }
@@ -148,6 +154,12 @@ fn function_name(args: &RunArgs) -> String {
         .or_else(|| name.strip_suffix(".tar"))
         .unwrap_or(&name)
         .to_string();
+    // The default is only a label: characters a function name may not hold become '_'.
+    let name: String = name
+        .chars()
+        .map(|c| if keys::is_name_char(c) { c } else { '_' })
+        .take(64)
+        .collect();
     if name.is_empty() {
         "function".into()
     } else {
@@ -192,7 +204,13 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
                 result: None,
                 error: Some(ErrorBody {
                     kind: e.kind().into(),
-                    message: e.message().into(),
+                    message: {
+                        // A hostile manifest can make the parser's message huge (10 MB
+                        // field names); the error is bounded like every other.
+                        let mut m = e.message().to_string();
+                        truncate_utf8(&mut m, OutputLimits::default().max_error_bytes as usize);
+                        m
+                    },
                     stack: None,
                 }),
             });
@@ -264,6 +282,8 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
             activation_id: activation_id.clone(),
             capabilities,
             deadline,
+            policy: Default::default(),
+            calls: Default::default(),
         },
         event_json,
         ctx_json,

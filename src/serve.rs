@@ -18,6 +18,7 @@ use crate::pipeline::{Answer, Pipeline, PipelineConfig, Processed, Topics};
 use crate::pool::Pool;
 use crate::queue::producer::{ProducerClient, ProducerConfig};
 use crate::queue::worker::{TaskHandler, TaskInfo, Worker, WorkerConfig};
+use crate::queue::WaitError;
 use crate::sandbox::{required_by_env, Sandbox};
 use crate::store::{ActivationStatus, RedisStore, Store};
 use std::sync::Arc;
@@ -39,7 +40,10 @@ struct Handler {
 impl TaskHandler for Handler {
     async fn handle(&self, task: TaskInfo) -> Answer {
         self.metrics.set_inflight(self.pipeline.inflight() + 1);
-        let p = self.pipeline.process(&task.payload).await;
+        let p = self
+            .pipeline
+            .process_in_slot(&task.payload, &task.slot)
+            .await;
         self.metrics.set_inflight(self.pipeline.inflight());
         self.record(&task, &p);
         p.answer
@@ -141,13 +145,15 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         tracing::warn!(addr = %cfg.kvrocks.addr, error = %e, "KVRocks not reachable yet; not ready until it is");
     }
 
-    let producer = Arc::new(ProducerClient::start(ProducerConfig::new(
+    let mut pcfg = ProducerConfig::new(
         cfg.codeq.producer_stream_addr.clone(),
         cfg.codeq.producer_token.expose(),
-    )));
+    );
+    pcfg.max_message_bytes = cfg.codeq.max_message_bytes;
+    let producer = Arc::new(ProducerClient::start(pcfg));
     match producer.wait_connected(STARTUP_CONNECT_WAIT).await {
         Ok(()) => {}
-        Err(e) if e.contains("refused") => return Err(e),
+        Err(WaitError::Refused(e)) => return Err(e),
         Err(e) => {
             tracing::warn!(error = %e, "codeQ producer stream not open yet; retrying in the background")
         }
@@ -170,6 +176,11 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
             cache_bytes_max: usize::try_from(cfg.cache.bytes_max).unwrap_or(usize::MAX),
             max_error_bytes: cfg.limits.max_error_bytes as usize,
             topics,
+            max_publishes: cfg.limits.max_publishes,
+            max_message_bytes: cfg.codeq.max_message_bytes,
+            max_task_bytes: cfg.codeq.max_task_bytes,
+            max_waiting: cfg.workers.max_waiting,
+            max_waiting_per_version: cfg.workers.max_waiting_per_version,
         },
         store.clone(),
         producer.clone(),
@@ -204,7 +215,7 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     ));
     match worker.wait_connected(STARTUP_CONNECT_WAIT).await {
         Ok(()) => {}
-        Err(e) if e.contains("refused") => return Err(e),
+        Err(WaitError::Refused(e)) => return Err(e),
         Err(e) => {
             tracing::warn!(error = %e, "codeQ worker stream not open yet; retrying in the background")
         }

@@ -155,6 +155,8 @@ fn job(bundle: &Arc<Bundle>, event: &serde_json::Value) -> Job {
             activation_id: uuid::Uuid::new_v4().to_string(),
             capabilities: Arc::new(bundle.manifest.capabilities.clone()),
             deadline,
+            policy: Default::default(),
+            calls: Default::default(),
         },
         event_json: event.to_string(),
         ctx_json: serde_json::json!({
@@ -579,6 +581,38 @@ async fn a_native_allocation_beyond_the_cgroup_limit_is_a_memory_limit() {
         body(&pool.invoke(&job(&ok, &serde_json::json!({})), &host).await),
         "ok"
     );
+    finish(pool, sandbox).await;
+}
+
+/// Issue 10 #9: a native allocation refused at the address-space limit used to abort the
+/// child (SIGABRT through a blocked `tgkill`: an unattributed `SandboxError`). The limit is now
+/// sized from the function's memory limit when the child is bound, and the child's allocator
+/// reports the failure: `MemoryLimit`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_allocation_refused_at_the_address_space_limit_is_a_memory_limit() {
+    let Some(bin) = escape_bin() else { return };
+    let Some(sandbox) = sandbox("native-as") else {
+        return;
+    };
+    let pool = pool(bin, &sandbox, 0);
+    let host = LocalHost::new();
+    // 2 GiB untouched: under the stem's 4.5 GiB limit, over 64 MiB + the headroom.
+    let escape = make_bundle(ESCAPE, 64, 10_000);
+    let ex = pool
+        .invoke(
+            &job(&escape, &serde_json::json!({ "op": "rust-alloc:2048" })),
+            &host,
+        )
+        .await;
+    let (kind, message) = error_of(&ex);
+    assert_eq!(kind, "MemoryLimit", "{message}");
+    assert!(
+        message.contains("memory limit of 64 MiB")
+            && message.contains("native allocation of 2147483648 bytes failed"),
+        "{message}"
+    );
+    assert_eq!(pool.stats().kills_for(KillReason::MemoryLimit), 1);
+    assert_eq!(pool.stats().kills_for(KillReason::SandboxViolation), 0);
     finish(pool, sandbox).await;
 }
 

@@ -326,6 +326,8 @@ fn scope_with(deadline_in: Duration) -> HostScope {
         activation_id: "act-1".into(),
         capabilities: Arc::new(Capabilities::default()),
         deadline: Instant::now() + deadline_in,
+        policy: Default::default(),
+        calls: Default::default(),
     }
 }
 
@@ -992,4 +994,53 @@ async fn tls_and_connection_failures_are_plain_errors() {
         get(&f, &c, &format!("http://{addr}/ok")).await,
         "cannot connect to \"127.0.0.1\"",
     );
+}
+
+/// Issue 10 #4: every range the IANA special-purpose registries mark not globally reachable
+/// is refused when a name resolves to it and on every redirect hop, not only as a literal.
+#[tokio::test]
+async fn special_purpose_ranges_are_denied_via_dns_and_on_redirect_hops() {
+    let srv = Server::start().await;
+    let resolver = MockResolver::with(&[
+        ("public.test", &["127.0.0.1"]),
+        ("doc.test", &["192.0.2.10"]),
+        ("bench.test", &["198.18.3.4"]),
+        ("net2.test", &["198.51.100.20"]),
+        ("net3.test", &["203.0.113.30"]),
+        ("ietf.test", &["192.0.0.170"]),
+        ("doc6.test", &["2001:db8::10"]),
+        ("discard6.test", &["100::1"]),
+    ]);
+    let f = HttpFetcher::new(public_test_config()).with_resolver(resolver.clone());
+    let names = [
+        ("doc.test", "192.0.2.0/24"),
+        ("bench.test", "198.18.0.0/15"),
+        ("net2.test", "198.51.100.0/24"),
+        ("net3.test", "203.0.113.0/24"),
+        ("ietf.test", "192.0.0.0/24"),
+        ("doc6.test", "2001:db8::/32"),
+        ("discard6.test", "100::/64"),
+    ];
+    let mut allowed: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+    allowed.push("public.test");
+    allowed.push("203.0.113.7");
+    let c = caps(&allowed);
+    for (name, range) in names {
+        let r = get(&f, &c, &format!("http://{name}/")).await;
+        assert_denied(r.clone(), "it resolves to");
+        assert_denied(r, range);
+    }
+    // A redirect hop to such an address, by name or literal, is refused too.
+    let p = srv.port;
+    for (to, needle) in [
+        (format!("http://doc.test:{p}/x"), "192.0.2.0/24"),
+        ("http://203.0.113.7/x".to_string(), "203.0.113.0/24"),
+    ] {
+        let url = srv.url("public.test", &format!("/redirect?code=302&to={to}"));
+        let before = srv.hits().len();
+        let r = get(&f, &c, &url).await;
+        assert_denied(r.clone(), "redirect from \"public.test\"");
+        assert_denied(r, needle);
+        assert_eq!(srv.hits().len(), before + 1, "only the first hop was sent");
+    }
 }

@@ -482,17 +482,23 @@ async fn invalid_requests_are_dead_lettered_and_write_nothing() {
         in_a_minute(),
         json!({}),
     );
+    // Each case is its own request (its own activation id): dead letters are keyed by it.
+    let fresh = || {
+        let mut r = good.clone();
+        r["activation_id"] = json!(aid());
+        r
+    };
     let mut cases: Vec<(Vec<u8>, &str)> = Vec::new();
-    let mut missing = good.clone();
+    let mut missing = fresh();
     missing.as_object_mut().unwrap().remove("principal");
     cases.push((envelope(&missing), "principal: missing"));
     let mut bad_uuid = good.clone();
     bad_uuid["activation_id"] = json!("not-a-uuid");
     cases.push((envelope(&bad_uuid), "activation_id: must be a UUID"));
-    let mut bad_trigger = good.clone();
+    let mut bad_trigger = fresh();
     bad_trigger["trigger"]["type"] = json!("email");
     cases.push((envelope(&bad_trigger), "trigger.type"));
-    let mut no_ref = good.clone();
+    let mut no_ref = fresh();
     no_ref["ref"] = json!({"function": FN});
     cases.push((envelope(&no_ref), "ref: needs ref.alias or ref.version"));
     cases.push((b"{not json".to_vec(), "payload is not JSON"));
@@ -519,6 +525,68 @@ async fn invalid_requests_are_dead_lettered_and_write_nothing() {
     assert!(h.keys("cs:req:*").is_empty());
     assert!(h.publisher.on_topic("cs.results").is_empty());
     assert_eq!(h.keys("cs:kv:*"), Vec::<String>::new(), "no code ran");
+
+    // A redelivery of an invalid request (the replica died between the dead letter and the
+    // FAILED answer) dead-letters it once: the dead letter is keyed by the activation id, or
+    // by the payload's sha256 when it has none.
+    let before = h.publisher.on_topic("cs.dlq.invoke").len();
+    for (payload, key) in [
+        (
+            envelope(&missing),
+            format!("dlq:{}", missing["activation_id"].as_str().unwrap()),
+        ),
+        (
+            b"{not json".to_vec(),
+            format!("dlq:sha256:{}", bundle::sha256_hex(b"{not json")),
+        ),
+    ] {
+        for _ in 0..2 {
+            let p = h.pipeline.process(&payload).await;
+            assert!(matches!(p.answer, Answer::Failed { .. }));
+        }
+        let dlq = h.publisher.on_topic("cs.dlq.invoke");
+        assert!(dlq
+            .iter()
+            .any(|m| m.idempotency_key.as_deref() == Some(key.as_str())));
+    }
+    assert_eq!(h.publisher.on_topic("cs.dlq.invoke").len(), before);
+    h.pool.shutdown().await;
+}
+
+/// Issue 10 #10: a re-run activation (its replica died mid-run, the record stayed `running`)
+/// publishes each of its `cs.codeq.publish` messages once: their idempotency keys are the
+/// activation id and the call's index, the same on every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_activation_publishes_each_message_once() {
+    let server = server!();
+    let mut h = Harness::new(&server, "republish", PipelineConfig::default()).await;
+    let source = r#"export default (event) => {
+        cs.codeq.publish("orders.created", { n: 1 });
+        cs.codeq.publish("orders.created", { n: 2 });
+        return "ok";
+    };"#;
+    h.publish(1, source, &manifest(5000, 4, kv_caps()), Some("prod"));
+    let a = aid();
+    let payload = envelope(&request(
+        &a,
+        json!({"function": FN, "alias": "prod"}),
+        in_a_minute(),
+        json!({}),
+    ));
+    completed(&h.pipeline.process(&payload).await.answer);
+    // As if the replica had died before its terminal write: the record is `running` again.
+    let _: () = h
+        .raw
+        .set(format!("cs:act:{T}:{a}:status"), "running")
+        .unwrap();
+    completed(&h.pipeline.process(&payload).await.answer);
+    let published = h.publisher.on_topic("orders.created");
+    assert_eq!(published.len(), 2, "{published:?}");
+    let keys: Vec<_> = published
+        .iter()
+        .map(|m| m.idempotency_key.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(keys, [format!("pub:{a}:1"), format!("pub:{a}:2")]);
     h.pool.shutdown().await;
 }
 
@@ -1027,5 +1095,152 @@ async fn max_concurrency_one_serialises_a_version() {
         ea <= sb || eb <= sa,
         "runs overlapped: {sa}-{ea} and {sb}-{eb}"
     );
+    h.pool.shutdown().await;
+}
+
+/// A TCP proxy in front of the test redis-server that, after it has forwarded the `n`-th
+/// command mentioning `needle`, holds the server's replies back until released: the store
+/// applied the command, but the pipeline's reply times out — a stall of the server (or a
+/// dying one) seen from the client.
+struct Stalling {
+    addr: String,
+    stalled: Arc<std::sync::atomic::AtomicBool>,
+    released: Arc<tokio::sync::Notify>,
+}
+
+impl Stalling {
+    async fn start(upstream: String, needle: String, n: usize) -> Stalling {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let released = Arc::new(tokio::sync::Notify::new());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let (st, rel) = (stalled.clone(), released.clone());
+        tokio::spawn(async move {
+            while let Ok((down, _)) = listener.accept().await {
+                let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (mut down_r, mut down_w) = down.into_split();
+                let (mut up_r, mut up_w) = up.into_split();
+                let (st1, seen, needle) = (st.clone(), seen.clone(), needle.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1 << 16];
+                    while let Ok(k) = down_r.read(&mut buf).await {
+                        if k == 0 {
+                            break;
+                        }
+                        let text = String::from_utf8_lossy(&buf[..k]);
+                        let hits = text.matches(needle.as_str()).count();
+                        if hits > 0 {
+                            let before = seen.fetch_add(hits, Ordering::SeqCst);
+                            // Once: at the command that makes it `n`.
+                            if before < n && before + hits >= n {
+                                st1.store(true, Ordering::SeqCst);
+                            }
+                        }
+                        if up_w.write_all(&buf[..k]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let (st2, rel) = (st.clone(), rel.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1 << 16];
+                    while let Ok(k) = up_r.read(&mut buf).await {
+                        if k == 0 {
+                            break;
+                        }
+                        while st2.load(Ordering::SeqCst) {
+                            let wake = rel.notified();
+                            tokio::select! {
+                                _ = wake => {}
+                                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                            }
+                        }
+                        if down_w.write_all(&buf[..k]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Stalling {
+            addr,
+            stalled,
+            released,
+        }
+    }
+
+    fn is_stalled(&self) -> bool {
+        self.stalled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn release(&self) {
+        self.stalled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.released.notify_waiters();
+    }
+}
+
+/// Issue 10, "log chunks lost": the terminal compare-and-set is applied by the store, but its
+/// reply comes too late (the store stalled past our timeout). The task is retried; the
+/// redelivery finds the activation terminal and only republishes — so the logs must have been
+/// written by the compare-and-set itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_write_whose_reply_is_lost_keeps_its_logs() {
+    let server = server!();
+    let a = aid();
+    // Commands naming the status key: the idempotency read, the running write, the terminal
+    // compare-and-set. The third one's reply is held back.
+    let proxy = Stalling::start(server.addr(), format!("cs:act:{T}:{a}:status"), 3).await;
+    let mut h =
+        Harness::with_store_addr(&server, &proxy.addr, "stall", PipelineConfig::default()).await;
+    h.publish(1, COUNTING, &manifest(5000, 4, kv_caps()), Some("prod"));
+    // A first activation loads the scripts into the server (EVALSHA then needs no EVAL).
+    let warm = h
+        .pipeline
+        .process(&envelope(&request(
+            &aid(),
+            json!({"function": FN, "alias": "prod"}),
+            in_a_minute(),
+            json!({}),
+        )))
+        .await;
+    completed(&warm.answer);
+    let payload = envelope(&request(
+        &a,
+        json!({"function": FN, "alias": "prod"}),
+        in_a_minute(),
+        json!({"n": 1}),
+    ));
+    let first = h.pipeline.process(&payload).await;
+    assert!(proxy.is_stalled(), "the terminal write went out");
+    match &first.answer {
+        Answer::RetryLater { reason } => assert!(reason.contains("unavailable"), "{reason}"),
+        other => panic!("expected RetryLater, got {other:?}"),
+    }
+    // The store applied it.
+    assert_eq!(
+        h.get(&format!("cs:act:{T}:{a}:status")).as_deref(),
+        Some("success")
+    );
+    proxy.release();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // The redelivery republishes without running the code again; the logs are there.
+    let again = h.pipeline.process(&payload).await;
+    completed(&again.answer);
+    assert!(again.activation.as_ref().is_some_and(|s| s.republished));
+    assert_eq!(runs(&mut h, &a), 1);
+    let chunks = h.keys(&format!("cs:log:{T}:{a}:0*"));
+    assert_eq!(chunks.len(), 1, "{chunks:?}");
+    let text = h.get(&chunks[0]).unwrap();
+    assert!(text.contains("[info] run 1 of reconcile"), "{text}");
+    assert!(h
+        .get(&format!("cs:req:{T}:req-{}:result", &a[..8]))
+        .is_some());
     h.pool.shutdown().await;
 }

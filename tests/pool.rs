@@ -50,6 +50,8 @@ fn job(bundle: &Arc<Bundle>, tenant: &str, event: &str, timeout: Duration) -> Jo
             activation_id: uuid::Uuid::new_v4().to_string(),
             capabilities: Arc::new(bundle.manifest.capabilities.clone()),
             deadline,
+            policy: Default::default(),
+            calls: Default::default(),
         },
         event_json: event.into(),
         ctx_json: serde_json::json!({

@@ -9,9 +9,9 @@
 mod redis_support;
 
 use cs_invoker_pool::store::{
-    ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, AliasRecord,
-    HostCallsRecord, RedisStore, RunningWrite, Store, StoreConfig, StoreError, UserKv, VersionMeta,
-    LOG_CHUNK_BYTES, MAX_BUNDLE_BYTES,
+    chunk_logs, ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, AliasRecord,
+    HostCallsRecord, RedisStore, RunningWrite, Store, StoreConfig, StoreError, Terminal, UserKv,
+    VersionMeta, LOG_CHUNK_BYTES, MAX_BUNDLE_BYTES,
 };
 use redis_support::RedisServer;
 use sandbox_child::messages::{ErrorBody, HttpResult, InvocationResult};
@@ -75,6 +75,30 @@ fn assert_ttl(raw: &mut redis::Connection, key: &str, ttl: i64) {
         got <= ttl && got >= ttl - 5,
         "TTL of {key} is {got}, expected about {ttl}"
     );
+}
+
+/// The InvocationResult a terminal record stands for (what the correlation key holds).
+fn result_of(r: &ActivationRecord) -> InvocationResult {
+    InvocationResult {
+        activation_id: r.activation_id.clone(),
+        request_id: r.request_id.clone(),
+        status: r.status.as_str().to_string(),
+        duration_ms: r.duration_ms.unwrap_or(0),
+        result: r.result.clone(),
+        error: r.error.clone(),
+    }
+}
+
+/// The terminal write of `record` with no log lines.
+async fn terminal(store: &RedisStore, record: &ActivationRecord) -> Result<bool, StoreError> {
+    let result = result_of(record);
+    store
+        .write_terminal(&Terminal {
+            record,
+            logs: &[],
+            result: &result,
+        })
+        .await
 }
 
 fn running(aid: &str) -> ActivationRecord {
@@ -230,7 +254,7 @@ async fn every_key_of_spec_4_has_its_value_format_and_ttl() {
     );
 
     // Terminal record.
-    assert!(store.write_terminal(&success(&a, 12)).await.unwrap());
+    assert!(terminal(&store, &success(&a, 12)).await.unwrap());
     assert_eq!(
         raw_json(&mut raw, &meta_key),
         json!({
@@ -364,13 +388,13 @@ async fn the_terminal_compare_and_set_wins_once() {
         store.write_running(&running(&a)).await.unwrap(),
         RunningWrite::Started
     );
-    assert!(store.write_terminal(&success(&a, 12)).await.unwrap());
+    assert!(terminal(&store, &success(&a, 12)).await.unwrap());
     let meta = raw_get(&mut raw, &meta_key).unwrap();
     let ttl_before = raw_ttl(&mut raw, &meta_key);
 
     // A second terminal write loses and changes nothing.
-    assert!(!store.write_terminal(&failure(&a)).await.unwrap());
-    assert!(!store.write_terminal(&success(&a, 99)).await.unwrap());
+    assert!(!terminal(&store, &failure(&a)).await.unwrap());
+    assert!(!terminal(&store, &success(&a, 99)).await.unwrap());
     assert_eq!(raw_get(&mut raw, &meta_key).unwrap(), meta);
     assert_eq!(raw_get(&mut raw, &status_key).unwrap(), b"success");
     assert!(raw_ttl(&mut raw, &meta_key) <= ttl_before);
@@ -384,18 +408,18 @@ async fn the_terminal_compare_and_set_wins_once() {
     assert_eq!(raw_get(&mut raw, &status_key).unwrap(), b"success");
 
     // Repeating exactly the winning write (a retry after a lost reply) still reports the win.
-    assert!(store.write_terminal(&success(&a, 12)).await.unwrap());
+    assert!(terminal(&store, &success(&a, 12)).await.unwrap());
     assert_eq!(raw_get(&mut raw, &meta_key).unwrap(), meta);
 
     // A terminal write of status running is refused.
     assert!(matches!(
-        store.write_terminal(&running(&a)).await,
+        terminal(&store, &running(&a)).await,
         Err(StoreError::Invalid(_))
     ));
 
     // No running record (terminal error before execution): the terminal write wins.
     let b = aid(3);
-    assert!(store.write_terminal(&failure(&b)).await.unwrap());
+    assert!(terminal(&store, &failure(&b)).await.unwrap());
     assert_eq!(
         store.activation_status(T, &b).await.unwrap(),
         Some(ActivationStatus::Error)
@@ -404,7 +428,7 @@ async fn the_terminal_compare_and_set_wins_once() {
         store.activation_meta(T, &b).await.unwrap(),
         Some(failure(&b))
     );
-    assert!(!store.write_terminal(&success(&b, 1)).await.unwrap());
+    assert!(!terminal(&store, &success(&b, 1)).await.unwrap());
 
     // The scripts survive SCRIPT FLUSH (EVALSHA → NOSCRIPT → EVAL).
     redis::cmd("SCRIPT")
@@ -420,7 +444,67 @@ async fn the_terminal_compare_and_set_wins_once() {
         .arg("FLUSH")
         .query::<()>(&mut raw)
         .unwrap();
-    assert!(store.write_terminal(&success(&c, 3)).await.unwrap());
+    assert!(terminal(&store, &success(&c, 3)).await.unwrap());
+}
+
+/// The terminal write stores the log chunks, their index and the correlation key in the same
+/// atomic step as the record: they exist exactly when the record turned terminal with this
+/// write, and a losing write touches none of them.
+#[tokio::test]
+async fn the_terminal_write_carries_the_logs_and_the_correlation_key() {
+    let server = server!();
+    let mut raw = server.raw();
+    let store = RedisStore::connect(config(&server)).await.unwrap();
+    let a = aid(40);
+    store.write_running(&running(&a)).await.unwrap();
+    let lines: Vec<String> = (0..3000)
+        .map(|i| format!("[info] line {i:05} {}", "x".repeat(40)))
+        .collect();
+    let rec = success(&a, 12);
+    let result = result_of(&rec);
+    let t = Terminal {
+        record: &rec,
+        logs: &lines,
+        result: &result,
+    };
+    assert!(store.write_terminal(&t).await.unwrap());
+    let text = store.read_logs(T, &a).await.unwrap().concat();
+    assert_eq!(
+        text,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>()
+    );
+    let chunks = chunk_logs(&lines, LOG_CHUNK_BYTES).len();
+    assert!(chunks >= 3);
+    let index = format!("cs:log:{T}:{a}:chunks");
+    assert_eq!(raw_type(&mut raw, &index), "zset");
+    assert_ttl(&mut raw, &index, WEEK);
+    for n in 0..chunks {
+        assert_ttl(&mut raw, &format!("cs:log:{T}:{a}:{n:012}"), WEEK);
+    }
+    let corr = format!("cs:req:{T}:{}:result", rec.request_id);
+    assert_eq!(
+        serde_json::from_value::<InvocationResult>(raw_json(&mut raw, &corr)).unwrap(),
+        result
+    );
+    assert_ttl(&mut raw, &corr, 600);
+
+    // A losing write (another delivery's outcome) leaves all of it as the winner wrote it.
+    let other = failure(&a);
+    let other_result = result_of(&other);
+    let other_lines = vec!["[error] from the loser".to_string()];
+    assert!(!store
+        .write_terminal(&Terminal {
+            record: &other,
+            logs: &other_lines,
+            result: &other_result,
+        })
+        .await
+        .unwrap());
+    assert_eq!(store.read_logs(T, &a).await.unwrap().concat(), text);
+    assert_eq!(
+        serde_json::from_value::<InvocationResult>(raw_json(&mut raw, &corr)).unwrap(),
+        result
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -443,7 +527,7 @@ async fn concurrent_terminal_writes_exactly_one_wins() {
                 } else {
                     success(&a, 10 + w)
                 };
-                let won = store.write_terminal(&rec).await.unwrap();
+                let won = terminal(&store, &rec).await.unwrap();
                 (won, rec)
             }));
         }
@@ -718,7 +802,7 @@ async fn every_call(
     call!("activation_meta", store.activation_meta(T, &a));
     call!("activation_status", store.activation_status(T, &a));
     call!("write_running", store.write_running(&running(&a)));
-    call!("write_terminal", store.write_terminal(&success(&a, 1)));
+    call!("write_terminal", terminal(store, &success(&a, 1)));
     call!(
         "write_logs",
         store.write_logs(T, &a, &["[info] x".to_string()])
@@ -812,7 +896,7 @@ async fn a_server_restarted_while_idle_is_reconnected_without_a_failed_call() {
         store.write_running(&running(&a)).await,
         Ok(RunningWrite::Started)
     );
-    assert_eq!(store.write_terminal(&success(&a, 1)).await, Ok(true));
+    assert_eq!(terminal(&store, &success(&a, 1)).await, Ok(true));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

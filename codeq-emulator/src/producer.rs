@@ -98,6 +98,11 @@ impl ProducerStream for ProducerService {
                     Ok(None) => break,
                     Err(status) => {
                         tracing::debug!(%status, "producer stream read error");
+                        // grpc-go (codeQ) fails the RPC with RESOURCE_EXHAUSTED when a message
+                        // exceeds its receive limit; so does the emulator.
+                        if let Some(st) = crate::server::over_limit(&status) {
+                            let _ = tx.send(Err(st)).await;
+                        }
                         break;
                     }
                 };

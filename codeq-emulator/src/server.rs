@@ -183,12 +183,14 @@ impl Emulator {
                 shared: Arc::clone(&self.shared),
                 shutdown: stop_rx.clone(),
             })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
         };
         let producer = || {
             ProducerStreamServer::new(ProducerService {
                 shared: Arc::clone(&self.shared),
                 shutdown: stop_rx.clone(),
             })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
         };
         let mut servers = Vec::new();
         let mut listeners = listeners.into_iter();
@@ -470,4 +472,17 @@ async fn reap_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             shared.claimable.notify_waiters();
         }
     }
+}
+
+/// codeQ's gRPC message limit (grpc-go's default receive limit).
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+/// The status grpc-go ends an RPC with when a received message exceeds its limit
+/// (`RESOURCE_EXHAUSTED: grpc: received message larger than max`), for a decode error of tonic
+/// that says so; `None` for any other read error.
+pub(crate) fn over_limit(status: &tonic::Status) -> Option<tonic::Status> {
+    let m = status.message();
+    (status.code() == tonic::Code::OutOfRange && m.contains("too large")).then(|| {
+        tonic::Status::resource_exhausted(format!("grpc: received message larger than max ({m})"))
+    })
 }

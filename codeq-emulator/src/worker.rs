@@ -119,6 +119,9 @@ impl WorkerStream for WorkerService {
                     Ok(None) => break,
                     Err(status) => {
                         tracing::debug!(worker_id = %session.worker_id, %status, "worker stream read error");
+                        if let Some(st) = crate::server::over_limit(&status) {
+                            let _ = session.tx.send(Err(st)).await;
+                        }
                         break;
                     }
                 }

@@ -6,6 +6,12 @@
 //! The command line is defined in [`sandbox_child::cli`] (clap); `pipe`, which the supervisor
 //! starts for every child, is recognised before any parser runs.
 
+mod oom;
+
+/// A failed native allocation is the function's out-of-memory, reported as such (see `oom`).
+#[global_allocator]
+static ALLOCATOR: oom::ReportingAlloc = oom::ReportingAlloc;
+
 use sandbox_child::bundle::{self, BundleError};
 use sandbox_child::cli::{self, Command, Parsed, RunArgs, EXIT_USAGE};
 use sandbox_child::confine::{self, ConfineSettings, Report, StepStatus};

@@ -95,14 +95,30 @@ pub fn truncate_utf8(s: &mut String, max: usize) -> bool {
     true
 }
 
-/// Makes the serialised `result` fit in `max` bytes by cutting its body (the only unbounded
-/// part) to the longest prefix that fits. Returns whether it cut. When the headers alone exceed
-/// `max` the body is emptied and the result is still reported as truncated.
+/// Makes the serialised `result` — status, headers and body, all of it — fit in `max` bytes.
+/// The body is cut first, to the longest prefix that fits; when the headers alone do not fit,
+/// the largest headers are dropped (then the body is cut to what is left). Returns whether
+/// anything was cut.
 pub fn truncate_result(result: &mut HttpResult, max: usize) -> bool {
     if serialized_len(result) <= max {
         return false;
     }
     let body = std::mem::take(&mut result.body);
+    if serialized_len(result) > max {
+        // Largest first: one huge header should not cost every small one.
+        let mut by_size: Vec<(usize, String)> = result
+            .headers
+            .iter()
+            .map(|(k, v)| (k.len() + v.len(), k.clone()))
+            .collect();
+        by_size.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        for (_, k) in by_size {
+            result.headers.remove(&k);
+            if serialized_len(result) <= max {
+                break;
+            }
+        }
+    }
     // Binary search over the prefix length: escapes make the JSON size of a prefix only
     // monotonic, not proportional.
     let (mut lo, mut hi) = (0usize, body.len());
@@ -122,6 +138,17 @@ pub fn truncate_result(result: &mut HttpResult, max: usize) -> bool {
     result.body.clear();
     result.body.push_str(&body[..lo]);
     true
+}
+
+/// One log call is one record, one line: a line break inside the text is written as the two
+/// characters `\n` (`\r` for a carriage return), so no text can forge a `[level]` line of its
+/// own in the stored log. Applied by the child and again by the supervisor, which trusts no
+/// child.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['\n', '\r']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.replace('\n', "\\n").replace('\r', "\\r"))
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -149,6 +176,36 @@ mod tests {
         assert_eq!(s, "aé");
         let mut t = "abc".to_string();
         assert!(!truncate_utf8(&mut t, 3));
+    }
+
+    #[test]
+    fn headers_count_in_the_result_limit() {
+        let mut headers = BTreeMap::new();
+        for i in 0..5 {
+            headers.insert(format!("x-big-{i}"), "h".repeat(100_000));
+        }
+        headers.insert("content-type".into(), "text/plain".into());
+        let mut r = HttpResult {
+            status_code: 200,
+            headers,
+            body: "b".repeat(1000),
+            is_base64_encoded: false,
+        };
+        assert!(truncate_result(&mut r, 256 * 1024));
+        assert!(serde_json::to_vec(&r).unwrap().len() <= 256 * 1024);
+        // The small header stays; two of the big ones fit and are kept.
+        assert_eq!(r.headers["content-type"], "text/plain");
+        assert_eq!(r.headers.len(), 3);
+    }
+
+    #[test]
+    fn a_log_record_is_one_line() {
+        assert_eq!(one_line("plain"), "plain");
+        assert_eq!(
+            one_line("first\n[error] forged\r\n"),
+            "first\\n[error] forged\\r\\n"
+        );
+        assert!(!one_line("a\nb").contains('\n'));
     }
 
     #[test]

@@ -19,8 +19,9 @@
 
 use crate::engine::{Engine, Host};
 use crate::protocol::{
-    read_frame, write_frame, Fatal, FrameError, FromChild, HostCall, HostError, HostOp, HostValue,
-    Init, Loaded, LogLine, Ready, ToChild, MAX_FRAME_TO_CHILD, PROTOCOL_VERSION,
+    encode, read_frame, write_frame, Fatal, FrameError, FromChild, HostCall, HostError, HostOp,
+    HostValue, Init, Loaded, LogLine, Ready, ToChild, LIMIT_EXCEEDED, MAX_FRAME_TO_CHILD,
+    PROTOCOL_VERSION,
 };
 use std::cell::RefCell;
 use std::io::{Read, Write};
@@ -78,6 +79,12 @@ impl<R: Read, W: Write> Io<R, W> {
         write_frame(&mut self.output, msg)
     }
 
+    fn send_encoded(&mut self, frame: &[u8]) -> Result<(), FrameError> {
+        self.output.write_all(frame)?;
+        self.output.flush()?;
+        Ok(())
+    }
+
     fn recv(&mut self) -> Result<ToChild, FrameError> {
         read_frame(&mut self.input, MAX_FRAME_TO_CHILD)
     }
@@ -113,7 +120,27 @@ impl<R: Read, W: Write> Host for PipeHost<R, W> {
         }
         self.next_id += 1;
         let id = self.next_id;
-        if let Err(e) = io.send(&FromChild::HostCall(HostCall { id, op })) {
+        let name = op.call_name();
+        // Encoded first: an argument too large for a frame is the guest's error (catchable,
+        // naming the limit), not a broken conversation.
+        let frame = match encode(&FromChild::HostCall(HostCall { id, op })) {
+            Ok(f) => f,
+            Err(FrameError::TooLarge { len, max }) => {
+                return Err(HostError {
+                    message: format!(
+                        "{LIMIT_EXCEEDED}: {name}: the call's arguments take {len} bytes, \
+                         over the host-call limit of {max} bytes ({} MiB)",
+                        max >> 20
+                    ),
+                })
+            }
+            Err(e) => {
+                return Err(HostError {
+                    message: format!("{name}: cannot encode the call: {e}"),
+                })
+            }
+        };
+        if let Err(e) = io.send_encoded(&frame) {
             io.breach(&format!("cannot send host call {id}: {e}"));
             return Err(HostError {
                 message: GONE.into(),
@@ -230,6 +257,12 @@ fn serve_with<R: Read + 'static, W: Write + 'static>(input: R, output: W, exit: 
                     return breach("a second LoadBundle");
                 }
                 let start = Instant::now();
+                if init.confine.is_some() {
+                    if let Err(e) = crate::confine::lower_address_space(lb.memory_limit_bytes) {
+                        // The engine's counter and the cgroup still bound the child.
+                        eprintln!("sandbox-child: cannot lower the address-space limit: {e}");
+                    }
+                }
                 let r = engine.load(&lb.files, &lb.entry, lb.memory_limit_bytes, lb.limits);
                 let failed = r.is_err();
                 let reply = FromChild::Loaded(r.map(|()| Loaded {

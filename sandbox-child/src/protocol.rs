@@ -38,11 +38,53 @@ pub const MAX_FRAME_FROM_CHILD: usize = 8 << 20;
 /// Size of the length prefix.
 pub const PREFIX_LEN: usize = 4;
 
-const BINCODE: bincode::config::Configuration<
+type Config<const LIMIT: usize> = bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Varint,
-    bincode::config::Limit<MAX_FRAME_TO_CHILD>,
-> = bincode::config::standard().with_limit::<MAX_FRAME_TO_CHILD>();
+    bincode::config::Limit<LIMIT>,
+>;
+
+/// A message of one direction of the pipe, with that direction's size limit. The limit bounds
+/// the encoded body ([`encode`] refuses a bigger one, so the sender learns it before anything
+/// is written) and every allocation the decoder makes for it (bincode's limit is checked before
+/// a length-prefixed field is allocated): a frame from a child can never make the supervisor
+/// allocate more than [`MAX_FRAME_FROM_CHILD`].
+pub trait Frame: Encode + Decode<()> + Sized {
+    /// Largest body of this direction.
+    const MAX: usize;
+    #[doc(hidden)]
+    fn decode_limited(body: &[u8]) -> Result<(Self, usize), bincode::error::DecodeError>;
+    #[doc(hidden)]
+    fn encode_limited(&self, out: &mut Vec<u8>) -> Result<usize, bincode::error::EncodeError>;
+}
+
+impl Frame for ToChild {
+    const MAX: usize = MAX_FRAME_TO_CHILD;
+    fn decode_limited(body: &[u8]) -> Result<(Self, usize), bincode::error::DecodeError> {
+        const C: Config<MAX_FRAME_TO_CHILD> =
+            bincode::config::standard().with_limit::<MAX_FRAME_TO_CHILD>();
+        bincode::decode_from_slice(body, C)
+    }
+    fn encode_limited(&self, out: &mut Vec<u8>) -> Result<usize, bincode::error::EncodeError> {
+        const C: Config<MAX_FRAME_TO_CHILD> =
+            bincode::config::standard().with_limit::<MAX_FRAME_TO_CHILD>();
+        bincode::encode_into_std_write(self, out, C)
+    }
+}
+
+impl Frame for FromChild {
+    const MAX: usize = MAX_FRAME_FROM_CHILD;
+    fn decode_limited(body: &[u8]) -> Result<(Self, usize), bincode::error::DecodeError> {
+        const C: Config<MAX_FRAME_FROM_CHILD> =
+            bincode::config::standard().with_limit::<MAX_FRAME_FROM_CHILD>();
+        bincode::decode_from_slice(body, C)
+    }
+    fn encode_limited(&self, out: &mut Vec<u8>) -> Result<usize, bincode::error::EncodeError> {
+        const C: Config<MAX_FRAME_FROM_CHILD> =
+            bincode::config::standard().with_limit::<MAX_FRAME_FROM_CHILD>();
+        bincode::encode_into_std_write(self, out, C)
+    }
+}
 
 /// Messages from the supervisor to a child.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -190,6 +232,19 @@ pub enum HostOp {
 }
 
 impl HostOp {
+    /// The JavaScript call this op is, for error messages (`cs.kv.set`, ...).
+    pub fn call_name(&self) -> &'static str {
+        match self {
+            HostOp::KvGet { .. } => "cs.kv.get",
+            HostOp::KvSet { .. } => "cs.kv.set",
+            HostOp::KvDel { .. } => "cs.kv.del",
+            HostOp::CodeqPublish { .. } => "cs.codeq.publish",
+            HostOp::HttpFetch { .. } => "cs.http.fetch",
+        }
+    }
+}
+
+impl HostOp {
     /// A short name for logs and metrics: `kv.get`, `codeq.publish`, ...
     pub fn name(&self) -> &'static str {
         match self {
@@ -231,6 +286,10 @@ pub struct HostError {
 
 /// Prefix of every capability denial, as SPEC §6 fixes it.
 pub const CAPABILITY_DENIED: &str = "CS_RUNTIME_CAPABILITY_DENIED";
+
+/// Prefix of the message of an error thrown into the guest when a call exceeds a limit (an
+/// argument too large to send, too many publishes, ...). Catchable like any `Error`.
+pub const LIMIT_EXCEEDED: &str = "CS_RUNTIME_LIMIT_EXCEEDED";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub enum LogLevel {
@@ -341,12 +400,19 @@ impl From<io::Error> for FrameError {
     }
 }
 
-/// Encodes `msg` as one frame: length prefix plus body.
-pub fn encode<T: Encode>(msg: &T) -> Result<Vec<u8>, FrameError> {
+/// Encodes `msg` as one frame: length prefix plus body. A body over its direction's
+/// [`Frame::MAX`] is [`FrameError::TooLarge`]: the peer would refuse it.
+pub fn encode<T: Frame>(msg: &T) -> Result<Vec<u8>, FrameError> {
     let mut buf = vec![0u8; PREFIX_LEN];
-    bincode::encode_into_std_write(msg, &mut buf, BINCODE)
+    msg.encode_limited(&mut buf)
         .map_err(|e| FrameError::Malformed(format!("cannot encode: {e}")))?;
     let body_len = buf.len() - PREFIX_LEN;
+    if body_len > T::MAX {
+        return Err(FrameError::TooLarge {
+            len: body_len,
+            max: T::MAX,
+        });
+    }
     let len = u32::try_from(body_len).map_err(|_| FrameError::TooLarge {
         len: body_len,
         max: u32::MAX as usize,
@@ -365,9 +431,14 @@ pub fn body_len(prefix: [u8; PREFIX_LEN], max: usize) -> Result<usize, FrameErro
 }
 
 /// Decodes one body; every byte must belong to the message.
-pub fn decode_body<T: Decode<()>>(body: &[u8]) -> Result<T, FrameError> {
-    let (msg, used) = bincode::decode_from_slice(body, BINCODE)
-        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+pub fn decode_body<T: Frame>(body: &[u8]) -> Result<T, FrameError> {
+    if body.len() > T::MAX {
+        return Err(FrameError::TooLarge {
+            len: body.len(),
+            max: T::MAX,
+        });
+    }
+    let (msg, used) = T::decode_limited(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if used != body.len() {
         return Err(FrameError::Malformed(format!(
             "{} trailing bytes after the message",
@@ -378,7 +449,7 @@ pub fn decode_body<T: Decode<()>>(body: &[u8]) -> Result<T, FrameError> {
 }
 
 /// Writes one frame and flushes.
-pub fn write_frame<W: Write, T: Encode>(w: &mut W, msg: &T) -> Result<(), FrameError> {
+pub fn write_frame<W: Write, T: Frame>(w: &mut W, msg: &T) -> Result<(), FrameError> {
     let buf = encode(msg)?;
     w.write_all(&buf)?;
     w.flush()?;
@@ -387,10 +458,10 @@ pub fn write_frame<W: Write, T: Encode>(w: &mut W, msg: &T) -> Result<(), FrameE
 
 /// Reads one frame of at most `max` body bytes. A clean end of stream before the prefix is
 /// [`FrameError::Closed`].
-pub fn read_frame<R: Read, T: Decode<()>>(r: &mut R, max: usize) -> Result<T, FrameError> {
+pub fn read_frame<R: Read, T: Frame>(r: &mut R, max: usize) -> Result<T, FrameError> {
     let mut prefix = [0u8; PREFIX_LEN];
     r.read_exact(&mut prefix)?;
-    let len = body_len(prefix, max)?;
+    let len = body_len(prefix, max.min(T::MAX))?;
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
     decode_body(&body)
@@ -447,6 +518,33 @@ mod tests {
         buf.push(0);
         let r: Result<ToChild, _> = decode_body(&buf[PREFIX_LEN..]);
         assert!(matches!(r, Err(FrameError::Malformed(_))));
+    }
+
+    #[test]
+    fn each_direction_has_its_own_limit() {
+        // A host call just over the child-to-supervisor limit cannot even be encoded, so the
+        // child learns it before writing; the same bytes fit the other direction.
+        let big = "x".repeat(MAX_FRAME_FROM_CHILD);
+        let call = FromChild::HostCall(HostCall {
+            id: 1,
+            op: HostOp::KvSet {
+                key: "k".into(),
+                value_json: big.clone(),
+                ttl_seconds: None,
+            },
+        });
+        assert!(matches!(
+            encode(&call),
+            Err(FrameError::TooLarge { max, .. }) if max == MAX_FRAME_FROM_CHILD
+        ));
+        let reply = ToChild::HostReply(HostReply {
+            id: 1,
+            result: Ok(HostValue::Kv(Some(big))),
+        });
+        let buf = encode(&reply).unwrap();
+        // Read back as a child frame, the same body is refused before it is read.
+        let r: Result<FromChild, _> = read_frame(&mut &buf[..], usize::MAX);
+        assert!(matches!(r, Err(FrameError::TooLarge { max, .. }) if max == MAX_FRAME_FROM_CHILD));
     }
 
     #[test]

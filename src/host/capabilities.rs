@@ -1,16 +1,26 @@
 //! The capability checks of SPEC §6, made by the supervisor from the manifest it parsed itself.
 
+use super::{http, HostPolicy, RESERVED_TOPIC_PREFIX};
 use sandbox_child::manifest::{Capabilities, KvOp};
 use sandbox_child::protocol::{HostError, HostOp, CAPABILITY_DENIED};
 
-/// `Ok(())` when `op` is allowed by `caps`, else the error thrown into the guest, whose message
-/// starts with `CS_RUNTIME_CAPABILITY_DENIED:` and says what the manifest would need.
-pub fn check(op: &HostOp, caps: &Capabilities) -> Result<(), HostError> {
+/// `Ok(())` when `op` is allowed by `caps` and by the platform's `policy`, else the error
+/// thrown into the guest, whose message starts with `CS_RUNTIME_CAPABILITY_DENIED:` and says
+/// what the manifest would need.
+pub fn check(op: &HostOp, caps: &Capabilities, policy: &HostPolicy) -> Result<(), HostError> {
     match op {
         HostOp::KvGet { key } => check_kv(KvOp::Get, key, caps),
         HostOp::KvSet { key, .. } => check_kv(KvOp::Set, key, caps),
         HostOp::KvDel { key } => check_kv(KvOp::Del, key, caps),
         HostOp::CodeqPublish { topic, .. } => {
+            if policy.is_reserved(topic) {
+                return Err(denied(format!(
+                    "cs.codeq.publish to topic \"{}\" is not allowed: topics starting with \
+                     \"{RESERVED_TOPIC_PREFIX}\" and the platform's own topics are reserved, \
+                     whatever capabilities.codeq.publishTopics says",
+                    topic.chars().take(200).collect::<String>()
+                )));
+            }
             let topics = caps
                 .codeq
                 .as_ref()
@@ -20,31 +30,15 @@ pub fn check(op: &HostOp, caps: &Capabilities) -> Result<(), HostError> {
                 Ok(())
             } else {
                 Err(denied(format!(
-                    "cs.codeq.publish to topic \"{topic}\" is not allowed; \
+                    "cs.codeq.publish to topic \"{}\" is not allowed; \
                      capabilities.codeq.publishTopics is [{}]",
+                    topic.chars().take(200).collect::<String>(),
                     quoted(topics)
                 )))
             }
         }
-        HostOp::HttpFetch { url, .. } => {
-            let hosts = caps
-                .http
-                .as_ref()
-                .map(|h| h.allow_hosts.as_slice())
-                .unwrap_or(&[]);
-            match url_host(url) {
-                Some(host) if hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) => Ok(()),
-                Some(host) => Err(denied(format!(
-                    "cs.http.fetch to host \"{host}\" is not allowed; \
-                     capabilities.http.allowHosts is [{}]",
-                    quoted(hosts)
-                ))),
-                None => Err(denied(format!(
-                    "cs.http.fetch: \"{}\" is not an absolute http(s) URL",
-                    url.chars().take(200).collect::<String>()
-                ))),
-            }
-        }
+        // One URL parser for the check and the fetch: the fetcher's own.
+        HostOp::HttpFetch { url, .. } => http::check_capability(url, caps.http.as_ref()),
     }
 }
 
@@ -85,32 +79,6 @@ pub fn topic_matches(pattern: &str, topic: &str) -> bool {
     }
 }
 
-/// The host of an absolute `http://` or `https://` URL, lower-cased, without port or brackets.
-fn url_host(url: &str) -> Option<String> {
-    let lower = url
-        .get(..8)
-        .map(|s| s.to_ascii_lowercase())
-        .unwrap_or_default();
-    let rest = if lower.starts_with("https://") {
-        &url[8..]
-    } else if lower.starts_with("http://") {
-        &url[7..]
-    } else {
-        return None;
-    };
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let hostport = authority.rsplit('@').next()?;
-    let host = if let Some(v6) = hostport.strip_prefix('[') {
-        v6.split(']').next()?
-    } else {
-        hostport.split(':').next()?
-    };
-    if host.is_empty() {
-        return None;
-    }
-    Some(host.to_ascii_lowercase())
-}
-
 fn denied(msg: String) -> HostError {
     HostError {
         message: format!("{CAPABILITY_DENIED}: {msg}"),
@@ -144,6 +112,10 @@ mod tests {
                 timeout_ms: None,
             }),
         }
+    }
+
+    fn check(op: &HostOp, caps: &Capabilities) -> Result<(), HostError> {
+        super::check(op, caps, &HostPolicy::default())
     }
 
     fn denied_msg(r: Result<(), HostError>) -> String {
@@ -205,6 +177,39 @@ mod tests {
     }
 
     #[test]
+    fn the_platforms_topics_are_reserved_even_for_a_wildcard() {
+        let mut c = caps();
+        c.codeq = Some(CodeqCapability {
+            publish_topics: vec!["*".into(), "cs.*".into()],
+        });
+        let policy = HostPolicy {
+            reserved_topics: vec!["invocations".into()],
+            ..HostPolicy::default()
+        };
+        let publish = |t: &str| {
+            super::check(
+                &HostOp::CodeqPublish {
+                    topic: t.into(),
+                    payload_json: "{}".into(),
+                },
+                &c,
+                &policy,
+            )
+        };
+        for reserved in [
+            "cs.invoke",
+            "cs.results",
+            "cs.dlq.invoke",
+            "cs.anything",
+            "invocations",
+        ] {
+            let m = denied_msg(publish(reserved));
+            assert!(m.contains("reserved"), "{m}");
+        }
+        assert!(publish("events.created").is_ok());
+    }
+
+    #[test]
     fn http_hosts_are_exact_and_case_insensitive() {
         let c = caps();
         let fetch = |u: &str| {
@@ -223,5 +228,9 @@ mod tests {
         denied_msg(fetch("https://api.example.com.evil.net/"));
         denied_msg(fetch("https://user@evil.net/"));
         denied_msg(fetch("file:///etc/passwd"));
+        // WHATWG: `\` is `/` in an http URL, so the host is "api.example.com"... for the
+        // check and for the fetch alike.
+        assert!(fetch("http://api.example.com\\@evil.net/").is_ok());
+        denied_msg(fetch("http://evil.net\\@api.example.com/"));
     }
 }

@@ -162,6 +162,54 @@ pub struct HttpFetcher {
     private_hosts: Vec<HostId>,
     resolver: Arc<dyn Resolve>,
     tls: TlsConnector,
+    own: OwnAddresses,
+}
+
+/// The addresses bound on this host's interfaces, refreshed every few seconds. A function may
+/// not reach the host it runs on by any of them (its eth0 address may well be "public", and
+/// behind it listen the invoker's own endpoints, the node's agents, ...), unless private
+/// networks are allowed.
+struct OwnAddresses {
+    cached: std::sync::Mutex<(Vec<IpAddr>, Option<std::time::Instant>)>,
+}
+
+impl OwnAddresses {
+    const REFRESH: Duration = Duration::from_secs(5);
+
+    fn new() -> Self {
+        OwnAddresses {
+            cached: std::sync::Mutex::new((Vec::new(), None)),
+        }
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let mut c = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if c.1.is_none_or(|at| at.elapsed() >= Self::REFRESH) {
+            match nix::ifaddrs::getifaddrs() {
+                Ok(ifs) => {
+                    c.0 = ifs
+                        .filter_map(|i| i.address)
+                        .filter_map(|a| {
+                            a.as_sockaddr_in()
+                                .map(|v4| IpAddr::V4(v4.ip()))
+                                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+                        })
+                        .collect();
+                    c.1 = Some(std::time::Instant::now());
+                }
+                Err(e) => {
+                    // Keep the last list; an empty one only weakens this extra check, the
+                    // range policy still applies.
+                    tracing::warn!(error = %e, "cannot list this host's addresses (getifaddrs)");
+                }
+            }
+        }
+        let canonical = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        c.0.contains(&canonical)
+    }
 }
 
 impl fmt::Debug for HttpFetcher {
@@ -218,6 +266,7 @@ impl HttpFetcher {
             private_hosts,
             resolver: Arc::new(SystemResolver),
             tls: TlsConnector::from(default_tls_config()),
+            own: OwnAddresses::new(),
         }
     }
 
@@ -331,16 +380,7 @@ impl HttpFetcher {
         headers: &[(String, String)],
         body: Option<&[u8]>,
     ) -> Result<HostValue, HostError> {
-        let mut url = match Url::parse(url_text) {
-            Ok(u) => u,
-            Err(e) => {
-                return Err(denied(format!(
-                    "cs.http.fetch: \"{}\" is not an absolute http(s) URL ({e})",
-                    truncate(url_text, 200)
-                )))
-            }
-        };
-        check_url(&url, None)?;
+        let mut url = parse_url(url_text)?;
         let mut method = parse_method(method)?;
         let mut headers = request_headers(headers)?;
         let mut body = body.map(Bytes::copy_from_slice);
@@ -353,7 +393,7 @@ impl HttpFetcher {
                 None => format!("cs.http.fetch to host {shown}"),
                 Some(prev) => format!("cs.http.fetch: redirect from {prev} to host {shown}"),
             };
-            let host = self.allowed_host(caps, &url, &label)?;
+            let host = allowed_host(caps, &url, &label)?;
             let port = url
                 .port_or_known_default()
                 .ok_or_else(|| failed("URL without a port".into()))?;
@@ -409,35 +449,6 @@ impl HttpFetcher {
         }
     }
 
-    /// The hop's host when it is in `allowHosts`, else the denial (no DNS has happened yet).
-    fn allowed_host(
-        &self,
-        caps: &HttpCapability,
-        url: &Url,
-        label: &str,
-    ) -> Result<HostId, HostError> {
-        let host = url
-            .host()
-            .map(HostId::from_url_host)
-            .ok_or_else(|| denied(format!("{label}: URL without a host")))?;
-        if caps
-            .allow_hosts
-            .iter()
-            .any(|e| HostId::from_entry(e).as_ref() == Some(&host))
-        {
-            return Ok(host);
-        }
-        let list = caps
-            .allow_hosts
-            .iter()
-            .map(|s| format!("\"{s}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        Err(denied(format!(
-            "{label} is not allowed; capabilities.http.allowHosts is [{list}]"
-        )))
-    }
-
     /// Every address the hop may connect to, after the address policy; the hop is denied if
     /// any address of the host is.
     async fn vet_addresses(
@@ -447,10 +458,19 @@ impl HttpFetcher {
         label: &str,
     ) -> Result<Vec<SocketAddr>, HostError> {
         let private_ok = self.config.allow_private_networks || self.private_hosts.contains(host);
-        let policy = if private_ok {
+        let ranges = if private_ok {
             addr::check_allowing_private
         } else {
             addr::check
+        };
+        let own = &self.own;
+        // This host's own addresses first (loopback keeps its own, better name): whatever
+        // range they are in, they lead back to the host the function runs on.
+        let policy = |ip: IpAddr| {
+            if !private_ok && !ip.to_canonical().is_loopback() && own.contains(ip) {
+                return Err(addr::OWN_ADDRESS);
+            }
+            ranges(ip)
         };
         let refuse = |ip: IpAddr, d: addr::Denied, resolved: bool| {
             let why = if d.private {
@@ -550,6 +570,56 @@ const BODY_HEADERS: &[&str] = &[
 
 /// Dropped when a redirect leaves the origin.
 const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
+
+/// The hop's host when it is in `allowHosts`, else the denial (no DNS has happened yet).
+fn allowed_host(caps: &HttpCapability, url: &Url, label: &str) -> Result<HostId, HostError> {
+    let host = url
+        .host()
+        .map(HostId::from_url_host)
+        .ok_or_else(|| denied(format!("{label}: URL without a host")))?;
+    if caps
+        .allow_hosts
+        .iter()
+        .any(|e| HostId::from_entry(e).as_ref() == Some(&host))
+    {
+        return Ok(host);
+    }
+    let list = caps
+        .allow_hosts
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(denied(format!(
+        "{label} is not allowed; capabilities.http.allowHosts is [{list}]"
+    )))
+}
+
+/// The first URL of a call, parsed by the one URL parser of the fetcher (WHATWG, the `url`
+/// crate) and checked for scheme and credentials.
+fn parse_url(url_text: &str) -> Result<Url, HostError> {
+    let url = Url::parse(url_text).map_err(|e| {
+        denied(format!(
+            "cs.http.fetch: \"{}\" is not an absolute http(s) URL ({e})",
+            truncate(url_text, 200)
+        ))
+    })?;
+    check_url(&url, None)?;
+    Ok(url)
+}
+
+/// The capability check of a `cs.http.fetch` call (made by the supervisor before the call is
+/// served): the URL parsed exactly as [`HttpFetcher::fetch`] parses it, its host in
+/// `allowHosts`. Redirect hops are checked again by the fetcher, as are the addresses.
+pub fn check_capability(url_text: &str, caps: Option<&HttpCapability>) -> Result<(), HostError> {
+    let url = parse_url(url_text)?;
+    let empty = HttpCapability {
+        allow_hosts: Vec::new(),
+        timeout_ms: None,
+    };
+    let label = format!("cs.http.fetch to host {}", shown_host(&url, url_text));
+    allowed_host(caps.unwrap_or(&empty), &url, &label).map(|_| ())
+}
 
 fn is_redirect(s: StatusCode) -> bool {
     matches!(s.as_u16(), 301 | 302 | 303 | 307 | 308)

@@ -15,30 +15,47 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// `cs:kv:{tenant}:{key}` in memory, with TTLs: the user KV of a local run.
+/// `cs:kv:{tenant}:{key}` in memory, with TTLs: the user KV of a local run. Bounded (see
+/// [`MemoryKv::MAX_BYTES`]): a local run must not let one activation grow the supervisor
+/// without limit.
 #[derive(Default)]
 pub struct MemoryKv {
-    map: Mutex<HashMap<String, (String, Option<Instant>)>>,
+    inner: Mutex<KvMap>,
+}
+
+#[derive(Default)]
+struct KvMap {
+    /// Keyed by (tenant, key): a typed pair, never a joined string.
+    map: HashMap<(String, String), (String, Option<Instant>)>,
+    /// Bytes of keys and values held.
+    bytes: usize,
+}
+
+impl KvMap {
+    fn remove(&mut self, k: &(String, String)) -> Option<(String, Option<Instant>)> {
+        let old = self.map.remove(k)?;
+        self.bytes -= k.1.len() + old.0.len();
+        Some(old)
+    }
 }
 
 impl MemoryKv {
-    fn key(tenant: &str, key: &str) -> String {
-        format!("cs:kv:{tenant}:{key}")
-    }
+    /// Keys and values one local run may hold: 64 MiB.
+    pub const MAX_BYTES: usize = 64 << 20;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Option<Instant>)>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, KvMap> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl UserKv for MemoryKv {
     async fn kv_get(&self, tenant: &str, key: &str) -> Result<Option<String>, StoreError> {
-        let k = Self::key(tenant, key);
-        let mut map = self.lock();
-        if matches!(map.get(&k), Some((_, Some(exp))) if *exp <= Instant::now()) {
-            map.remove(&k);
+        let k = (tenant.to_string(), key.to_string());
+        let mut m = self.lock();
+        if matches!(m.map.get(&k), Some((_, Some(exp))) if *exp <= Instant::now()) {
+            m.remove(&k);
         }
-        Ok(map.get(&k).map(|(v, _)| v.clone()))
+        Ok(m.map.get(&k).map(|(v, _)| v.clone()))
     }
 
     async fn kv_set(
@@ -48,7 +65,7 @@ impl UserKv for MemoryKv {
         value_json: &str,
         ttl_seconds: Option<u64>,
     ) -> Result<(), StoreError> {
-        if serde_json::from_str::<serde_json::Value>(value_json).is_err() {
+        if serde_json::from_str::<serde::de::IgnoredAny>(value_json).is_err() {
             return Err(StoreError::Invalid(format!(
                 "the value for \"{key}\" is not JSON"
             )));
@@ -56,13 +73,28 @@ impl UserKv for MemoryKv {
         let exp = ttl_seconds
             .filter(|s| *s > 0)
             .map(|s| Instant::now() + Duration::from_secs(s));
-        self.lock()
-            .insert(Self::key(tenant, key), (value_json.to_string(), exp));
+        let k = (tenant.to_string(), key.to_string());
+        let mut m = self.lock();
+        let cost = key.len() + value_json.len();
+        let replaced = m.map.get(&k).map_or(0, |(v, _)| key.len() + v.len());
+        if m.bytes - replaced + cost > Self::MAX_BYTES {
+            return Err(StoreError::Full(format!(
+                "the in-memory store of a local run holds at most {} MiB (use --kv-url for a \
+                 real one)",
+                Self::MAX_BYTES >> 20
+            )));
+        }
+        m.remove(&k);
+        m.bytes += cost;
+        m.map.insert(k, (value_json.to_string(), exp));
         Ok(())
     }
 
     async fn kv_del(&self, tenant: &str, key: &str) -> Result<bool, StoreError> {
-        Ok(self.lock().remove(&Self::key(tenant, key)).is_some())
+        Ok(self
+            .lock()
+            .remove(&(tenant.to_string(), key.to_string()))
+            .is_some())
     }
 }
 

@@ -12,8 +12,9 @@ pub mod local;
 pub mod service;
 
 use sandbox_child::manifest::Capabilities;
-use sandbox_child::protocol::{HostError, HostOp, HostValue};
+use sandbox_child::protocol::{HostError, HostOp, HostValue, LIMIT_EXCEEDED};
 use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,6 +29,90 @@ pub struct HostScope {
     pub capabilities: Arc<Capabilities>,
     /// The activation's effective deadline; no host call may outlive it.
     pub deadline: Instant,
+    /// What the platform allows every function, whatever its manifest says.
+    pub policy: Arc<HostPolicy>,
+    /// What this activation has used so far.
+    pub calls: Arc<CallCounters>,
+}
+
+/// codeQ's message limit (grpc-go's and tonic's default): a gRPC message over it fails the
+/// whole stream, so nothing the invoker sends may come near it.
+pub const CODEQ_MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+/// Room left in a codeQ message for what wraps a function's publish: the `cs.envelope.v1`
+/// (ids, timestamps, names) and the CreateTask fields (topic, idempotency key, trace context).
+pub const ENVELOPE_RESERVE_BYTES: usize = 16 << 10;
+
+/// Limits of the platform that no manifest can lift (the README's isolation section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPolicy {
+    /// Topics no function may publish to, whatever its `publishTopics` say: the platform's
+    /// own (`cs.invoke`, `cs.results`, the dead-letter topics, as configured). Every topic
+    /// starting with [`RESERVED_TOPIC_PREFIX`] is reserved too.
+    pub reserved_topics: Vec<String>,
+    /// `cs.codeq.publish` calls one activation may make.
+    pub max_publishes: u32,
+    /// Largest `cs.codeq.publish` envelope, in bytes: codeQ's message limit minus the room
+    /// its CreateTask needs.
+    pub max_publish_bytes: usize,
+}
+
+/// Topics starting with this belong to the platform.
+pub const RESERVED_TOPIC_PREFIX: &str = "cs.";
+
+impl Default for HostPolicy {
+    fn default() -> Self {
+        HostPolicy {
+            reserved_topics: ["cs.invoke", "cs.results", "cs.dlq.invoke", "cs.dlq.results"]
+                .map(String::from)
+                .to_vec(),
+            max_publishes: 100,
+            max_publish_bytes: CODEQ_MAX_MESSAGE_BYTES - ENVELOPE_RESERVE_BYTES,
+        }
+    }
+}
+
+impl HostPolicy {
+    /// Whether `topic` belongs to the platform.
+    pub fn is_reserved(&self, topic: &str) -> bool {
+        topic.starts_with(RESERVED_TOPIC_PREFIX) || self.reserved_topics.iter().any(|t| t == topic)
+    }
+}
+
+/// Per-activation use of the host API, shared by every call of the activation.
+#[derive(Debug, Default)]
+pub struct CallCounters {
+    publishes: AtomicU32,
+}
+
+impl CallCounters {
+    /// Counts one more publish; its index (1, 2, ...) within the activation, or the error
+    /// thrown into the guest when the activation already made `max` of them. The index is
+    /// what makes a re-run activation's publishes land once: it goes into their idempotency
+    /// key.
+    pub fn next_publish(&self, max: u32) -> Result<u32, HostError> {
+        let n = self
+            .publishes
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        if n > max {
+            return Err(limit_exceeded(format!(
+                "cs.codeq.publish: at most {max} publishes per activation"
+            )));
+        }
+        Ok(n)
+    }
+
+    pub fn publishes(&self) -> u32 {
+        self.publishes.load(Ordering::Relaxed)
+    }
+}
+
+/// The error thrown into the guest for a call over a platform limit.
+pub fn limit_exceeded(what: impl std::fmt::Display) -> HostError {
+    HostError {
+        message: format!("{LIMIT_EXCEEDED}: {what}"),
+    }
 }
 
 /// The implementation of host calls that passed the capability check.

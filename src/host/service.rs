@@ -31,17 +31,31 @@ impl<K, P> ServiceHost<K, P> {
     }
 }
 
-fn kv_error(op: &str, e: StoreError) -> HostError {
+/// The error a function sees for a failed `cs.kv` call. Infrastructure details (the store's
+/// address, the server's own words) go to the operator's log, never to the function.
+fn kv_error(scope: &HostScope, op: &str, e: StoreError) -> HostError {
     match e {
-        StoreError::Unavailable(why) => {
-            unavailable(&format!("cs.kv.{op}: store unavailable ({why})"))
-        }
         StoreError::Invalid(why) => HostError {
             message: format!("cs.kv.{op}: {why}"),
         },
-        other => HostError {
-            message: format!("cs.kv.{op}: {other}"),
-        },
+        StoreError::Full(why) => super::limit_exceeded(format!("cs.kv.{op}: {why}")),
+        other => {
+            tracing::warn!(
+                tenant = %scope.tenant,
+                activation_id = %scope.activation_id,
+                error = %other,
+                "cs.kv.{op} failed"
+            );
+            if other.is_transient() {
+                unavailable(&format!(
+                    "cs.kv.{op}: the store is unavailable; try again later"
+                ))
+            } else {
+                HostError {
+                    message: format!("cs.kv.{op}: the store could not serve the call"),
+                }
+            }
+        }
     }
 }
 
@@ -53,7 +67,7 @@ impl<K: UserKv, P: Publisher> HostApi for ServiceHost<K, P> {
                 .kv_get(&scope.tenant, &key)
                 .await
                 .map(HostValue::Kv)
-                .map_err(|e| kv_error("get", e)),
+                .map_err(|e| kv_error(scope, "get", e)),
             HostOp::KvSet {
                 key,
                 value_json,
@@ -63,35 +77,73 @@ impl<K: UserKv, P: Publisher> HostApi for ServiceHost<K, P> {
                 .kv_set(&scope.tenant, &key, &value_json, ttl_seconds)
                 .await
                 .map(|()| HostValue::Done)
-                .map_err(|e| kv_error("set", e)),
+                .map_err(|e| kv_error(scope, "set", e)),
             HostOp::KvDel { key } => self
                 .kv
                 .kv_del(&scope.tenant, &key)
                 .await
                 .map(|_| HostValue::Done)
-                .map_err(|e| kv_error("del", e)),
+                .map_err(|e| kv_error(scope, "del", e)),
             HostOp::CodeqPublish {
                 topic,
                 payload_json,
             } => {
+                let max = scope.policy.max_publish_bytes;
+                if payload_json.len() > max {
+                    return Err(super::limit_exceeded(format!(
+                        "cs.codeq.publish: the payload takes {} bytes, over the limit of {max} \
+                         bytes (codeQ's message limit less the envelope)",
+                        payload_json.len()
+                    )));
+                }
                 let payload = serde_json::from_str(&payload_json).map_err(|e| HostError {
                     message: format!("cs.codeq.publish: payload is not JSON: {e}"),
                 })?;
+                // Counted before anything is sent: the index names this publish in its
+                // idempotency key, so a re-run of the activation (after a crash) publishes
+                // each message once, and the cap holds even for calls that fail.
+                let n = scope.calls.next_publish(scope.policy.max_publishes)?;
                 let envelope = super::local::runtime_publish_envelope(scope, &topic, payload);
                 let bytes = serde_json::to_vec(&envelope).map_err(|e| HostError {
                     message: format!("cs.codeq.publish: cannot encode the envelope: {e}"),
                 })?;
-                match self.publisher.publish(&topic, bytes, None).await {
+                if bytes.len() > max {
+                    return Err(super::limit_exceeded(format!(
+                        "cs.codeq.publish: the message takes {} bytes with its envelope, over \
+                         the limit of {max} bytes",
+                        bytes.len()
+                    )));
+                }
+                let key = publish_idempotency_key(&scope.activation_id, n);
+                match self.publisher.publish(&topic, bytes, Some(key)).await {
                     Ok(()) => Ok(HostValue::Done),
-                    Err(e) if e.transient => Err(unavailable(&format!(
-                        "cs.codeq.publish: queue unavailable ({e})"
-                    ))),
-                    Err(e) => Err(HostError {
-                        message: format!("cs.codeq.publish: {e}"),
-                    }),
+                    Err(e) => {
+                        tracing::warn!(
+                            tenant = %scope.tenant,
+                            activation_id = %scope.activation_id,
+                            topic = %topic,
+                            error = %e,
+                            "cs.codeq.publish failed"
+                        );
+                        if e.transient {
+                            Err(unavailable(
+                                "cs.codeq.publish: the queue is unavailable; try again later",
+                            ))
+                        } else {
+                            Err(HostError {
+                                message: "cs.codeq.publish: the queue refused the message".into(),
+                            })
+                        }
+                    }
                 }
             }
             op @ HostOp::HttpFetch { .. } => self.http.fetch_op(scope, op).await,
         }
     }
+}
+
+/// The idempotency key of an activation's `n`-th publish: the same for every run of the same
+/// activation, so codeQ keeps one task per publish however many times the activation runs.
+pub fn publish_idempotency_key(activation_id: &str, n: u32) -> String {
+    format!("pub:{activation_id}:{n}")
 }

@@ -26,23 +26,24 @@ pub mod request;
 use crate::host::http::HttpFetcher;
 use crate::host::local::unix_ms;
 use crate::host::service::ServiceHost;
-use crate::host::HostScope;
+use crate::host::{HostPolicy, HostScope};
 use crate::pool::{ErrorType, ExecError, Execution, Job};
 use crate::store::{
     ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, HostCallsRecord,
-    RunningWrite, Store, StoreError, UserKv,
+    RunningWrite, Store, StoreError, Terminal, UserKv,
 };
 use cache::{BundleCache, CacheStats};
-use ports::{Executor, PublishError, Publisher};
+use ports::{CapacityWait, Executor, NoSlot, PublishError, Publisher};
 use request::{Envelope, InvocationRequest};
 use sandbox_child::bundle::{self, Bundle};
 use sandbox_child::messages::{
     truncate_utf8, CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
 };
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 /// codeQ commands the pipeline publishes to (SPEC §7 `plugins.messaging.codeq.topics`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,38 @@ pub struct PipelineConfig {
     /// `limits.max_error_bytes`, for the errors the pipeline itself writes.
     pub max_error_bytes: usize,
     pub topics: Topics,
+    /// `cs.codeq.publish` calls one activation may make.
+    pub max_publishes: u32,
+    /// codeQ's message limit: no message the pipeline or a function publishes may be larger.
+    pub max_message_bytes: usize,
+    /// Largest task payload run; a larger one is dead-lettered (`codeq.max_task_bytes`).
+    pub max_task_bytes: usize,
+    /// Activations that may wait at once for their own version's `maxConcurrency`
+    /// (`workers.max_waiting`); a waiting activation holds no shared capacity.
+    pub max_waiting: usize,
+    /// Activations of one version that may wait at once (`workers.max_waiting_per_version`);
+    /// past it the task is handed back to codeQ with a delay.
+    pub max_waiting_per_version: usize,
+}
+
+impl PipelineConfig {
+    /// The platform's limits for function host calls: the configured topics are reserved, the
+    /// publish cap and codeQ's message limit apply.
+    pub fn host_policy(&self) -> HostPolicy {
+        let t = &self.topics;
+        HostPolicy {
+            reserved_topics: vec![
+                t.invoke.clone(),
+                t.results.clone(),
+                t.dlq_invoke.clone(),
+                t.dlq_results.clone(),
+            ],
+            max_publishes: self.max_publishes,
+            max_publish_bytes: self
+                .max_message_bytes
+                .saturating_sub(crate::host::ENVELOPE_RESERVE_BYTES),
+        }
+    }
 }
 
 impl Default for PipelineConfig {
@@ -86,6 +119,11 @@ impl Default for PipelineConfig {
             cache_bytes_max: 512 << 20,
             max_error_bytes: 64 * 1024,
             topics: Topics::default(),
+            max_publishes: 100,
+            max_message_bytes: crate::host::CODEQ_MAX_MESSAGE_BYTES,
+            max_task_bytes: crate::host::CODEQ_MAX_MESSAGE_BYTES,
+            max_waiting: 2048,
+            max_waiting_per_version: 64,
         }
     }
 }
@@ -174,6 +212,26 @@ struct Permits {
     _version: OwnedSemaphorePermit,
 }
 
+/// One version's `maxConcurrency`, and how many activations wait for it.
+struct VersionGate {
+    permits: Arc<Semaphore>,
+    max: usize,
+    waiting: AtomicUsize,
+}
+
+/// One activation counted as waiting (for its version and in the total) until dropped.
+struct Waiting<'a> {
+    gate: &'a VersionGate,
+    total: &'a AtomicUsize,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.gate.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.total.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// One InvocationRequest's journey; see the module documentation.
 pub struct Pipeline<S, P, E> {
     cfg: PipelineConfig,
@@ -182,12 +240,37 @@ pub struct Pipeline<S, P, E> {
     executor: Arc<E>,
     host: ServiceHost<S, P>,
     cache: BundleCache,
+    policy: Arc<HostPolicy>,
     inflight: Arc<Semaphore>,
-    /// Per-version semaphores keyed `tenant/namespace/function/version`, sized by the manifest's
-    /// `maxConcurrency` the first time the version is seen.
-    versions: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// `tenant/namespace/function/version` → (sha256 of its meta, when read).
-    metas: Mutex<HashMap<String, (String, Instant)>>,
+    /// Per-version gates, sized by the manifest's `maxConcurrency` the first time the version
+    /// is seen.
+    versions: Mutex<HashMap<VersionKey, Arc<VersionGate>>>,
+    /// Activations waiting for their version's capacity, all versions together.
+    waiting: Arc<AtomicUsize>,
+    /// Version → (sha256 of its meta, when read).
+    metas: Mutex<HashMap<VersionKey, (String, Instant)>>,
+}
+
+/// One published version of one tenant's function: the key of every per-version map. A typed
+/// tuple, never a joined string, so no spelling of one (tenant, namespace, function) can meet
+/// another's entry, whatever characters the names hold.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VersionKey {
+    pub tenant: String,
+    pub namespace: String,
+    pub function: String,
+    pub version: u64,
+}
+
+impl VersionKey {
+    fn of(req: &InvocationRequest, version: u64) -> Self {
+        VersionKey {
+            tenant: req.tenant.clone(),
+            namespace: req.namespace.clone(),
+            function: req.reference.function.clone(),
+            version,
+        }
+    }
 }
 
 /// How long a version's meta (its sha256) is trusted without reading it again.
@@ -214,8 +297,10 @@ where
         let host = ServiceHost::new(store.clone(), publisher.clone(), http);
         Pipeline {
             cache: BundleCache::new(cfg.cache_bundles_max, cfg.cache_bytes_max),
+            policy: Arc::new(cfg.host_policy()),
             inflight: Arc::new(Semaphore::new(cfg.max_inflight.max(1))),
             versions: Mutex::new(HashMap::new()),
+            waiting: Arc::new(AtomicUsize::new(0)),
             metas: Mutex::new(HashMap::new()),
             cfg,
             store,
@@ -239,10 +324,24 @@ where
 
     /// Runs SPEC §1 for one task payload (the envelope bytes).
     pub async fn process(&self, payload: &[u8]) -> Processed {
+        self.process_in_slot(payload, &NoSlot).await
+    }
+
+    /// [`Pipeline::process`] for a task that holds a claim slot: `slot` is told when the
+    /// activation waits for its own version's capacity, so the slot can serve other work.
+    pub async fn process_in_slot(&self, payload: &[u8], slot: &dyn CapacityWait) -> Processed {
         let arrived = Instant::now();
         let arrived_ms = unix_ms();
 
         // 1. Decode and validate.
+        if payload.len() > self.cfg.max_task_bytes {
+            let reason = format!(
+                "payload of {} bytes exceeds the limit of {} bytes (codeq.max_task_bytes)",
+                payload.len(),
+                self.cfg.max_task_bytes
+            );
+            return self.dead_letter(payload, &reason).await;
+        }
         let (envelope, req) = match request::decode(payload) {
             Ok(v) => v,
             Err(reason) => return self.dead_letter(payload, &reason).await,
@@ -259,7 +358,7 @@ where
             ..ActivationSummary::default()
         };
         let answer = self
-            .activation(&envelope, &req, arrived, arrived_ms, &mut summary)
+            .activation(&envelope, &req, arrived, arrived_ms, &mut summary, slot)
             .await;
         Processed {
             answer,
@@ -274,6 +373,7 @@ where
         arrived: Instant,
         arrived_ms: u64,
         summary: &mut ActivationSummary,
+        slot: &dyn CapacityWait,
     ) -> Answer {
         // 2 and 3 are independent reads: issued together, they cost one round trip to the
         // store instead of two. Resolution's outcome only counts when the activation is new.
@@ -340,7 +440,15 @@ where
                 .finish_without_running(record, err, arrived, summary)
                 .await;
         }
-        let permits = self.acquire_permits(req, &resolved, &bundle).await;
+        let permits = match self.acquire_permits(req, &resolved, &bundle, slot).await {
+            Ok(p) => p,
+            Err(Stop::Retry(why)) => return Answer::RetryLater { reason: why },
+            Err(Stop::Terminal(err)) => {
+                return self
+                    .finish_without_running(record, err, arrived, summary)
+                    .await
+            }
+        };
         let deadline = effective_deadline(req.deadline_ms, bundle.timeout_ms());
         let Some((deadline, deadline_ms)) = deadline else {
             drop(permits);
@@ -406,34 +514,56 @@ where
     /// dead-letter message is an envelope of type `InvalidInvocationRequest` whose body holds the
     /// reason and the request exactly as it came (as JSON when it was JSON, else as text).
     async fn dead_letter(&self, payload: &[u8], reason: &str) -> Processed {
-        let raw: serde_json::Value = serde_json::from_slice(payload).unwrap_or_else(|_| {
-            serde_json::Value::String(String::from_utf8_lossy(payload).into_owned())
-        });
-        let tenant = raw
-            .get("tenant")
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(payload).ok();
+        let tenant = parsed
+            .as_ref()
+            .and_then(|v| v.get("tenant"))
             .and_then(|t| t.as_str())
+            .filter(|t| t.len() <= 64)
             .unwrap_or("")
             .to_string();
-        let msg = serde_json::json!({
-            "schema": request::ENVELOPE_SCHEMA,
-            "id": format!("msg_{}", uuid::Uuid::new_v4()),
-            "ts_ms": unix_ms(),
-            "tenant": tenant,
-            "type": "InvalidInvocationRequest",
-            "body": {
-                "reason": format!("validation failed: {reason}"),
-                "request": raw,
+        // Keyed so that a replica dying between this publish and the FAILED answer does not
+        // dead-letter the request twice: by its activation id when it has a well-formed one,
+        // else by the payload's sha256.
+        let key = match parsed
+            .as_ref()
+            .and_then(|v| v.pointer("/body/activation_id"))
+            .and_then(|a| a.as_str())
+            .filter(|a| uuid::Uuid::parse_str(a).is_ok() && a.len() == 36)
+        {
+            Some(aid) => format!("dlq:{aid}"),
+            None => format!("dlq:sha256:{}", bundle::sha256_hex(payload)),
+        };
+        let reason_text = format!("validation failed: {reason}");
+        let mut body = serde_json::json!({
+            "reason": reason_text,
+            "request": match parsed {
+                Some(v) => v,
+                None => serde_json::Value::String(String::from_utf8_lossy(payload).into_owned()),
             },
         });
-        let bytes = serde_json::to_vec(&msg).unwrap_or_default();
+        let mut msg = self.dlq_envelope(&tenant, &body);
+        // The request as it came, unless that would not fit in one codeQ message: then its
+        // first bytes, its size and its sha256, so the producer can still find it.
+        if msg.len() > self.cfg.max_message_bytes - crate::host::ENVELOPE_RESERVE_BYTES {
+            let mut prefix =
+                String::from_utf8_lossy(&payload[..payload.len().min(64 << 10)]).into_owned();
+            truncate_utf8(&mut prefix, 64 << 10);
+            body = serde_json::json!({
+                "reason": reason_text,
+                "request_truncated": true,
+                "request_bytes": payload.len(),
+                "request_sha256": bundle::sha256_hex(payload),
+                "request": prefix,
+            });
+            msg = self.dlq_envelope(&tenant, &body);
+        }
         let answer = match self
             .publisher
-            .publish(&self.cfg.topics.dlq_invoke, bytes, None)
+            .publish(&self.cfg.topics.dlq_invoke, msg, Some(key))
             .await
         {
-            Ok(()) => Answer::Failed {
-                error: format!("validation failed: {reason}"),
-            },
+            Ok(()) => Answer::Failed { error: reason_text },
             Err(e) => publish_failed(&self.cfg.topics.dlq_invoke, e),
         };
         tracing::warn!(reason, "invalid invocation request dead-lettered");
@@ -441,6 +571,19 @@ where
             answer,
             activation: None,
         }
+    }
+
+    /// The `cs.envelope.v1` of type `InvalidInvocationRequest` carrying `body`, as bytes.
+    fn dlq_envelope(&self, tenant: &str, body: &serde_json::Value) -> Vec<u8> {
+        let msg = serde_json::json!({
+            "schema": request::ENVELOPE_SCHEMA,
+            "id": format!("msg_{}", uuid::Uuid::new_v4()),
+            "ts_ms": unix_ms(),
+            "tenant": tenant,
+            "type": "InvalidInvocationRequest",
+            "body": body,
+        });
+        serde_json::to_vec(&msg).unwrap_or_default()
     }
 
     /// Step 2: a terminal record means the activation already ran; its stored result is
@@ -542,7 +685,7 @@ where
         version: u64,
     ) -> Result<Arc<Bundle>, Stop> {
         let (t, ns, f) = (&req.tenant, &req.namespace, &req.reference.function);
-        let meta_key = format!("{t}/{ns}/{f}/{version}");
+        let meta_key = VersionKey::of(req, version);
         if let Some(b) = self
             .recent_sha(&meta_key)
             .and_then(|sha| self.cache.get(&sha))
@@ -620,7 +763,7 @@ where
     /// The sha256 of a version's meta read less than [`META_TTL`] ago. Published versions are
     /// immutable in Sous, so this only saves a round trip; the TTL bounds how long a version
     /// deleted and published again under the same number could run its old bundle.
-    fn recent_sha(&self, key: &str) -> Option<String> {
+    fn recent_sha(&self, key: &VersionKey) -> Option<String> {
         let metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
         metas
             .get(key)
@@ -628,7 +771,7 @@ where
             .map(|(sha, _)| sha.clone())
     }
 
-    fn remember_sha(&self, key: String, sha: &str) {
+    fn remember_sha(&self, key: VersionKey, sha: &str) {
         let mut metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
         if metas.len() >= META_CACHE_MAX {
             metas.retain(|_, (_, at)| at.elapsed() < META_TTL);
@@ -639,42 +782,110 @@ where
         metas.insert(key, (sha.to_string(), Instant::now()));
     }
 
-    /// Step 5: the replica's in-flight permit, then the version's `maxConcurrency` permit.
+    /// Step 5: the version's `maxConcurrency` permit first, then the replica's in-flight
+    /// permit — in that order, so that an activation waiting for its own version never holds a
+    /// permit another version needs. While it waits, its claim `slot` is released (the codeQ
+    /// worker asks for other work meanwhile); the wait is bounded by the request's deadline
+    /// (then: a terminal `Timeout`) and by how many may wait (then: retry later, the task goes
+    /// back to codeQ with a delay). A closed semaphore fails closed: retry later.
     async fn acquire_permits(
         &self,
         req: &InvocationRequest,
         resolved: &Resolved,
         bundle: &Bundle,
-    ) -> Permits {
-        let key = format!(
-            "{}/{}/{}/{}",
-            req.tenant, req.namespace, req.reference.function, resolved.version
-        );
+        slot: &dyn CapacityWait,
+    ) -> Result<Permits, Stop> {
+        let key = VersionKey::of(req, resolved.version);
         let max = bundle.manifest.limits.max_concurrency.max(1) as usize;
-        let version_sem = {
+        let gate = {
             let mut map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
             if map.len() > VERSION_SEMAPHORES_SOFT_MAX {
-                // Nobody holds or waits on a semaphore only the map references.
-                map.retain(|_, s| Arc::strong_count(s) > 1);
+                // Nobody holds or waits on a gate only the map references.
+                map.retain(|_, g| Arc::strong_count(g) > 1);
             }
             map.entry(key)
-                .or_insert_with(|| Arc::new(Semaphore::new(max)))
+                .or_insert_with(|| {
+                    Arc::new(VersionGate {
+                        permits: Arc::new(Semaphore::new(max)),
+                        max,
+                        waiting: AtomicUsize::new(0),
+                    })
+                })
                 .clone()
         };
-        // Neither semaphore is ever closed, so acquire_owned cannot fail; a closed one would
-        // mean a bug, and waiting forever would hide it, so fall back to fresh permits.
-        let inflight = match self.inflight.clone().acquire_owned().await {
+        let deadline = deadline_instant(req.deadline_ms);
+        let closed = || Stop::Retry("internal error: a capacity semaphore is closed".into());
+        let version = match gate.permits.clone().try_acquire_owned() {
             Ok(p) => p,
-            Err(_) => fresh_permit(),
+            Err(TryAcquireError::Closed) => return Err(closed()),
+            Err(TryAcquireError::NoPermits) => {
+                let _counted = self.start_waiting(&gate, req, resolved.version)?;
+                slot.waiting();
+                let got =
+                    tokio::time::timeout_at(deadline.into(), gate.permits.clone().acquire_owned())
+                        .await;
+                slot.resumed();
+                match got {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(_)) => return Err(closed()),
+                    Err(_) => {
+                        return Err(Stop::Terminal(ExecError::new(
+                            ErrorType::Timeout,
+                            format!(
+                                "deadline reached while waiting for capacity: version {} of \
+                                 \"{}\" runs at most {} at a time (maxConcurrency)",
+                                resolved.version, req.reference.function, gate.max
+                            ),
+                        )))
+                    }
+                }
+            }
         };
-        let version = match version_sem.acquire_owned().await {
-            Ok(p) => p,
-            Err(_) => fresh_permit(),
-        };
-        Permits {
+        let inflight =
+            match tokio::time::timeout_at(deadline.into(), self.inflight.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(p)) => p,
+                Ok(Err(_)) => return Err(closed()),
+                Err(_) => {
+                    return Err(Stop::Terminal(ExecError::new(
+                        ErrorType::Timeout,
+                        "deadline reached while waiting for a free execution slot",
+                    )))
+                }
+            };
+        Ok(Permits {
             _inflight: inflight,
             _version: version,
+        })
+    }
+
+    /// Counts one more activation waiting for `gate`, or refuses when this version or the
+    /// replica has as many waiting as allowed: then the task is retried later (a Nack with
+    /// backoff), it does not wait here holding memory and a lease.
+    fn start_waiting<'a>(
+        &'a self,
+        gate: &'a VersionGate,
+        req: &InvocationRequest,
+        version: u64,
+    ) -> Result<Waiting<'a>, Stop> {
+        let per_version = gate.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+        let total = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+        let counted = Waiting {
+            gate,
+            total: &self.waiting,
+        };
+        if per_version > self.cfg.max_waiting_per_version || total > self.cfg.max_waiting {
+            drop(counted);
+            return Err(Stop::Retry(format!(
+                "version {version} of \"{}\" is saturated: {} activations already wait for \
+                 its capacity (maxConcurrency {}); retried later",
+                req.reference.function,
+                per_version - 1,
+                gate.max
+            )));
         }
+        Ok(counted)
     }
 
     /// Step 7: one run in a sandbox child.
@@ -715,6 +926,8 @@ where
                 activation_id: req.activation_id.clone(),
                 capabilities: Arc::new(bundle.manifest.capabilities.clone()),
                 deadline,
+                policy: self.policy.clone(),
+                calls: Default::default(),
             },
             bundle,
             event_json: req.event.to_string(),
@@ -757,8 +970,8 @@ where
         self.finish(record, result, &[], summary).await
     }
 
-    /// Steps 9 and 10: the terminal compare-and-set; the winner writes the log chunks and the
-    /// correlation key and publishes. A loser answers with the winner's stored result, and
+    /// Steps 9 and 10: the terminal compare-and-set, which writes the log chunks and the
+    /// correlation key in the same atomic step; the winner publishes. A loser answers with the winner's stored result, and
     /// republishes it (same idempotency key, so at most one message lands) in case the winner
     /// died between its write and its publish.
     async fn finish(
@@ -781,7 +994,12 @@ where
         summary.status = Some(result.status.clone());
         summary.duration_ms = result.duration_ms;
 
-        match self.store.write_terminal(&record).await {
+        let terminal = Terminal {
+            record: &record,
+            logs,
+            result: &result,
+        };
+        match self.store.write_terminal(&terminal).await {
             Ok(true) => {}
             Ok(false) => {
                 summary.lost_race = true;
@@ -805,22 +1023,9 @@ where
                 }
             }
         }
-        // The terminal record is the outcome from here on: a failure below is retried by the
-        // next delivery, which finds the record terminal and republishes (step 2). The three
-        // writes are independent, so they go out together (latency of one round trip). Known
-        // gap: log chunks lost to a store failure right here are not rewritten by the retry.
-        let (logs_written, correlation, published) = tokio::join!(
-            self.store
-                .write_logs(&record.tenant, &record.activation_id, logs),
-            self.store.write_result(&record.tenant, &result),
-            self.publish_result(&record.tenant, &result),
-        );
-        if let Err(e) = logs_written.map(|_| ()).and(correlation) {
-            return Answer::RetryLater {
-                reason: e.to_string(),
-            };
-        }
-        if let Err(answer) = published {
+        // The record, its logs and the correlation key were written together: whatever
+        // happens from here, a redelivery finds them all and only republishes (step 2).
+        if let Err(answer) = self.publish_result(&record.tenant, &result).await {
             return answer;
         }
         Answer::for_result(&result)
@@ -864,13 +1069,13 @@ fn publish_failed(topic: &str, e: PublishError) -> Answer {
     }
 }
 
-fn fresh_permit() -> OwnedSemaphorePermit {
-    let s = Arc::new(Semaphore::new(1));
-    match s.try_acquire_owned() {
-        Ok(p) => p,
-        // A new semaphore with one permit always has it.
-        Err(_) => unreachable!("a fresh semaphore has a permit"),
-    }
+/// `deadline_ms` (Unix ms) as an `Instant`; now when it has passed.
+fn deadline_instant(deadline_ms: u64) -> Instant {
+    let now = Instant::now();
+    let left = Duration::from_millis(deadline_ms.saturating_sub(unix_ms()));
+    // A deadline centuries away (a producer's u64::MAX) is as good as a year.
+    now.checked_add(left.min(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(now)
 }
 
 /// `Some(Timeout error)` when `deadline_ms` (Unix ms) is already behind us.

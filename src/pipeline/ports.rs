@@ -33,6 +33,21 @@ pub trait Publisher: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
+/// Told when an activation waits for capacity of its own (its version's `maxConcurrency`) and
+/// when it resumes: the codeQ worker gives the task's claim slot to other work meanwhile.
+pub trait CapacityWait: Send + Sync {
+    fn waiting(&self);
+    fn resumed(&self);
+}
+
+/// For callers without claim slots (`run`, tests).
+pub struct NoSlot;
+
+impl CapacityWait for NoSlot {
+    fn waiting(&self) {}
+    fn resumed(&self) {}
+}
+
 /// Runs one job in a sandbox child.
 pub trait Executor: Send + Sync + 'static {
     fn execute<H: HostApi>(&self, job: &Job, host: &H) -> impl Future<Output = Execution> + Send;

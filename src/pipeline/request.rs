@@ -5,6 +5,7 @@
 //! schema exactly — every field required, no extra properties — and each error names the field,
 //! because the person reading the dead-letter queue has to find the producer's bug.
 
+use crate::store::keys::{bad_name_char, NAME_CHARSET};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -90,7 +91,7 @@ pub fn decode(payload: &[u8]) -> Result<(Envelope, InvocationRequest), String> {
     }
     let id = str_field(env, "envelope.", "id", 1, 128)?;
     let ts_ms = env.get("ts_ms").and_then(Value::as_u64).unwrap_or(0);
-    let env_tenant = str_field(env, "envelope.", "tenant", 3, 64)?;
+    let env_tenant = name_field(env, "envelope.", "tenant", 3, 64)?;
     let body = env
         .get("body")
         .ok_or_else(|| "envelope.body: missing".to_string())?;
@@ -155,6 +156,26 @@ fn str_field(
     }
 }
 
+/// A tenant, namespace, function or alias: a string of `min..=max` characters, all of them in
+/// [`NAME_CHARSET`], so that no name can hold a separator of the keys built from it.
+fn name_field(
+    o: &Map<String, Value>,
+    path: &str,
+    key: &str,
+    min: usize,
+    max: usize,
+) -> Result<String, String> {
+    let s = str_field(o, path, key, min, max)?;
+    match bad_name_char(&s) {
+        None => Ok(s),
+        Some(c) => Err(format!(
+            "{path}{key}: must be made of {NAME_CHARSET} (letters, digits, '.', '_', '-'), \
+             got {} with {c:?}",
+            shown(Some(&Value::String(s.clone())))
+        )),
+    }
+}
+
 fn object<'a>(o: &'a Map<String, Value>, key: &str) -> Result<&'a Map<String, Value>, String> {
     match o.get(key) {
         None => Err(format!("{key}: missing")),
@@ -197,25 +218,15 @@ pub fn validate(body: &Value) -> Result<InvocationRequest, String> {
         ));
     }
     let request_id = str_field(o, "", "request_id", 8, 64)?;
-    let tenant = str_field(o, "", "tenant", 3, 64)?;
-    let namespace = str_field(o, "", "namespace", 1, 64)?;
-    for (k, v) in [("tenant", &tenant), ("namespace", &namespace)] {
-        if v.contains(':') {
-            return Err(format!(
-                "{k}: must not contain ':' (it separates key parts)"
-            ));
-        }
-    }
+    let tenant = name_field(o, "", "tenant", 3, 64)?;
+    let namespace = name_field(o, "", "namespace", 1, 64)?;
 
     let r = object(o, "ref")?;
     allow_only(r, "ref.", &["function", "alias", "version"])?;
-    let function = str_field(r, "ref.", "function", 1, 64)?;
-    if function.contains(':') {
-        return Err("ref.function: must not contain ':'".into());
-    }
+    let function = name_field(r, "ref.", "function", 1, 64)?;
     let alias = match r.get("alias") {
         None => None,
-        Some(_) => Some(str_field(r, "ref.", "alias", 1, 32)?),
+        Some(_) => Some(name_field(r, "ref.", "alias", 1, 32)?),
     };
     let version = match r.get("version") {
         None => None,
@@ -371,6 +382,18 @@ mod tests {
                 "request_id:",
             ),
             (Box::new(|v| v["tenant"] = json!("ab")), "tenant:"),
+            (
+                Box::new(|v| v["namespace"] = json!("x/prod")),
+                "namespace: must be made of [A-Za-z0-9._-]",
+            ),
+            (
+                Box::new(|v| v["ref"]["function"] = json!("pay:1")),
+                "ref.function: must be made of",
+            ),
+            (
+                Box::new(|v| v["ref"]["alias"] = json!("prod live")),
+                "ref.alias: must be made of",
+            ),
             (
                 Box::new(|v| v["trigger"]["type"] = json!("cron")),
                 "trigger.type:",

@@ -5,9 +5,10 @@ use super::child::{describe_failure, frame_name, ChildFailure, KillReason};
 use super::execution::{ErrorType, ExecError, Execution, Job, StartKind};
 use super::{Idle, Inner, Pool};
 use crate::host::{capabilities, HostApi};
-use sandbox_child::messages::{truncate_result, truncate_utf8, HttpResult};
+use sandbox_child::messages::{one_line, truncate_result, truncate_utf8, HttpResult};
 use sandbox_child::protocol::{
-    Fatal, FromChild, GuestError, HostOp, HostReply, HostValue, Invoke, LoadBundle, ToChild,
+    Fatal, FromChild, GuestError, HostOp, HostReply, HostValue, Invoke, LoadBundle, LogLine,
+    ToChild,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -176,6 +177,22 @@ impl Pool {
                     ),
                 ));
                 Some(KillReason::Timeout)
+            }
+            Err(Stop::Fatal(f)) if f.step == "memory" => {
+                // The child's own report of a failed native allocation (src/oom.rs of the
+                // child): out of memory, at its address-space limit.
+                let child = &mut lease.child().child;
+                child.kill();
+                let how = child.exit_description(Duration::from_millis(500)).await;
+                ex.outcome = Err(ExecError::new(
+                    ErrorType::MemoryLimit,
+                    format!(
+                        "memory limit of {} MiB reached: {} ({how})",
+                        job.bundle.memory_mb(),
+                        f.message
+                    ),
+                ));
+                Some(KillReason::MemoryLimit)
             }
             Err(Stop::Fatal(f)) => {
                 let child = &mut lease.child().child;
@@ -388,6 +405,7 @@ async fn serve_side_frame<H: HostApi>(
 ) -> Result<(), Stop> {
     match frame {
         FromChild::Log(line) => {
+            let line = record_line(line);
             let cost = line.line.len() + 1;
             if ex.logs_truncated || ex.log_bytes + cost > limits.max_log_bytes as usize {
                 ex.logs_truncated = true;
@@ -404,13 +422,14 @@ async fn serve_side_frame<H: HostApi>(
             let t = Instant::now();
             ex.host_calls.count += 1;
             ex.host_calls.bytes_out += op_bytes(&call.op) as u64;
-            let result = match capabilities::check(&call.op, &job.scope.capabilities) {
-                Err(denied) => {
-                    ex.host_calls.denied += 1;
-                    Err(denied)
-                }
-                Ok(()) => host.call(&job.scope, call.op).await,
-            };
+            let result =
+                match capabilities::check(&call.op, &job.scope.capabilities, &job.scope.policy) {
+                    Err(denied) => {
+                        ex.host_calls.denied += 1;
+                        Err(denied)
+                    }
+                    Ok(()) => host.call(&job.scope, call.op).await,
+                };
             if let Ok(v) = &result {
                 ex.host_calls.bytes_in += value_bytes(v) as u64;
             }
@@ -430,6 +449,22 @@ async fn serve_side_frame<H: HostApi>(
         )))),
     }
 }
+
+/// A child's log line as the supervisor records it: one line (no line break inside, see
+/// [`one_line`]) that starts with its own level. The child does this already; a child that
+/// does not cannot forge a record of another level or a second record.
+fn record_line(mut line: LogLine) -> LogLine {
+    let prefix = format!("[{}] ", line.level.as_str());
+    let text = line.line.strip_prefix(&prefix).unwrap_or(&line.line);
+    let text = one_line(text);
+    if text.len() + prefix.len() != line.line.len() || !line.line.starts_with(&prefix) {
+        line.line = format!("{prefix}{text}");
+    }
+    line
+}
+
+/// Exit status of a child that reported its own native allocation failure.
+const EXIT_OUT_OF_MEMORY: &str = "exited with status 160";
 
 /// Exit status of a child whose SIGSYS handler caught a seccomp violation.
 const EXIT_BLOCKED_SYSCALL: &str = "exited with status 159";
@@ -456,6 +491,18 @@ fn died(child: &super::child::ChildProcess, how: &str, memory_mb: u64) -> (ExecE
                 format!(
                     "memory limit of {memory_mb} MiB reached: the kernel's OOM killer stopped \
                      the sandbox child ({how}{peak})"
+                ),
+            ),
+            KillReason::MemoryLimit,
+        );
+    }
+    if how == EXIT_OUT_OF_MEMORY {
+        return (
+            ExecError::new(
+                ErrorType::MemoryLimit,
+                format!(
+                    "memory limit of {memory_mb} MiB reached: a native allocation failed \
+                     (its report was lost)"
                 ),
             ),
             KillReason::MemoryLimit,

@@ -55,14 +55,15 @@ impl StreamState {
         self.settled.notify_waiters();
     }
 
-    /// Waits up to `timeout` for the stream to open. `Err` names a handshake refusal (a
-    /// configuration error) or says that `what` at `addr` was not reachable in time.
+    /// Waits up to `timeout` for the stream to open. [`WaitError::Refused`] is a configuration
+    /// error (the handshake was refused, the address is not a valid target);
+    /// [`WaitError::Unreachable`] says that `what` at `addr` did not answer in time.
     pub(crate) async fn wait_connected(
         &self,
         what: &str,
         addr: &str,
         timeout: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), WaitError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // Registered before looking, so a change between the look and the wait is seen.
@@ -78,16 +79,28 @@ impl StreamState {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone()
             {
-                return Err(r);
+                return Err(WaitError::Refused(r));
             }
             if tokio::time::timeout_at(deadline, settled).await.is_err() {
-                return Err(format!(
+                return Err(WaitError::Unreachable(format!(
                     "{what} at {addr} not reachable within {} ms",
                     timeout.as_millis()
-                ));
+                )));
             }
         }
     }
+}
+
+/// Why a stream did not open in time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WaitError {
+    /// A configuration error that retrying cannot fix: the server refused the handshake (token,
+    /// permission) or the address is not a valid target.
+    #[error("{0}")]
+    Refused(String),
+    /// The server did not answer in time; it may come later.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 /// Reconnection delays: exponential from `min` to `max`, each with ±25 % jitter so a fleet of

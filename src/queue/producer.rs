@@ -12,6 +12,7 @@ use super::pb::producerpb::{
 use super::{endpoint_uri, is_handshake_refusal, Backoff, StreamState};
 use crate::pipeline::ports::{PublishError, Publisher};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -31,6 +32,9 @@ pub struct ProducerConfig {
     pub backoff_max: Duration,
     /// Creates waiting for an ack (sent or not) beyond which new publishes fail at once.
     pub max_pending: usize,
+    /// codeQ's gRPC message limit: a CreateTask over it is refused before it is sent (codeQ
+    /// would fail the whole stream, for everyone's publishes).
+    pub max_message_bytes: usize,
 }
 
 impl std::fmt::Debug for ProducerConfig {
@@ -53,6 +57,7 @@ impl ProducerConfig {
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
             max_pending: 10_000,
+            max_message_bytes: crate::host::CODEQ_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -62,6 +67,21 @@ struct Create {
     payload: Vec<u8>,
     idempotency_key: String,
     reply: Option<oneshot::Sender<Result<String, PublishError>>>,
+    /// Sent on the current stream and not acknowledged yet.
+    in_flight: bool,
+}
+
+/// Protobuf framing of a CreateTask inside a ProducerEvent beyond its fields' bytes: tags,
+/// length varints (at most 5 bytes each), the seq varint, the oneof wrapper.
+const FRAMING_BYTES: usize = 64;
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default)]
+pub struct ProducerCounters {
+    /// Creates refused before sending because they exceed the message limit.
+    pub too_large: std::sync::atomic::AtomicU64,
+    /// Creates given up after codeQ failed the stream over their content.
+    pub poisoned: std::sync::atomic::AtomicU64,
 }
 
 /// A handle to the producer stream; cheap to share behind an `Arc`.
@@ -69,6 +89,7 @@ pub struct ProducerClient {
     tx: mpsc::Sender<Create>,
     state: Arc<StreamState>,
     cfg: ProducerConfig,
+    counters: Arc<ProducerCounters>,
 }
 
 impl ProducerClient {
@@ -77,8 +98,18 @@ impl ProducerClient {
     pub fn start(cfg: ProducerConfig) -> Self {
         let (tx, rx) = mpsc::channel(1024);
         let state = Arc::new(StreamState::default());
-        tokio::spawn(run(cfg.clone(), rx, state.clone()));
-        ProducerClient { tx, state, cfg }
+        let counters = Arc::new(ProducerCounters::default());
+        tokio::spawn(run(cfg.clone(), rx, state.clone(), counters.clone()));
+        ProducerClient {
+            tx,
+            state,
+            cfg,
+            counters,
+        }
+    }
+
+    pub fn counters(&self) -> &ProducerCounters {
+        &self.counters
     }
 
     pub fn is_connected(&self) -> bool {
@@ -87,7 +118,7 @@ impl ProducerClient {
 
     /// Waits up to `timeout` for the stream to be open. `Err` names a handshake refusal (bad
     /// token or permission: a configuration error) or says the server was not reachable.
-    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), super::WaitError> {
         self.state
             .wait_connected("codeQ producer stream", &self.cfg.addr, timeout)
             .await
@@ -107,7 +138,25 @@ impl ProducerClient {
             idempotency_key: idempotency_key
                 .unwrap_or_else(|| format!("pub:{}", uuid::Uuid::new_v4())),
             reply: Some(reply),
+            in_flight: false,
         };
+        // Field bytes plus the protobuf framing (tags, length varints, seq): an upper bound on
+        // the encoded message, computed without copying the payload.
+        let size = create.payload.len()
+            + create.command.len()
+            + create.idempotency_key.len()
+            + FRAMING_BYTES;
+        if size > self.cfg.max_message_bytes {
+            self.counters.too_large.fetch_add(1, Ordering::Relaxed);
+            return Err(PublishError {
+                transient: false,
+                message: format!(
+                    "a create on {command} of {size} bytes exceeds codeQ's message limit of {} \
+                     bytes",
+                    self.cfg.max_message_bytes
+                ),
+            });
+        }
         let transient = |message: String| PublishError {
             transient: true,
             message,
@@ -145,14 +194,67 @@ enum End {
     Closed,
     Refused(String),
     Broken(String),
+    /// codeQ failed the stream over the content of a message it received (its size, its
+    /// encoding): re-sending that message would fail the next stream too.
+    Rejected(String),
 }
 
-async fn run(cfg: ProducerConfig, mut rx: mpsc::Receiver<Create>, state: Arc<StreamState>) {
+/// Whether a stream status means the server refused a message we sent for what it is — the
+/// same message would fail every stream it is sent on.
+fn is_content_rejection(s: &tonic::Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::ResourceExhausted | tonic::Code::InvalidArgument | tonic::Code::OutOfRange
+    )
+}
+
+/// After a content rejection: the largest create that was in flight on the failed stream is
+/// the one codeQ refused (the size limit is what it enforces); it is given up — its caller gets
+/// a permanent error, the operator a log line and a count — so the outbox cannot poison every
+/// following stream with it.
+fn give_up_poison(pending: &mut BTreeMap<u64, Create>, why: &str, counters: &ProducerCounters) {
+    let suspect = pending
+        .iter()
+        .filter(|(_, c)| c.in_flight)
+        .max_by_key(|(s, c)| (c.payload.len(), std::cmp::Reverse(**s)))
+        .map(|(s, _)| *s);
+    let Some(seq) = suspect else { return };
+    let Some(mut c) = pending.remove(&seq) else {
+        return;
+    };
+    counters.poisoned.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(
+        command = %c.command,
+        idempotency_key = %c.idempotency_key,
+        bytes = c.payload.len(),
+        error = %why,
+        "codeQ failed the producer stream over a message; that message is given up"
+    );
+    if let Some(reply) = c.reply.take() {
+        let _ = reply.send(Err(PublishError {
+            transient: false,
+            message: format!("codeQ refused a create on {}: {why}", c.command),
+        }));
+    }
+}
+
+async fn run(
+    cfg: ProducerConfig,
+    mut rx: mpsc::Receiver<Create>,
+    state: Arc<StreamState>,
+    counters: Arc<ProducerCounters>,
+) {
     let mut pending: BTreeMap<u64, Create> = BTreeMap::new();
     let mut seq: u64 = 0;
     let mut backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
     loop {
         let end = session(&cfg, &mut rx, &mut pending, &mut seq, &state, &mut backoff).await;
+        if let End::Rejected(why) = &end {
+            give_up_poison(&mut pending, why, &counters);
+        }
+        for c in pending.values_mut() {
+            c.in_flight = false;
+        }
         match end {
             End::Closed => {
                 state.set_down(None);
@@ -162,7 +264,7 @@ async fn run(cfg: ProducerConfig, mut rx: mpsc::Receiver<Create>, state: Arc<Str
                 tracing::error!(addr = %cfg.addr, error = %why, "codeQ producer handshake refused");
                 state.set_down(Some(why));
             }
-            End::Broken(why) => {
+            End::Broken(why) | End::Rejected(why) => {
                 tracing::warn!(addr = %cfg.addr, error = %why, pending = pending.len(), "codeQ producer stream down; reconnecting");
                 state.set_down(None);
             }
@@ -227,7 +329,11 @@ async fn session(
     if out.send(hello).await.is_err() {
         return End::Broken("stream closed before hello".into());
     }
-    let mut client = ProducerStreamClient::new(channel);
+    // The encode limit is the configured message limit (creates are checked against it
+    // before they are queued); acks are small.
+    let mut client = ProducerStreamClient::new(channel)
+        .max_encoding_message_size(cfg.max_message_bytes.max(1 << 20))
+        .max_decoding_message_size(4 << 20);
     let mut inbound = match tokio::time::timeout(
         cfg.connect_timeout,
         client.stream(ReceiverStream::new(out_rx)),
@@ -254,7 +360,8 @@ async fn session(
     tracing::info!(addr = %cfg.addr, resend = pending.len(), "codeQ producer stream open");
 
     // What was not acknowledged on the previous stream goes again, same keys.
-    for (s, c) in pending.iter() {
+    for (s, c) in pending.iter_mut() {
+        c.in_flight = true;
         if out.send(create_event(*s, c)).await.is_err() {
             return End::Broken("stream closed while re-sending".into());
         }
@@ -262,9 +369,10 @@ async fn session(
     loop {
         tokio::select! {
             c = rx.recv() => {
-                let Some(c) = c else { return End::Closed };
+                let Some(mut c) = c else { return End::Closed };
                 *seq += 1;
                 let ev = create_event(*seq, &c);
+                c.in_flight = true;
                 pending.insert(*seq, c);
                 if out.send(ev).await.is_err() {
                     return End::Broken("stream closed".into());
@@ -281,6 +389,9 @@ async fn session(
                     }
                     Some(server_event::Event::HelloAck(_)) | None => {}
                 },
+                Some(Err(s)) if is_content_rejection(&s) => {
+                    return End::Rejected(format!("stream: {s}"))
+                }
                 Some(Err(s)) => return End::Broken(format!("stream: {s}")),
                 None => return End::Broken("server closed the stream".into()),
             }

@@ -30,7 +30,7 @@ use super::pb::workerpb::{
 };
 use super::{endpoint_uri, is_handshake_refusal, Backoff, StreamState};
 use crate::pipeline::Answer;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,7 +51,45 @@ pub struct TaskInfo {
     pub attempts: i32,
     pub max_attempts: i32,
     pub tenant_id: String,
+    /// The task's claim slot: the handler says when the task waits for capacity of its own
+    /// (its function's `maxConcurrency`), so that the slot is given to other work meanwhile.
+    pub slot: Slot,
 }
+
+/// A task's claim slot. While the task is [`Slot::waiting`] it does not count against the
+/// worker's `slots` when it asks codeQ for work: a task that waits for its own function's
+/// capacity never holds a slot another function's task could use.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    id: String,
+    tx: mpsc::UnboundedSender<FromTask>,
+}
+
+impl Slot {
+    /// The task waits for its own capacity; its slot may be reused.
+    pub fn waiting(&self) {
+        let _ = self.tx.send(FromTask::Waiting(self.id.clone(), true));
+    }
+
+    /// The task runs again (it holds a slot).
+    pub fn resumed(&self) {
+        let _ = self.tx.send(FromTask::Waiting(self.id.clone(), false));
+    }
+}
+
+impl crate::pipeline::ports::CapacityWait for Slot {
+    fn waiting(&self) {
+        Slot::waiting(self)
+    }
+    fn resumed(&self) {
+        Slot::resumed(self)
+    }
+}
+
+/// Largest message accepted on the worker stream. Above codeQ's 4 MiB on purpose: a task whose
+/// payload is too large to run (`max_task_bytes`) must still be received, so it can be answered
+/// (FAILED, dead-lettered) instead of failing the whole stream and staying IN_PROGRESS.
+pub const MAX_DECODE_BYTES: usize = 64 << 20;
 
 /// What runs a claimed task. The pipeline, wrapped with logs and metrics, in `serve`.
 pub trait TaskHandler: Send + Sync + 'static {
@@ -182,7 +220,7 @@ impl Worker {
 
     /// Waits for the first handshake. `Err` names a refusal (token, permission) or says the
     /// server could not be reached in time.
-    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), super::WaitError> {
         self.shared
             .stream
             .wait_connected("codeQ worker stream", &self.addr, timeout)
@@ -224,9 +262,12 @@ impl Pending {
     }
 }
 
+#[derive(Debug)]
 enum FromTask {
     Done(String, i32, Box<Answer>),
     Heartbeat(String),
+    /// The task waits for (true) or resumed after (false) its own capacity.
+    Waiting(String, bool),
 }
 
 struct Loop<H> {
@@ -236,6 +277,8 @@ struct Loop<H> {
     drain_rx: watch::Receiver<Option<Duration>>,
     /// Running tasks.
     running: HashMap<String, JoinHandle<()>>,
+    /// Running tasks that wait for their own capacity: they hold no slot.
+    waiting: HashSet<String>,
     outbox: BTreeMap<String, Pending>,
     /// Outstanding Ready counts and when the server will have forgotten each.
     asks: VecDeque<(usize, Instant)>,
@@ -266,6 +309,7 @@ impl<H: TaskHandler> Loop<H> {
             shared,
             drain_rx,
             running: HashMap::new(),
+            waiting: HashSet::new(),
             outbox: BTreeMap::new(),
             asks: VecDeque::new(),
             from_tasks_tx,
@@ -277,6 +321,11 @@ impl<H: TaskHandler> Loop<H> {
 
     fn draining(&self) -> bool {
         self.drain_deadline.is_some()
+    }
+
+    /// Slots taken: running tasks that are not waiting for their own capacity.
+    fn occupied(&self) -> usize {
+        self.running.len().saturating_sub(self.waiting.len())
     }
 
     fn finished(&self) -> bool {
@@ -346,6 +395,7 @@ impl<H: TaskHandler> Loop<H> {
     }
 
     fn abort_running(&mut self) {
+        self.waiting.clear();
         for (id, h) in self.running.drain() {
             h.abort();
             self.shared
@@ -376,7 +426,11 @@ impl<H: TaskHandler> Loop<H> {
         if out.send(hello).await.is_err() {
             return End::Broken("stream closed before hello".into());
         }
-        let mut client = WorkerStreamClient::new(channel);
+        // Explicit limits: answers are bounded far below codeQ's 4 MiB (the result limits);
+        // deliveries may be larger than what we run, see MAX_DECODE_BYTES.
+        let mut client = WorkerStreamClient::new(channel)
+            .max_decoding_message_size(MAX_DECODE_BYTES)
+            .max_encoding_message_size(4 << 20);
         let timeout = self.cfg.connect_timeout;
         let mut inbound =
             match tokio::time::timeout(timeout, client.stream(ReceiverStream::new(out_rx))).await {
@@ -414,7 +468,7 @@ impl<H: TaskHandler> Loop<H> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if self.finished() {
-                return End::Finished;
+                return self.close_cleanly(out, &mut inbound).await;
             }
             if self.drain_passed() {
                 self.abort_running();
@@ -441,6 +495,75 @@ impl<H: TaskHandler> Loop<H> {
         }
     }
 
+    /// The end of a drain: nothing runs, every answer is acknowledged. Resetting the stream now
+    /// would drop whatever codeQ is delivering for the Ready still outstanding (those tasks
+    /// would wait for their lease to expire, and lose an attempt). Instead: half-close our
+    /// side, read until the server ends the stream (or forgets the Ready), and Abandon every
+    /// task delivered meanwhile — on a new stream, since this one is closed for sending; the
+    /// lease belongs to the worker id, so the Abandon is accepted there.
+    async fn close_cleanly(
+        &mut self,
+        out: mpsc::Sender<WorkerEvent>,
+        inbound: &mut tonic::Streaming<workerpb::ServerEvent>,
+    ) -> End {
+        drop(out);
+        let now = Instant::now();
+        let ready_gone = self
+            .asks
+            .iter()
+            .map(|(_, exp)| *exp)
+            .max()
+            .unwrap_or(now + Duration::from_millis(500));
+        let until = ready_gone
+            .max(now + Duration::from_millis(200))
+            .min(self.give_up_at().max(now + Duration::from_millis(200)));
+        loop {
+            let msg = tokio::select! {
+                m = inbound.next() => m,
+                _ = tokio::time::sleep_until(until) => break,
+            };
+            use server_event::Event as E;
+            match msg {
+                Some(Ok(ev)) => match ev.event {
+                    Some(E::Task(a)) => {
+                        if let Some(t) = a.task {
+                            self.abandon_late(t.id);
+                        }
+                    }
+                    Some(E::TaskBatch(b)) => {
+                        for t in b.tasks {
+                            self.abandon_late(t.id);
+                        }
+                    }
+                    Some(E::ResultAck(a)) => {
+                        self.on_ack(&a.task_id, a.ok, &a.error_message, "result")
+                    }
+                    Some(E::NackAck(a)) => self.on_ack(&a.task_id, a.ok, &a.error_message, "nack"),
+                    Some(E::AbandonAck(a)) => {
+                        self.on_ack(&a.task_id, a.ok, &a.error_message, "abandon")
+                    }
+                    _ => {}
+                },
+                Some(Err(_)) | None => break,
+            }
+        }
+        if self.outbox.is_empty() {
+            End::Finished
+        } else {
+            End::Broken("tasks delivered during the drain are abandoned on a new stream".into())
+        }
+    }
+
+    /// A task delivered after the stream was half-closed: abandoned on the next stream.
+    fn abandon_late(&mut self, id: String) {
+        tracing::info!(task_id = %id, "task delivered during the drain; abandoning it");
+        self.shared
+            .counters
+            .abandoned
+            .fetch_add(1, Ordering::Relaxed);
+        self.outbox.insert(id.clone(), Pending::Abandon(id));
+    }
+
     /// Sends Ready for the free, not yet asked-for slots.
     async fn ask_for_work(&mut self, out: &mpsc::Sender<WorkerEvent>) -> Result<(), String> {
         let now = Instant::now();
@@ -457,7 +580,7 @@ impl<H: TaskHandler> Loop<H> {
         let free = self
             .cfg
             .slots
-            .saturating_sub(self.running.len())
+            .saturating_sub(self.occupied())
             .saturating_sub(asked);
         if free == 0 {
             return Ok(());
@@ -546,7 +669,7 @@ impl<H: TaskHandler> Loop<H> {
         self.asks.pop_front();
         for t in tasks {
             if self.draining()
-                || self.running.len() >= self.cfg.slots
+                || self.occupied() >= self.cfg.slots
                 || self.running.contains_key(&t.id)
             {
                 // No slot (or already running it): give it straight back.
@@ -566,6 +689,10 @@ impl<H: TaskHandler> Loop<H> {
                 attempts: t.attempts,
                 max_attempts: t.max_attempts,
                 tenant_id: t.tenant_id,
+                slot: Slot {
+                    id: t.id.clone(),
+                    tx: self.from_tasks_tx.clone(),
+                },
             };
             let handler = self.handler.clone();
             let tx = self.from_tasks_tx.clone();
@@ -596,6 +723,14 @@ impl<H: TaskHandler> Loop<H> {
 
     async fn on_task_message(&mut self, m: FromTask, out: Option<&mpsc::Sender<WorkerEvent>>) {
         match m {
+            FromTask::Waiting(id, true) => {
+                if self.running.contains_key(&id) {
+                    self.waiting.insert(id);
+                }
+            }
+            FromTask::Waiting(id, false) => {
+                self.waiting.remove(&id);
+            }
             FromTask::Heartbeat(id) => {
                 if let (Some(out), true) = (out, self.running.contains_key(&id)) {
                     let hb = WorkerEvent {
@@ -609,6 +744,7 @@ impl<H: TaskHandler> Loop<H> {
                 }
             }
             FromTask::Done(id, attempts, answer) => {
+                self.waiting.remove(&id);
                 if self.running.remove(&id).is_none() {
                     return; // aborted at the drain deadline and already abandoned
                 }

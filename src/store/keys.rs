@@ -2,8 +2,8 @@
 //!
 //! Every builder takes the components as given; [`check_name`] and [`check_tenant`] are applied by
 //! the store before any key is built, so that a `:` in a component can never make two different
-//! (tenant, name) pairs produce the same key. The tenant is the isolation boundary and must never
-//! contain `:`; namespace, function, alias and activation id must not either. The user KV key and
+//! (tenant, name) pairs produce the same key. The tenant is the isolation boundary; it, the
+//! namespace, function, alias and activation id are made of [`NAME_CHARSET`] only. The user KV key and
 //! the request id are the last variable component of their keys and may contain anything but
 //! must not be empty.
 
@@ -53,20 +53,38 @@ pub fn user_kv(tenant: &str, key: &str) -> String {
     format!("cs:kv:{tenant}:{key}")
 }
 
-/// A tenant must be non-empty and free of `:` (the separator) — the tenant is what keeps one
-/// tenant's keys out of another's.
+/// The characters a tenant, namespace, function or alias name may hold (documented in the
+/// README): ASCII letters, digits, `.`, `_` and `-`. No separator of any key or map the
+/// invoker builds (`:`, `/`, whitespace, ...) can appear in a name, so two different
+/// (tenant, namespace, function) triples can never spell the same KVRocks key.
+pub const NAME_CHARSET: &str = "[A-Za-z0-9._-]";
+
+/// Whether `c` is in [`NAME_CHARSET`].
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// The first character of `value` outside [`NAME_CHARSET`], if any.
+pub fn bad_name_char(value: &str) -> Option<char> {
+    value.chars().find(|c| !is_name_char(*c))
+}
+
+/// A tenant must be a valid name ([`check_name`]) — the tenant is what keeps one tenant's keys
+/// out of another's.
 pub fn check_tenant(tenant: &str) -> Result<(), String> {
     check_name("tenant", tenant)
 }
 
 /// A name component (namespace, function, alias, activation id, tenant) must be non-empty and
-/// free of `:`.
+/// made of [`NAME_CHARSET`] only.
 pub fn check_name(what: &str, value: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err(format!("{what} is empty"));
     }
-    if value.contains(':') {
-        return Err(format!("{what} {value:?} contains ':'"));
+    if let Some(c) = bad_name_char(value) {
+        return Err(format!(
+            "{what} {value:?} contains {c:?}; names are made of {NAME_CHARSET}"
+        ));
     }
     Ok(())
 }
@@ -106,6 +124,9 @@ mod tests {
     fn a_colon_in_the_tenant_is_refused() {
         assert!(check_tenant("t1").is_ok());
         assert!(check_tenant("t1:x").is_err());
+        assert!(check_tenant("acme/x").is_err());
+        assert!(check_name("namespace", "x prod").is_err());
+        assert!(check_name("function", "pay.v2_final-1").is_ok());
         assert!(check_tenant("").is_err());
         assert!(check_last("key", "a:b").is_ok());
         assert!(check_last("key", "").is_err());

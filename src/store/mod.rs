@@ -25,15 +25,20 @@
 //!   is one Lua script instead (EVALSHA, EVAL on `NOSCRIPT`) so that a delivery that read "no
 //!   record" just before another delivery finished cannot put a terminal record back to
 //!   `running` and win the compare-and-set a second time.
-//! - [`Store::write_terminal`] is the compare-and-set: one Lua script that writes status and meta
-//!   only if the status is `running` **or absent**, and returns whether it won. Absent is
+//! - [`Store::write_terminal`] is the compare-and-set: one Lua script that writes status and
+//!   meta — **and, in the same atomic step, the log chunks with their index and the correlation
+//!   key** — only if the status is `running` **or absent**, and returns whether it won. One step,
+//!   because a compare-and-set whose reply is lost (the store stalled past our timeout, then
+//!   applied it) leaves the activation terminal: the redelivery only republishes, so logs
+//!   written in a later step would be lost for good. Absent is
 //!   accepted because the terminal errors found before execution (unknown alias or version, bad
 //!   bundle, deadline passed before execution) have no running record, and because a running
 //!   record can only be missing when it expired, which a terminal record may replace. A status
 //!   that is already terminal loses, and nothing is changed — except that a repeat of exactly the
 //!   winning write (same meta JSON, e.g. a retry after a lost reply) reports `true` again.
 //! - [`Store::write_logs`] writes the chunks (see [`LOG_CHUNK_BYTES`], [`chunk_logs`]) and their
-//!   index in one MULTI, replacing a previous index. Call it after winning the compare-and-set.
+//!   index in one MULTI, replacing a previous index (tools and tests; the pipeline's logs go
+//!   with the compare-and-set).
 //! - [`Store::write_result`] sets the correlation key (TTL `correlation_ttl_seconds`).
 
 pub mod keys;
@@ -67,6 +72,9 @@ pub enum StoreError {
     /// given to a terminal write). Retrying will not help.
     #[error("invalid store call: {0}")]
     Invalid(String),
+    /// A bounded store (the in-memory KV of a local run) has no room for the write.
+    #[error("store full: {0}")]
+    Full(String),
 }
 
 impl StoreError {
@@ -184,11 +192,13 @@ pub trait Store: Send + Sync + 'static {
         record: &ActivationRecord,
     ) -> impl Future<Output = Result<RunningWrite, StoreError>> + Send;
 
-    /// The terminal compare-and-set; `Ok(true)` when this write won. `record.status` must be
-    /// terminal. See the module documentation.
+    /// The terminal compare-and-set, with the activation's log lines (as chunks and their
+    /// index) and its correlation key written in the same atomic step; `Ok(true)` when this
+    /// write won (nothing is written otherwise). `record.status` must be terminal. See the
+    /// module documentation.
     fn write_terminal(
         &self,
-        record: &ActivationRecord,
+        terminal: &Terminal<'_>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Writes `lines` as log chunks of at most [`LOG_CHUNK_BYTES`] and their sorted-set index,
@@ -206,6 +216,16 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         result: &InvocationResult,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Everything the terminal write of one activation stores at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Terminal<'a> {
+    pub record: &'a ActivationRecord,
+    /// The log lines, chunked by the store.
+    pub logs: &'a [String],
+    /// The InvocationResult for the correlation key.
+    pub result: &'a InvocationResult,
 }
 
 /// The user KV behind `cs.kv` (SPEC §4, §6), tenant-scoped under `cs:kv:{tenant}:{key}`. The

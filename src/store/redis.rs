@@ -16,7 +16,7 @@ use super::keys;
 use super::records::{
     chunk_logs, ActivationRecord, ActivationStatus, AliasRecord, VersionMeta, LOG_CHUNK_BYTES,
 };
-use super::{RunningWrite, Store, StoreConfig, StoreError, UserKv, MAX_BUNDLE_BYTES};
+use super::{RunningWrite, Store, StoreConfig, StoreError, Terminal, UserKv, MAX_BUNDLE_BYTES};
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{
     AsyncConnectionConfig, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisConnectionInfo,
@@ -40,8 +40,11 @@ redis.call('SET', KEYS[1], 'running', 'EX', ARGV[2])
 return 1
 "#;
 
-/// The terminal compare-and-set: KEYS = [status, meta], ARGV = [meta json, status, ttl]. Wins
-/// (1) when the status is `running` or absent, or when exactly this write already won.
+/// The terminal compare-and-set with the logs and the correlation key.
+/// KEYS = [status, meta, log index, correlation, chunk 0, chunk 1, ...],
+/// ARGV = [meta json, status, ttl, correlation json, correlation ttl, chunk 0 text, ...].
+/// Wins (1) when the status is `running` or absent, or when exactly this write already won
+/// (its logs and correlation key were written with it then); writes nothing when it loses (0).
 const TERMINAL_LUA: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= 'running' then
@@ -52,6 +55,16 @@ if cur and cur ~= 'running' then
 end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+redis.call('DEL', KEYS[3])
+local chunks = #KEYS - 4
+for i = 1, chunks do
+  redis.call('SET', KEYS[4 + i], ARGV[5 + i], 'EX', ARGV[3])
+  redis.call('ZADD', KEYS[3], i - 1, tostring(i - 1))
+end
+if chunks > 0 then
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+end
+redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[5])
 return 1
 "#;
 
@@ -580,8 +593,10 @@ impl Store for RedisStore {
         }
     }
 
-    async fn write_terminal(&self, record: &ActivationRecord) -> Result<bool, StoreError> {
+    async fn write_terminal(&self, t: &Terminal<'_>) -> Result<bool, StoreError> {
+        let record = t.record;
         Self::record_names(record)?;
+        check(keys::check_last("request id", &t.result.request_id))?;
         if !record.status.is_terminal() {
             return Err(StoreError::Invalid(format!(
                 "terminal write of activation {} with status running",
@@ -591,15 +606,34 @@ impl Store for RedisStore {
         let json = serde_json::to_string(record).map_err(|e| {
             StoreError::Invalid(format!("activation record does not serialise: {e}"))
         })?;
-        let status_key = keys::activation_status(&record.tenant, &record.activation_id);
-        let meta_key = keys::activation_meta(&record.tenant, &record.activation_id);
+        let correlation = serde_json::to_string(t.result)
+            .map_err(|e| StoreError::Invalid(format!("result does not serialise: {e}")))?;
+        let (tenant, aid) = (&record.tenant, &record.activation_id);
+        let chunks = chunk_logs(t.logs, LOG_CHUNK_BYTES);
+        let mut key_list = vec![
+            keys::activation_status(tenant, aid),
+            keys::activation_meta(tenant, aid),
+            keys::log_index(tenant, aid),
+            keys::request_result(tenant, &t.result.request_id),
+        ];
+        key_list.extend((0..chunks.len()).map(|n| keys::log_chunk(tenant, aid, n as u64)));
         let ttl = self.inner.config.activation_ttl_seconds.to_string();
+        let correlation_ttl = self.inner.config.correlation_ttl_seconds.to_string();
         let status = record.status.as_str();
+        let mut arg_list: Vec<&[u8]> = vec![
+            json.as_bytes(),
+            status.as_bytes(),
+            ttl.as_bytes(),
+            correlation.as_bytes(),
+            correlation_ttl.as_bytes(),
+        ];
+        arg_list.extend(chunks.iter().map(|c| c.as_bytes()));
+        let meta_key = key_list[1].clone();
         let reply = self
             .run("terminal compare-and-set", &meta_key, true, |mut c| {
-                let keys = [status_key.as_str(), meta_key.as_str()];
-                let args = [json.as_bytes(), status.as_bytes(), ttl.as_bytes()];
-                async move { TERMINAL_SCRIPT.eval(&mut c, &keys, &args).await }
+                let keys: Vec<&str> = key_list.iter().map(String::as_str).collect();
+                let args = &arg_list;
+                async move { TERMINAL_SCRIPT.eval(&mut c, &keys, args).await }
             })
             .await?;
         match reply {

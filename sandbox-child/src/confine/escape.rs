@@ -183,6 +183,12 @@ pub const ESCAPE_OPS: &[EscapeOp] = &[
         note: "another uid's process (e.g. the supervisor)",
     },
     EscapeOp {
+        op: "prlimit-other",
+        syscall: "prlimit64",
+        errnos: &[libc::EPERM],
+        note: "pid 1 belongs to another uid; seccomp allows prlimit64 on pid 0 only",
+    },
+    EscapeOp {
         op: "setuid",
         syscall: "setuid",
         errnos: &[libc::EPERM],
@@ -220,6 +226,8 @@ pub enum Attempt {
 /// (<n>)` or `<op>: ALLOWED: <what>`. With seccomp on, a forbidden op does not return.
 ///
 /// `alloc:<MiB>` maps and touches that many MiB page by page (the cgroup OOM test);
+/// `rust-alloc:<MiB>` allocates that much through Rust's allocator, untouched (the
+/// address-space limit test);
 /// `kill:<pid>` checks whether `pid` may be signalled (signal 0).
 pub fn try_forbidden(op: &str) -> String {
     match attempt(op) {
@@ -240,6 +248,16 @@ pub fn attempt(op: &str) -> Result<Attempt, String> {
     if let Some(mib) = op.strip_prefix("alloc:") {
         let mib: usize = mib.parse().map_err(|_| format!("bad size in {op:?}"))?;
         return Ok(alloc_touch(mib));
+    }
+    if let Some(mib) = op.strip_prefix("rust-alloc:") {
+        // A native (Rust) allocation, not touched: only the address-space limit can refuse
+        // it, and then the child's global allocator reports out of memory and exits.
+        let mib: usize = mib.parse().map_err(|_| format!("bad size in {op:?}"))?;
+        let v: Vec<u8> = vec![0; mib << 20];
+        return Ok(Attempt::Succeeded(format!(
+            "allocated {} MiB",
+            v.len() >> 20
+        )));
     }
     let r = match op {
         "open" => open_path(c"/etc/passwd", libc::O_RDONLY, true),
@@ -342,6 +360,17 @@ pub fn attempt(op: &str) -> Result<Attempt, String> {
             // SAFETY: signal 0 only checks permission.
             let r = unsafe { libc::kill(1, 0) };
             result(r as i64, "may signal pid 1")
+        }
+        "prlimit-other" => {
+            // Another process's limits: pid 1 (another uid, and a pid other than 0 for the
+            // seccomp rule). Only reads them (no new value).
+            let mut old = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: a null new limit and a live out-parameter.
+            let r = unsafe { libc::prlimit(1, libc::RLIMIT_AS, std::ptr::null(), &mut old) };
+            result(r as i64, "read pid 1's limits")
         }
         "setuid" => {
             // SAFETY: integer argument; the raw syscall affects only this thread, the only one.

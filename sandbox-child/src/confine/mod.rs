@@ -41,7 +41,7 @@ use bincode::{Decode, Encode};
 use std::fmt;
 use std::time::Instant;
 
-pub use rlimits::Rlimits;
+pub use rlimits::{lower_address_space, Rlimits, ADDRESS_SPACE_HEADROOM};
 
 /// How the child confines itself. Travels inside the supervisor's `Init` frame.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]

@@ -37,6 +37,38 @@ impl Default for Rlimits {
     }
 }
 
+/// Address space a bound child may map beyond its function's memory limit: the binary, the
+/// stack, the allocator's own mappings and the engine outside the counted heap. Virtual
+/// memory, not resident: the cgroup bounds what is really used.
+pub const ADDRESS_SPACE_HEADROOM: u64 = 512 << 20;
+
+/// Lowers this process's `RLIMIT_AS` (soft and hard) to `memory_limit_bytes` plus
+/// [`ADDRESS_SPACE_HEADROOM`], once the bundle (and so the memory limit) is known: a native
+/// allocation then fails at a size in proportion to the function's limit, not at the stem's
+/// limit for the largest `memoryMb`. A limit is only ever lowered here (an unprivileged
+/// process cannot raise its hard limit). The seccomp policy allows `prlimit64` on pid 0 only.
+pub fn lower_address_space(memory_limit_bytes: u64) -> io::Result<()> {
+    let want = memory_limit_bytes.saturating_add(ADDRESS_SPACE_HEADROOM);
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `cur` is a valid rlimit to fill; pid 0 is this process.
+    if unsafe { libc::prlimit(0, libc::RLIMIT_AS, std::ptr::null(), &mut cur) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let want: libc::rlim_t = want.min(cur.rlim_max);
+    let rl = libc::rlimit {
+        rlim_cur: want,
+        rlim_max: want,
+    };
+    // SAFETY: `rl` is a valid rlimit that outlives the call; pid 0 is this process.
+    if unsafe { libc::prlimit(0, libc::RLIMIT_AS, &rl, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 pub(super) fn apply(limits: &Rlimits, keep_fds: &[u32]) -> Result<String, String> {
     let table = [
         (libc::RLIMIT_AS, "as", limits.address_space_bytes),

@@ -36,6 +36,37 @@ pub fn set_report_frame(on: bool) {
 pub const EXIT_BLOCKED_SYSCALL: i32 = 159;
 /// Exit status of a child that called `abort()` under seccomp (128 + SIGABRT).
 pub const EXIT_ABORT: i32 = 134;
+/// Exit status of a child whose native (Rust) allocation failed: out of memory, reported as
+/// `Fatal { step: "memory", ... }` first (see [`die_out_of_memory`]).
+pub const EXIT_OUT_OF_MEMORY: i32 = 160;
+
+/// Ends the process after a native allocation of `size` bytes failed (the address-space limit
+/// or the kernel refused it): reports `Fatal { step: "memory", ... }` on fd 1 (under the
+/// supervisor) and a line on fd 2, then `_exit(`[`EXIT_OUT_OF_MEMORY`]`)`. Allocates nothing:
+/// it runs where the allocator just failed. The supervisor reports the activation as
+/// `MemoryLimit`, where Rust's own handler would have aborted (an unattributed `SIGABRT`).
+pub fn die_out_of_memory(size: usize) -> ! {
+    let mut message = StackBuf::<96>::new();
+    message.push(b"native allocation of ");
+    message.push_decimal(libc::c_long::try_from(size).unwrap_or(libc::c_long::MAX));
+    message.push(b" bytes failed");
+    if REPORT_FRAME.load(Ordering::Relaxed) {
+        if let Some(frame) = fatal_frame(b"memory", message.as_slice()) {
+            let f = frame.as_slice();
+            // SAFETY: writing a live stack buffer to fd 1 (the frame pipe).
+            unsafe { libc::write(1, f.as_ptr().cast(), f.len()) };
+        }
+    }
+    let mut line = StackBuf::<160>::new();
+    line.push(b"sandbox-child: memory: ");
+    line.push(message.as_slice());
+    line.push(b"\n");
+    let l = line.as_slice();
+    // SAFETY: as above, to fd 2.
+    unsafe { libc::write(2, l.as_ptr().cast(), l.len()) };
+    // SAFETY: _exit ends the process without running any Rust code (nothing may allocate).
+    unsafe { libc::_exit(EXIT_OUT_OF_MEMORY) }
+}
 
 /// Index of `FromChild::Fatal` among the variants of `FromChild`.
 const FROM_CHILD_FATAL: u8 = 5;

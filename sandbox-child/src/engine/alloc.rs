@@ -9,6 +9,9 @@
 //! reach or clear; the engine's interrupt handler stops the run as soon as it sees the flag and
 //! the invocation is reported as `MemoryLimit` whatever the guest did afterwards.
 //!
+//! An allocation libc refuses below our limit (the address-space rlimit, the kernel) sets the
+//! same flag: every out-of-memory of the engine is a `MemoryLimit`, whatever refused it.
+//!
 //! Everything here runs inside `extern "C"` callbacks from QuickJS, where a panic would abort
 //! the process: no code path in this file may panic (no unwrap, checked arithmetic only).
 
@@ -129,6 +132,10 @@ unsafe impl Allocator for CountingAllocator {
         }
         // SAFETY: plain libc malloc; a zero size is allowed and yields null or a unique block.
         let ptr = unsafe { libc::malloc(size) }.cast::<u8>();
+        if ptr.is_null() && size > 0 {
+            // Refused below our limit (the address-space limit): out of memory all the same.
+            self.state.exceeded.set(true);
+        }
         self.state.add(usable(ptr));
         ptr
     }
@@ -142,6 +149,9 @@ unsafe impl Allocator for CountingAllocator {
         }
         // SAFETY: plain libc calloc; the product was checked for overflow above.
         let ptr = unsafe { libc::calloc(count, size) }.cast::<u8>();
+        if ptr.is_null() && total > 0 {
+            self.state.exceeded.set(true);
+        }
         self.state.add(usable(ptr));
         ptr
     }
@@ -169,6 +179,8 @@ unsafe impl Allocator for CountingAllocator {
         if new.is_null() {
             if new_size == 0 {
                 self.state.sub(old);
+            } else {
+                self.state.exceeded.set(true);
             }
             return new;
         }

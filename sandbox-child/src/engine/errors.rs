@@ -5,9 +5,9 @@
 //! plain object) is reported as `Error: <text>` with the value as text (strings as they are,
 //! other values as JSON where possible), and no stack.
 
+use super::strings::{lossy, CoercedLossy};
 use crate::messages::truncate_utf8;
 use crate::protocol::{ErrorKind, GuestError, OutputLimits};
-use rquickjs::convert::Coerced;
 use rquickjs::{Ctx, Value};
 
 /// Converts the thrown `value` (from `ctx.catch()`).
@@ -46,7 +46,7 @@ pub fn exception(mut message: String, stack: Option<String>, limits: &OutputLimi
 /// `obj[key]` as a string, or `None` if absent or if reading it threw (a hostile getter must
 /// not turn an exception report into a different failure).
 fn prop_string<'js>(ctx: &Ctx<'js>, obj: &rquickjs::Object<'js>, key: &str) -> Option<String> {
-    match obj.get::<_, Option<Coerced<String>>>(key) {
+    match obj.get::<_, Option<CoercedLossy>>(key) {
         Ok(v) => v.map(|c| c.0),
         Err(_) => {
             ctx.catch();
@@ -57,18 +57,18 @@ fn prop_string<'js>(ctx: &Ctx<'js>, obj: &rquickjs::Object<'js>, key: &str) -> O
 
 fn value_text<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> String {
     if let Some(s) = v.as_string() {
-        return s.to_string().unwrap_or_default();
+        return lossy(s).unwrap_or_default();
     }
     if v.is_undefined() {
         return "undefined".into();
     }
     if let Ok(Some(s)) = ctx.json_stringify(v.clone()) {
-        if let Ok(s) = s.to_string() {
+        if let Ok(s) = lossy(&s) {
             return s;
         }
     }
     ctx.catch();
-    match v.get::<Coerced<String>>() {
+    match v.get::<CoercedLossy>() {
         Ok(c) => c.0,
         Err(_) => {
             ctx.catch();

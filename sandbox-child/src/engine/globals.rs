@@ -12,9 +12,9 @@
 //! `Error` whose message is exactly the host's message (capability denials keep their
 //! `CS_RUNTIME_CAPABILITY_DENIED:` prefix), a bad argument is a `TypeError` naming the function.
 
+use super::strings::{lossy, CoercedLossy, Lossy};
 use super::Host;
 use crate::protocol::{HostError, HostOp, HostValue, LogLevel, LogLine};
-use rquickjs::convert::Coerced;
 use rquickjs::function::Rest;
 use rquickjs::{ArrayBuffer, Ctx, Exception, Function, Object, Result, TypedArray, Value};
 use std::cell::RefCell;
@@ -61,7 +61,7 @@ impl Shared {
     pub fn log(&self, level: LogLevel, text: &str) {
         let line = LogLine {
             level,
-            line: format!("[{}] {}", level.as_str(), text),
+            line: format!("[{}] {}", level.as_str(), crate::messages::one_line(text)),
         };
         let mut logs = self.logs.borrow_mut();
         if !logs.admit(&line) {
@@ -308,13 +308,13 @@ fn first<'js>(ctx: &Ctx<'js>, args: Rest<Value<'js>>) -> Value<'js> {
 /// to `String(v)` for what JSON cannot express (`undefined`, functions, BigInt, cycles).
 pub fn log_text<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> Result<String> {
     if let Some(s) = v.as_string() {
-        return s.to_string();
+        return lossy(s);
     }
     if v.is_undefined() {
         return Ok("undefined".into());
     }
     match ctx.json_stringify(v.clone()) {
-        Ok(Some(s)) => return s.to_string(),
+        Ok(Some(s)) => return lossy(&s),
         Ok(None) => {}
         Err(rquickjs::Error::Exception) => {
             let e = ctx.catch();
@@ -326,8 +326,8 @@ pub fn log_text<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> Result<String> {
         }
         Err(e) => return Err(e),
     }
-    match v.get::<Coerced<String>>() {
-        Ok(Coerced(s)) => Ok(s),
+    match v.get::<CoercedLossy>() {
+        Ok(CoercedLossy(s)) => Ok(s),
         Err(rquickjs::Error::Exception) => {
             let e = ctx.catch();
             if e.is_uncatchable_error() {
@@ -346,7 +346,7 @@ fn string_arg<'js>(
     what: &str,
 ) -> Result<String> {
     match v.as_ref().and_then(|v| v.as_string()) {
-        Some(s) => s.to_string(),
+        Some(s) => lossy(s),
         None => Err(Exception::throw_type(
             ctx,
             &format!("{func}: {what} must be a string"),
@@ -357,7 +357,7 @@ fn string_arg<'js>(
 /// JSON text of `v`, or a TypeError naming the function when it has none.
 fn json_arg<'js>(ctx: &Ctx<'js>, v: Value<'js>, func: &str, what: &str) -> Result<String> {
     match ctx.json_stringify(v) {
-        Ok(Some(s)) => s.to_string(),
+        Ok(Some(s)) => lossy(&s),
         Ok(None) => Err(Exception::throw_type(
             ctx,
             &format!("{func}: {what} is not JSON-serialisable"),
@@ -417,8 +417,8 @@ fn fetch_op<'js>(ctx: &Ctx<'js>, url: String, opts: Option<Value<'js>>) -> Resul
                     &format!("{F}: headers must be an object of strings"),
                 ));
             };
-            for prop in h.props::<String, Value>() {
-                let (k, v) = prop?;
+            for prop in h.props::<Lossy, Value>() {
+                let (Lossy(k), v) = prop?;
                 let v = string_arg(ctx, Some(v), F, &format!("header '{k}'"))?;
                 op_headers.push((k, v));
             }
@@ -442,7 +442,7 @@ fn body_bytes<'js>(ctx: &Ctx<'js>, b: Value<'js>) -> Result<Option<Vec<u8>>> {
         return Ok(None);
     }
     if let Some(s) = b.as_string() {
-        return Ok(Some(s.to_string()?.into_bytes()));
+        return Ok(Some(lossy(s)?.into_bytes()));
     }
     if let Some(buf) = ArrayBuffer::from_value(b.clone()) {
         // SAFETY: the bytes are copied out at once, before any JavaScript can run and

@@ -24,6 +24,7 @@ mod errors;
 pub mod globals;
 pub mod loader;
 pub mod normalise;
+pub mod strings;
 
 use crate::messages::{truncate_result, truncate_utf8, HttpResult};
 use crate::protocol::{

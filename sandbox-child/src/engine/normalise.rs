@@ -5,8 +5,8 @@
 //! that a body that is not a string is serialised exactly once. Reading the properties may run
 //! guest getters; that happens while the activation's deadline is still armed.
 
+use super::strings::{lossy, CoercedLossy, Lossy};
 use crate::messages::HttpResult;
-use rquickjs::convert::Coerced;
 use rquickjs::{Ctx, Object, Value};
 use std::collections::BTreeMap;
 
@@ -74,7 +74,7 @@ pub fn normalise<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> R<HttpResult> {
     let b: Value = obj.get("body")?;
     if !b.is_undefined() && !b.is_null() {
         out.body = match b.as_string() {
-            Some(s) => s.to_string()?,
+            Some(s) => lossy(s)?,
             None => json_of(ctx, b, "body")?,
         };
     }
@@ -105,11 +105,11 @@ fn headers<'js>(ctx: &Ctx<'js>, h: Value<'js>) -> R<BTreeMap<String, String>> {
         }
     };
     let mut out = BTreeMap::new();
-    for prop in obj.props::<String, Value>() {
-        let (k, v) = prop?;
+    for prop in obj.props::<Lossy, Value>() {
+        let (Lossy(k), v) = prop?;
         match v.as_string() {
             Some(s) => {
-                out.insert(k, s.to_string()?);
+                out.insert(k, lossy(s)?);
             }
             None => {
                 return Err(NormaliseError::Invalid(format!(
@@ -126,7 +126,7 @@ fn headers<'js>(ctx: &Ctx<'js>, h: Value<'js>) -> R<BTreeMap<String, String>> {
 /// a throw (BigInt, a cycle, a throwing `toJSON`) is the guest's exception.
 fn json_of<'js>(ctx: &Ctx<'js>, v: Value<'js>, what: &str) -> R<String> {
     match ctx.json_stringify(v.clone())? {
-        Some(s) => Ok(s.to_string()?),
+        Some(s) => Ok(lossy(&s)?),
         None => Err(NormaliseError::Invalid(format!(
             "{what} cannot be serialised as JSON (got {})",
             describe(ctx, v)
@@ -138,7 +138,7 @@ fn json_of<'js>(ctx: &Ctx<'js>, v: Value<'js>, what: &str) -> R<String> {
 /// prints them, objects as (at most 100 bytes of) JSON, otherwise the type.
 pub fn describe<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> String {
     if let Some(s) = v.as_string() {
-        let s = s.to_string().unwrap_or_default();
+        let s = lossy(s).unwrap_or_default();
         return serde_json::to_string(&s).unwrap_or(s);
     }
     if v.is_undefined() {
@@ -155,7 +155,7 @@ pub fn describe<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> String {
     }
     if v.is_object() {
         let mut text = match ctx.json_stringify(v.clone()) {
-            Ok(Some(s)) => s.to_string().unwrap_or_default(),
+            Ok(Some(s)) => lossy(&s).unwrap_or_default(),
             Ok(None) => String::new(),
             Err(_) => {
                 // Only a description is wanted: drop whatever was thrown (an interrupt is
@@ -172,8 +172,8 @@ pub fn describe<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> String {
         }
         return text;
     }
-    match v.get::<Coerced<String>>() {
-        Ok(Coerced(s)) => s,
+    match v.get::<CoercedLossy>() {
+        Ok(CoercedLossy(s)) => s,
         Err(_) => {
             ctx.catch();
             v.type_name().to_string()

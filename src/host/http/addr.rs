@@ -60,7 +60,11 @@ const fn never(kind: &'static str, range: &'static str) -> Denied {
     }
 }
 
-/// IPv4 ranges of SPEC §6: (network, prefix length, denial).
+/// IPv4 ranges never reachable by a function: every entry of the IANA IPv4 Special-Purpose
+/// Address Registry marked "not globally reachable" (RFC 6890 and its updates; checked against
+/// the registry of 2026), plus multicast: (network, prefix length, denial). Longer prefixes
+/// first where ranges nest. The registry's globally reachable exceptions inside 192.0.0.0/24
+/// (192.0.0.9, PCP anycast, and 192.0.0.10, TURN anycast) are in [`V4_GLOBAL_EXCEPTIONS`].
 const V4_DENIED: &[(u32, u32, Denied)] = &[
     (0x0000_0000, 8, never("\"this network\"", "0.0.0.0/8")),
     (0x0a00_0000, 8, private("private", "10.0.0.0/8")),
@@ -72,7 +76,33 @@ const V4_DENIED: &[(u32, u32, Denied)] = &[
     (0x7f00_0000, 8, private("loopback", "127.0.0.0/8")),
     (0xa9fe_0000, 16, private("link-local", "169.254.0.0/16")),
     (0xac10_0000, 12, private("private", "172.16.0.0/12")),
+    (
+        0xc000_0000,
+        24,
+        private("IETF protocol assignments", "192.0.0.0/24"),
+    ),
+    (
+        0xc000_0200,
+        24,
+        private("documentation (TEST-NET-1)", "192.0.2.0/24"),
+    ),
+    (
+        0xc058_6300,
+        24,
+        private("deprecated 6to4 relay anycast", "192.88.99.0/24"),
+    ),
     (0xc0a8_0000, 16, private("private", "192.168.0.0/16")),
+    (0xc612_0000, 15, private("benchmarking", "198.18.0.0/15")),
+    (
+        0xc633_6400,
+        24,
+        private("documentation (TEST-NET-2)", "198.51.100.0/24"),
+    ),
+    (
+        0xcb00_7100,
+        24,
+        private("documentation (TEST-NET-3)", "203.0.113.0/24"),
+    ),
     (0xe000_0000, 4, never("multicast", "224.0.0.0/4")),
     (
         0xf000_0000,
@@ -80,6 +110,12 @@ const V4_DENIED: &[(u32, u32, Denied)] = &[
         never("reserved or broadcast", "240.0.0.0/4"),
     ),
 ];
+
+/// Globally reachable single addresses inside a denied range of [`V4_DENIED`].
+const V4_GLOBAL_EXCEPTIONS: &[u32] = &[0xc000_0009, 0xc000_000a];
+
+/// An address bound on one of this host's own interfaces (whatever its range).
+pub const OWN_ADDRESS: Denied = private("an address of this host", "its own interfaces");
 
 fn in_v4(addr: u32, net: u32, len: u32) -> bool {
     let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
@@ -98,6 +134,9 @@ fn in_v6(addr: u128, net: u128, len: u32) -> bool {
 /// The policy for an IPv4 address: `Ok(())` when it is public.
 pub fn check_v4(ip: Ipv4Addr) -> Result<(), Denied> {
     let a = u32::from(ip);
+    if V4_GLOBAL_EXCEPTIONS.contains(&a) {
+        return Ok(());
+    }
     match V4_DENIED.iter().find(|(net, len, _)| in_v4(a, *net, *len)) {
         Some((_, _, d)) => Err(*d),
         None => Ok(()),
@@ -146,10 +185,46 @@ pub fn check_v6(ip: Ipv6Addr) -> Result<(), Denied> {
     if in_v6(a, 0x2002_u128 << 112, 16) {
         return embedded(Ipv4Addr::from((a >> 80) as u32), "6to4, 2002::/16");
     }
-    // 2001::/32, Teredo: server IPv4 in bits 32..64, client IPv4 (inverted) in the last 32.
-    if in_v6(a, 0x2001_0000_u128 << 96, 32) {
-        embedded(Ipv4Addr::from((a >> 64) as u32), "Teredo, 2001::/32")?;
-        return embedded(Ipv4Addr::from(!(a as u32)), "Teredo, 2001::/32");
+    // 100::/64 discard-only, 100:0:0:1::/64 dummy prefix (RFC 9780).
+    if in_v6(a, 0x0100_u128 << 112, 64) {
+        return Err(never("discard-only", "100::/64"));
+    }
+    if in_v6(a, (0x0100_u128 << 112) | (1u128 << 64), 64) {
+        return Err(never("dummy prefix", "100:0:0:1::/64"));
+    }
+    // 2001::/23, IETF protocol assignments, with the registry's globally reachable entries
+    // inside it. Teredo (2001::/32) is in it: a tunnel to somewhere no policy can see.
+    if in_v6(a, 0x2001_u128 << 112, 23) {
+        let global = [
+            (0x2001_0001_u128 << 96 | 1, 128), // 2001:1::1, PCP anycast
+            (0x2001_0001_u128 << 96 | 2, 128), // 2001:1::2, TURN anycast
+            (0x2001_0001_u128 << 96 | 3, 128), // 2001:1::3, DNS-SD SRP anycast
+            (0x2001_0003_u128 << 96, 32),      // 2001:3::/32, AMT
+            (0x2001_0004_0112_u128 << 80, 48), // 2001:4:112::/48, AS112-v6
+            (0x2001_0020_u128 << 96, 28),      // 2001:20::/28, ORCHIDv2
+            (0x2001_0030_u128 << 96, 28),      // 2001:30::/28, drone remote ID
+        ];
+        if global.iter().any(|(net, len)| in_v6(a, *net, *len)) {
+            return Ok(());
+        }
+        if in_v6(a, 0x2001_0000_u128 << 96, 32) {
+            return Err(private("Teredo tunnelling", "2001::/32"));
+        }
+        if in_v6(a, 0x2001_0002_0000_u128 << 80, 48) {
+            return Err(private("benchmarking", "2001:2::/48"));
+        }
+        return Err(private("IETF protocol assignments", "2001::/23"));
+    }
+    if in_v6(a, 0x2001_0db8_u128 << 96, 32) {
+        return Err(private("documentation", "2001:db8::/32"));
+    }
+    // 3fff::/20, documentation (RFC 9637).
+    if in_v6(a, 0x3fff_u128 << 112, 20) {
+        return Err(private("documentation", "3fff::/20"));
+    }
+    // 5f00::/16, SRv6 segment identifiers (RFC 9602).
+    if in_v6(a, 0x5f00_u128 << 112, 16) {
+        return Err(private("SRv6 SIDs", "5f00::/16"));
     }
     if in_v6(a, 0xfc00_u128 << 112, 7) {
         return Err(private("unique local", "fc00::/7"));
@@ -326,6 +401,43 @@ mod tests {
                 None,
             ),
             ("240.0.0.0", "255.255.255.255", None, None),
+            // The IANA special-purpose entries that are not globally reachable.
+            (
+                "192.0.0.0",
+                "192.0.0.255",
+                Some("191.255.255.255"),
+                Some("192.0.1.0"),
+            ),
+            (
+                "192.0.2.0",
+                "192.0.2.255",
+                Some("192.0.1.255"),
+                Some("192.0.3.0"),
+            ),
+            (
+                "192.88.99.0",
+                "192.88.99.255",
+                Some("192.88.98.255"),
+                Some("192.88.100.0"),
+            ),
+            (
+                "198.18.0.0",
+                "198.19.255.255",
+                Some("198.17.255.255"),
+                Some("198.20.0.0"),
+            ),
+            (
+                "198.51.100.0",
+                "198.51.100.255",
+                Some("198.51.99.255"),
+                Some("198.51.101.0"),
+            ),
+            (
+                "203.0.113.0",
+                "203.0.113.255",
+                Some("203.0.112.255"),
+                Some("203.0.114.0"),
+            ),
         ];
         for (first, last, below, above) in cases {
             assert!(check_v4(v4(first)).is_err(), "{first}");
@@ -337,7 +449,15 @@ mod tests {
                 assert_eq!(check_v4(v4(a)), Ok(()), "{a}");
             }
         }
-        for public in ["1.1.1.1", "8.8.8.8", "93.184.216.34", "223.255.255.255"] {
+        for public in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "93.184.216.34",
+            "223.255.255.255",
+            "192.0.0.9",    // PCP anycast: globally reachable inside 192.0.0.0/24
+            "192.0.0.10",   // TURN anycast
+            "192.31.196.1", // AS112-v4, globally reachable
+        ] {
             assert_eq!(check_v4(v4(public)), Ok(()), "{public}");
         }
     }
@@ -373,6 +493,16 @@ mod tests {
             ("fec0::1", "fec0::/10", true),
             ("ff02::1", "ff00::/8", false),
             ("64:ff9b:1::a00:1", "64:ff9b:1::/48", true),
+            ("100::1", "100::/64", false),
+            ("100::ffff:ffff:ffff:ffff", "100::/64", false),
+            ("100:0:0:1::5", "100:0:0:1::/64", false),
+            ("2001:db8::1", "2001:db8::/32", true),
+            ("2001:db8:ffff::1", "2001:db8::/32", true),
+            ("3fff::1", "3fff::/20", true),
+            ("2001:2::1", "2001:2::/48", true),
+            ("2001:10::1", "2001::/23", true),
+            ("2001:1ff::1", "2001::/23", true),
+            ("5f00::1", "5f00::/16", true),
         ];
         for (a, range, private) in denied {
             let d = check_v6(v6(a)).unwrap_err();
@@ -385,7 +515,12 @@ mod tests {
             "2606:4700::1111",
             "fbff:ffff::1", // just below fc00::/7
             "fe00::1",      // between fc00::/7 and fe80::/10
-            "2001:db8::1",  // documentation, but not on the list
+            "2001:200::1",  // just above 2001::/23
+            "2001:1::1",    // PCP anycast, globally reachable inside 2001::/23
+            "2001:3::1",    // AMT
+            "2001:20::1",   // ORCHIDv2
+            "2001:db7::1",  // just below 2001:db8::/32
+            "100:0:0:2::1", // past the dummy prefix
             "::2:0:0:1",    // outside ::/96
             "64:ff9b::8.8.8.8",
             "2002:0808:0808::1",
@@ -412,10 +547,7 @@ mod tests {
             ("64:ff9b::a9fe:a9fe", "169.254.0.0/16", "NAT64"),
             ("2002:7f00:1::", "127.0.0.0/8", "6to4"),
             ("2002:c0a8:0101::1", "192.168.0.0/16", "6to4"),
-            // Teredo: server 10.0.0.1
-            ("2001:0:a00:1::1", "10.0.0.0/8", "Teredo"),
-            // Teredo: client 127.0.0.1, stored inverted (0x80ff_fffe)
-            ("2001:0:808:808::80ff:fffe", "127.0.0.0/8", "Teredo"),
+            ("2002:c000:0201::1", "192.0.2.0/24", "6to4"),
         ];
         for (a, range, via) in cases {
             let d = check_v6(v6(a)).unwrap_err();
@@ -423,11 +555,10 @@ mod tests {
             assert!(d.via.unwrap().starts_with(via), "{a}: {d:?}");
             assert!(d.to_string().contains(via), "{a}: {d}");
         }
-        // Teredo with public server and client.
-        assert_eq!(
-            check_v6(v6("2001:0:808:808::f7f7:f7f7")), // client 8.8.8.8
-            Ok(())
-        );
+        // Teredo is refused whatever it embeds: 2001::/23 is not globally reachable.
+        for teredo in ["2001:0:808:808::f7f7:f7f7", "2001:0:a00:1::1"] {
+            assert_eq!(check_v6(v6(teredo)).unwrap_err().range, "2001::/32");
+        }
     }
 
     #[test]

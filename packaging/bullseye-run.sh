@@ -76,7 +76,7 @@ bad() { printf '  FAIL  bullseye: %s\n' "$1"; fails=$((fails + 1)); }
 mount --bind "$DIR" "$DIR" && mount -t proc proc "$DIR/proc" && mount --rbind /sys "$DIR/sys" \
     && mount --rbind /dev "$DIR/dev" \
     || { echo "bullseye-run: cannot mount /proc, /sys, /dev in the chroot" >&2; exit 2; }
-in_chroot() { chroot "$DIR" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
+in_chroot() { chroot "$DIR" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 NO_COLOR=1 "$@"; }
 
 echo "  info  bullseye: $(in_chroot cat /etc/debian_version | sed 's/^/Debian /'), $(in_chroot ldd --version | head -n 1)"
 if out=$(in_chroot dpkg -i /tmp/cs-check/pkg.deb 2>&1); then

@@ -49,14 +49,20 @@ test-deps:
 escape-child:
 	$(CARGO) build -p sandbox-child --features escape-tests --target-dir $(ESCAPE_TARGET_DIR)
 
-## lint: formatting and clippy, warnings are errors
-lint:
+## lint: formatting and clippy, warnings are errors (rustfmt and clippy added with rustup when
+## this toolchain lacks them)
+lint: lint-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p sandbox-child --all-targets --features escape-tests --target-dir $(ESCAPE_TARGET_DIR) -- -D warnings
 
-fmt:
+fmt: lint-deps
 	$(CARGO) fmt --all
+
+.PHONY: lint-deps
+lint-deps:
+	@$(CARGO) fmt --version >/dev/null 2>&1 && $(CARGO) clippy --version >/dev/null 2>&1 || \
+	  rustup component add rustfmt clippy
 
 ## bench: pool, pipeline and end-to-end (codeQ emulator + redis + serve) benchmarks; figures
 ## go to target/bench/results.json (the last two need redis-server, which test-deps installs)

@@ -85,6 +85,8 @@ mirror() {
 need_pkgs=()
 command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
 command -v cpio >/dev/null || need_pkgs+=(cpio)
+command -v objcopy >/dev/null || need_pkgs+=(binutils)
+command -v python3 >/dev/null || need_pkgs+=(python3)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing host tools: ${need_pkgs[*]}"
   apt-get update -qq

@@ -93,6 +93,19 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
+# --- the in-guest driver, built while qemu, the kernel and the rootfs are fetched -----------------
+# (its own workspace and target dir; cold, it is ~1.5 min of CPU that overlaps debootstrap's
+# downloads). Waited for before the payload is packed.
+DRIVER_BUILD_PID=
+if [ -z "${VM_SKIP_E2E:-}" ] && [ -z "${VM_PREPARE_ONLY:-}" ] && \
+   { [ -z "${VM_NO_BUILD:-}" ] || ! [ -x "$DRIVER_TARGET/debug/vm-driver" ]; }; then
+  log "building the in-guest driver (packaging/vm/driver, target/vm-build) in the background"
+  [ -f "$HERE/driver/Cargo.lock" ] || cp "$ROOT/Cargo.lock" "$HERE/driver/Cargo.lock"
+  (cd "$HERE/driver" && CARGO_TARGET_DIR="$DRIVER_TARGET" $CARGO build -q) > "$VM/driver-build.log" 2>&1 &
+  DRIVER_BUILD_PID=$!
+  trap '[ -z "$DRIVER_BUILD_PID" ] || kill "$DRIVER_BUILD_PID" 2>/dev/null || true' EXIT
+fi
+
 # --- qemu (unpacked, not installed: the machine's newer qemu-utils stays) -------------------------
 QEMU_DIR="$VM/qemu"
 QEMU="$QEMU_DIR/usr/bin/qemu-system-x86_64"
@@ -198,10 +211,12 @@ for line in sys.stdin:
   [ ${#TEST_BINS[@]} -gt 0 ] || die "cargo test --no-run gave no test binaries for: $VM_TESTS"
 fi
 if [ -z "${VM_SKIP_E2E:-}" ]; then
-  if [ -z "${VM_NO_BUILD:-}" ] || ! [ -x "$DRIVER_TARGET/debug/vm-driver" ]; then
-    log "building the in-guest driver (packaging/vm/driver, target/vm-build)"
-    [ -f "$HERE/driver/Cargo.lock" ] || cp "$ROOT/Cargo.lock" "$HERE/driver/Cargo.lock"
-    (cd "$HERE/driver" && CARGO_TARGET_DIR="$DRIVER_TARGET" $CARGO build -q)
+  if [ -n "${DRIVER_BUILD_PID:-}" ]; then
+    wait "$DRIVER_BUILD_PID" || { cat "$VM/driver-build.log" >&2; die "building packaging/vm/driver failed"; }
+    DRIVER_BUILD_PID=
+    log "the in-guest driver is built"
+  elif ! [ -x "$DRIVER_TARGET/debug/vm-driver" ]; then
+    die "no $DRIVER_TARGET/debug/vm-driver (VM_NO_BUILD=1 needs an earlier build)"
   fi
   DEB=${VM_DEB:-}
   if [ -z "$DEB" ]; then

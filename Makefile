@@ -49,11 +49,13 @@ test-deps:
 escape-child:
 	$(CARGO) build -p sandbox-child --features escape-tests --target-dir $(ESCAPE_TARGET_DIR)
 
-## lint: formatting and clippy, warnings are errors (rustfmt and clippy added with rustup when
-## this toolchain lacks them)
+## lint: formatting and clippy, warnings are errors (the root workspace and fuzz/; rustfmt
+## and clippy added with rustup when this toolchain lacks them)
 lint: lint-deps
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --target-dir $(TARGET_DIR) --all-targets -- -D warnings
 	$(CARGO) clippy -p sandbox-child --all-targets --features escape-tests --target-dir $(ESCAPE_TARGET_DIR) -- -D warnings
 
 fmt: lint-deps
@@ -71,9 +73,46 @@ bench: test-deps
 	$(CARGO) bench -p cs-invoker-pool --bench pool
 	$(CARGO) bench -p cs-invoker-pool --bench pipeline
 	$(CARGO) bench -p cs-invoker-pool --bench e2e
+	$(CARGO) bench -p cs-invoker-pool --bench timeouts
 
 clean:
 	$(CARGO) clean
+
+# ---------------------------------------------------------------------------------------------
+# Fuzzing (fuzz/README.md): cargo-fuzz targets for the frame decoder (both directions), the
+# bundle tar parser, the manifest, the cs.invoke envelope and request, and the serve config.
+
+.PHONY: fuzz fuzz-ci fuzz-deps fuzz-seeds
+
+# cargo-fuzz, pinned: the flags it passes to rustc are what fuzz/README.md describes.
+CARGO_FUZZ_VERSION ?= 0.13.2
+## FUZZ_SECONDS: how long `make fuzz` runs each target; FUZZ_CI_SECONDS: the same for CI
+FUZZ_SECONDS ?= 60
+FUZZ_CI_SECONDS ?= 15
+FUZZ_TARGET_DIR ?= $(TARGET_DIR)/fuzz
+## FUZZ_SANITIZER: address (cargo-fuzz's default) or none (coverage only, faster)
+FUZZ_SANITIZER ?= address
+FUZZ_ENV = CARGO=$(CARGO) FUZZ_TARGET_DIR=$(FUZZ_TARGET_DIR) FUZZ_SANITIZER=$(FUZZ_SANITIZER)
+
+## fuzz-deps: cargo-fuzz (cargo install --locked, only when missing) and a C++ compiler (libFuzzer)
+fuzz-deps: build-deps
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || \
+	  $(CARGO) install --locked cargo-fuzz --version '$(CARGO_FUZZ_VERSION)'
+	@$(MAKE) --no-print-directory apt-tools APT_TOOLS="g++"
+
+## fuzz: every fuzz target for FUZZ_SECONDS each (default 60); prints execs and execs/s per
+## target; a crash's input lands in fuzz/artifacts/<target>/ and fails the run
+fuzz: fuzz-deps
+	$(FUZZ_ENV) fuzz/run.sh $(FUZZ_SECONDS)
+
+## fuzz-ci: the same, FUZZ_CI_SECONDS (default 15) per target (what .ci/run runs)
+fuzz-ci: fuzz-deps
+	$(FUZZ_ENV) fuzz/run.sh $(FUZZ_CI_SECONDS)
+
+## fuzz-seeds: rewrites the committed seed corpora fuzz/corpus/<target>/ from the real inputs
+## (fuzz/examples/seeds.rs)
+fuzz-seeds:
+	$(CARGO) run --manifest-path fuzz/Cargo.toml --target-dir $(TARGET_DIR) --example seeds
 
 # ---------------------------------------------------------------------------------------------
 # Packaging (packaging/README.md). The packages hold the two release binaries, built portable

@@ -75,6 +75,16 @@ fn job(bundle: &Arc<Bundle>, tenant: &str) -> Job {
     }
 }
 
+/// `field` of `/proc/PID/smaps_rollup`, in KiB. `Pss` is what an idle stem child costs the
+/// host with its shared pages (the binary's text) divided among the processes mapping them —
+/// here the child is alone, so its text counts in full; `Private_Dirty` is what each further
+/// child adds (its heap, stack and written data).
+fn smaps_kb(pid: u32, field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(|a, b| a.total_cmp(b));
     if samples.is_empty() {
@@ -109,6 +119,8 @@ fn main() {
     let spawn_n = env_usize("BENCH_SPAWN_N", 100);
     let mut spawn_ms = Vec::new();
     let mut spawn_confined_ms = Vec::new();
+    let mut idle_pss_kb = Vec::new();
+    let mut idle_private_kb = Vec::new();
     rt.block_on(async {
         for i in 0..spawn_n {
             let t = Instant::now();
@@ -116,6 +128,12 @@ fn main() {
                 .await
                 .expect("spawn");
             spawn_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            if let Some(kb) = smaps_kb(c.pid, "Pss:") {
+                idle_pss_kb.push(kb);
+            }
+            if let Some(kb) = smaps_kb(c.pid, "Private_Dirty:") {
+                idle_private_kb.push(kb);
+            }
             c.kill();
             let _ = c.exit_description(Duration::from_secs(1)).await;
 
@@ -266,6 +284,8 @@ fn main() {
 
     let spawn_p50 = percentile(&mut spawn_ms, 0.5);
     let spawn_confined_p50 = percentile(&mut spawn_confined_ms, 0.5);
+    let idle_pss_p50 = percentile(&mut idle_pss_kb, 0.5);
+    let idle_private_p50 = percentile(&mut idle_private_kb, 0.5);
     let warm_bare_p50 = percentile(&mut warm_bare_us, 0.5);
     let cold_p50 = percentile(&mut cold_ms, 0.5);
     let warm_p50 = percentile(&mut warm_us, 0.5);
@@ -274,6 +294,8 @@ fn main() {
     let results = serde_json::json!({
         "spawn_ready_ms_p50": spawn_p50,
         "spawn_ready_confined_ms_p50": if sandbox.is_confined() { serde_json::json!(spawn_confined_p50) } else { serde_json::Value::Null },
+        "idle_child_pss_kib_p50": idle_pss_p50,
+        "idle_child_private_dirty_kib_p50": idle_private_p50,
         "warm_invoke_unconfined_us_p50": warm_bare_p50,
         "warm_confined_vs_unconfined_ratio": warm_p50 / warm_bare_p50,
         "confined": sandbox.is_confined(),
@@ -307,6 +329,14 @@ fn main() {
             "spawn_ready_confined_ms_p50", spawn_confined_p50
         );
     }
+    println!(
+        "{:<30} {:>12.0}  (a stem child after Ready, alone)",
+        "idle_child_pss_kib_p50", idle_pss_p50
+    );
+    println!(
+        "{:<30} {:>12.0}  (what each further stem child adds)",
+        "idle_child_private_kib_p50", idle_private_p50
+    );
     println!("{:<30} {:>12.2}  <= 3 ms", "cold_invoke_ms_p50", cold_p50);
     println!("{:<30} {:>12.1}  <= 100 us", "warm_invoke_us_p50", warm_p50);
     println!("{:<30} {:>12.1}", "warm_invoke_us_p99", warm_p99);

@@ -4,39 +4,62 @@
 //! the others (`cs_http_gateway`, `tikti`, `plugins.authn`, the legacy top-level `kvrocks:` and
 //! `codeq:` sections, `cluster_name`, `environment`, …), so the same file can be handed to every
 //! component. Only `cs_invoker_pool` is ours: there an unknown key is an error (with a "did you
-//! mean" when one is close), because a misspelt limit silently falling back to its default is the
-//! kind of mistake that is found in production.
+//! mean" when one is close, also for a key put in the wrong section), because a misspelt limit
+//! silently falling back to its default is the kind of mistake that is found in production.
 //!
-//! The file is parsed into an untyped tree and read key by key, rather than through derived
-//! `Deserialize` structs, so that every problem names the full key path and what to do, all
-//! problems are reported at once, and defaults live next to their validation.
+//! How it is read, in two steps:
+//! - **The file as written** (`SousFile` and the structs under it) is derived with serde. A
+//!   key's type and range is its field's type (`Leaf<Int<1, 1024>>`, `Leaf<Size<KIB, MIB>>`,
+//!   `Leaf<ListenAddr>`, …): the structs are the schema, and no list of keys is kept beside
+//!   them. A value of the wrong type or out of range does not stop the reading: its `Leaf` keeps
+//!   the problem, and a `Section` that is not a mapping says so, so one pass finds every problem
+//!   and one edit fixes them all. For the same reason unknown keys are collected by
+//!   `serde_ignored`, each with its path, rather than failing at the first as
+//!   `deny_unknown_fields` would; those under `cs_invoker_pool` are the errors.
+//! - **`Validator::validate`** then names each problem by its key, applies the environment
+//!   overrides and the defaults, and checks what spans keys (a result must fit in
+//!   `codeq.max_message_bytes`, `prewarm` ≤ `max_children`, …). The keys it reads, in order,
+//!   are the did-you-mean hints' list; a test holds them to the structs.
+//!
+//! Defaults are the components' own where they have one (`PipelineConfig::default`,
+//! `OutputLimits::default`, `StoreConfig::default`, `HttpConfig::default`, [`PoolConfig`]'s
+//! constants, `WorkerConfig::DEFAULT_LEASE_SECONDS`), so a component used without `serve`
+//! behaves as `serve` does with no configuration; the few that belong to `serve` alone are
+//! written once, in `validate`.
 //!
 //! Precedence: environment variable, then file, then default. An environment variable set to the
 //! empty string counts as unset (so `${VAR:-}` in a unit or compose file does not override).
 //!
-//! | variable                  | overrides                                          |
-//! |---------------------------|----------------------------------------------------|
-//! | `CS_KVROCKS_ADDR`         | `plugins.persistence.kvrocks.addr`                 |
-//! | `CS_KVROCKS_PASSWORD`     | `plugins.persistence.kvrocks.auth.password` (and implies `auth.mode: password`) |
-//! | `CS_CODEQ_PRODUCER_TOKEN` | `plugins.messaging.codeq.producer_token`           |
-//! | `CS_CODEQ_WORKER_TOKEN`   | `plugins.messaging.codeq.worker_token`             |
-//! | `CS_INVOKER_HTTP_ADDR`    | `cs_invoker_pool.http.addr`                        |
-//! | `CS_CODEQ_WORKER_ADDR`    | `plugins.messaging.codeq.worker_stream_addr`       |
-//! | `CS_CODEQ_PRODUCER_ADDR`  | `plugins.messaging.codeq.producer_stream_addr`     |
-//! | `CS_INVOKER_MAX_INFLIGHT` | `cs_invoker_pool.workers.max_inflight`             |
+//! | variable                   | overrides                                          |
+//! |----------------------------|----------------------------------------------------|
+//! | `CS_KVROCKS_ADDR`          | `plugins.persistence.kvrocks.addr`                 |
+//! | `CS_KVROCKS_PASSWORD`      | `plugins.persistence.kvrocks.auth.password` (and implies `auth.mode: password`) |
+//! | `CS_CODEQ_PRODUCER_TOKEN`  | `plugins.messaging.codeq.producer_token`           |
+//! | `CS_CODEQ_WORKER_TOKEN`    | `plugins.messaging.codeq.worker_token`             |
+//! | `CS_INVOKER_HTTP_ADDR`     | `cs_invoker_pool.http.addr`                        |
+//! | `CS_CODEQ_WORKER_ADDR`     | `plugins.messaging.codeq.worker_stream_addr`       |
+//! | `CS_CODEQ_PRODUCER_ADDR`   | `plugins.messaging.codeq.producer_stream_addr`     |
+//! | `CS_INVOKER_MAX_INFLIGHT`  | `cs_invoker_pool.workers.max_inflight`             |
+//! | `CS_CODEQ_READY_EXPIRY_MS` | no key: the client's estimate of how long codeQ holds a Ready (31 s); tests shorten it to match the emulator |
 //!
 //! The sandbox-child binary keeps its own variable, `CS_SANDBOX_CHILD_BIN`
 //! ([`crate::pool::CHILD_BIN_ENV`]), which wins over `cs_invoker_pool.sandbox.child_bin`.
 
 use crate::cgroup::CgroupMode;
 use crate::host::http::HttpConfig;
+use crate::pipeline::{PipelineConfig, Topics};
 use crate::pool::PoolConfig;
+use crate::queue::worker::WorkerConfig;
 use crate::sandbox::{Sandbox, SandboxPolicy};
+use crate::secret::Secret;
 use crate::store::StoreConfig;
 use sandbox_child::protocol::OutputLimits;
-use serde_json::{Map, Value};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
 use std::fmt::{self, Write as _};
 use std::io::Read as _;
+use std::marker::PhantomData;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,79 +80,19 @@ pub const ENV_HTTP_ADDR: &str = "CS_INVOKER_HTTP_ADDR";
 pub const ENV_CODEQ_WORKER_ADDR: &str = "CS_CODEQ_WORKER_ADDR";
 pub const ENV_CODEQ_PRODUCER_ADDR: &str = "CS_CODEQ_PRODUCER_ADDR";
 pub const ENV_MAX_INFLIGHT: &str = "CS_INVOKER_MAX_INFLIGHT";
+pub const ENV_READY_EXPIRY_MS: &str = "CS_CODEQ_READY_EXPIRY_MS";
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 
-/// Key paths used in messages, kept in one place so a message and the key it names cannot drift.
+/// Key paths named by more than one message, so a message and the key it names cannot drift.
 const K_HTTP_ADDR: &str = "cs_invoker_pool.http.addr";
 const K_MAX_INFLIGHT: &str = "cs_invoker_pool.workers.max_inflight";
 const K_KV_PASSWORD: &str = "plugins.persistence.kvrocks.auth.password";
 const K_KV_MODE: &str = "plugins.persistence.kvrocks.auth.mode";
 const K_PRODUCER_TOKEN: &str = "plugins.messaging.codeq.producer_token";
 const K_WORKER_TOKEN: &str = "plugins.messaging.codeq.worker_token";
-
-/// The keys allowed under `cs_invoker_pool`, section by section (`""` is the section itself).
-/// Used both to reject unknown keys and to suggest the right place for a misplaced one.
-const INVOKER_SCHEMA: &[(&str, &[&str])] = &[
-    (
-        "",
-        &[
-            "http",
-            "workers",
-            "cache",
-            "limits",
-            "codeq",
-            "shutdown",
-            "sandbox",
-            "pool",
-            "http_fetch",
-        ],
-    ),
-    ("http", &["addr"]),
-    (
-        "workers",
-        &[
-            "threads",
-            "max_inflight",
-            "max_waiting",
-            "max_waiting_per_version",
-        ],
-    ),
-    ("cache", &["bundles_max", "bytes_max"]),
-    (
-        "limits",
-        &[
-            "max_result_bytes",
-            "max_error_bytes",
-            "max_log_bytes",
-            "max_publishes",
-        ],
-    ),
-    (
-        "codeq",
-        &[
-            "lease_seconds",
-            "worker_id",
-            "max_message_bytes",
-            "max_task_bytes",
-        ],
-    ),
-    ("shutdown", &["drain_seconds"]),
-    (
-        "sandbox",
-        &["require", "allow_unconfined", "cgroup", "child_bin"],
-    ),
-    (
-        "pool",
-        &["prewarm", "max_children", "max_uses", "idle_seconds"],
-    ),
-    (
-        "http_fetch",
-        &["allow_private_networks", "max_response_bytes"],
-    ),
-];
 
 /// One thing wrong with the configuration: the key (or environment variable) and what is wrong
 /// with it, including what to do.
@@ -203,34 +166,6 @@ fn format_problems(path: Option<&Path>, problems: &[Problem]) -> String {
         }
     }
     s
-}
-
-/// A secret string (token, password). Its `Debug` and `Display` never show the value, so a
-/// configuration can be logged or printed by `check-config` without leaking it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-
-    /// The value, for the one place that sends it (AUTH, the codeQ handshake).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// A listening address as Sous writes it: Go style, where `:8082` means port 8082 on all
@@ -341,14 +276,6 @@ pub struct KvrocksSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topics {
-    pub invoke: String,
-    pub results: String,
-    pub dlq_invoke: String,
-    pub dlq_results: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeqSettings {
     /// gRPC target of `/workerpb.WorkerStream/Stream`, `host:port` without a scheme.
     pub worker_stream_addr: String,
@@ -369,6 +296,9 @@ pub struct CodeqSettings {
     /// Largest `cs.invoke` task payload the invoker runs; a larger one is answered FAILED and
     /// dead-lettered instead.
     pub max_task_bytes: usize,
+    /// `CS_CODEQ_READY_EXPIRY_MS`: how long codeQ holds a Ready, when not the worker client's
+    /// default (codeQ's ~30 s long-poll).
+    pub ready_expiry: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -442,55 +372,37 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let root: Value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            // No source snippet in the message: the offending line may hold a token or password,
-            // and this message goes to logs.
-            let options = serde_saphyr::options! { with_snippet: false };
-            serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-                let msg = e.to_string();
-                let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
-                // The library's advice is for programmers; an operator should fix the file.
-                let msg = msg.replace(
-                    ", set DuplicateKeyPolicy in Options if acceptable",
-                    "; keep only one",
-                );
-                ConfigError::Parse {
-                    path: None,
-                    message: format!("not valid YAML: {}", msg.trim_end()),
-                }
-            })?
-        };
-        let mut r = Reader {
-            env,
-            problems: Vec::new(),
-            overrides: Vec::new(),
-            notes: Vec::new(),
-        };
-        let root = match &root {
-            Value::Null => Node::empty(""),
-            Value::Object(m) => Node::of("", m),
-            other => {
+        let (file, ignored) = read_file(text)?;
+        let file = match file {
+            Section::Keys(f) => f,
+            Section::Not(kind) => {
                 return Err(ConfigError::Invalid {
                     path: None,
                     problems: vec![Problem {
                         key: "(top level)".to_string(),
                         message: format!(
-                            "must be a mapping of sections (cs_invoker_pool:, plugins:, …), got {}",
-                            kind(other)
+                            "must be a mapping of sections (cs_invoker_pool:, plugins:, …), \
+                             got {kind}"
                         ),
                     }],
                 })
             }
         };
-        let cfg = r.read(&root);
-        if r.problems.is_empty() {
+        let mut v = Validator::new(env);
+        // Keys nobody read: errors under `cs_invoker_pool`, Sous' business elsewhere.
+        for path in ignored
+            .iter()
+            .filter(|p| p.first().is_some_and(|s| s == "cs_invoker_pool"))
+        {
+            v.unknown_key(path);
+        }
+        let cfg = v.validate(file);
+        if v.problems.is_empty() {
             Ok(cfg)
         } else {
             Err(ConfigError::Invalid {
                 path: None,
-                problems: r.problems,
+                problems: v.problems,
             })
         }
     }
@@ -499,11 +411,7 @@ impl Config {
     pub fn store_config(&self) -> StoreConfig {
         StoreConfig {
             addr: self.kvrocks.addr.clone(),
-            password: self
-                .kvrocks
-                .password
-                .as_ref()
-                .map(|s| s.expose().to_string()),
+            password: self.kvrocks.password.clone(),
             activation_ttl_seconds: self.activation_ttl_seconds,
             ..StoreConfig::default()
         }
@@ -609,13 +517,17 @@ impl Config {
         let _ = writeln!(
             s,
             "codeq                worker={} producer={} worker_id={} lease={}s \
-             max_message={} max_task={}",
+             max_message={} max_task={}{}",
             self.codeq.worker_stream_addr,
             self.codeq.producer_stream_addr,
             self.codeq.worker_id,
             self.codeq.lease.as_secs(),
             human_bytes(self.codeq.max_message_bytes as u64),
-            human_bytes(self.codeq.max_task_bytes as u64)
+            human_bytes(self.codeq.max_task_bytes as u64),
+            self.codeq.ready_expiry.map_or(String::new(), |d| format!(
+                " ready_expiry={}ms",
+                d.as_millis()
+            ))
         );
         let same = self.codeq.worker_token == self.codeq.producer_token;
         let _ = writeln!(
@@ -677,6 +589,34 @@ pub fn check_config(path: impl AsRef<Path>) -> Result<String, ConfigError> {
     ))
 }
 
+/// The file as written, and the path of every key the file structs did not take.
+fn read_file(text: &str) -> Result<(Section<SousFile>, Vec<Vec<String>>), ConfigError> {
+    let mut ignored = Vec::new();
+    if text.trim().is_empty() {
+        return Ok((Section::default(), ignored));
+    }
+    // No source snippet in the message: the offending line may hold a token or password, and
+    // this message goes to logs.
+    let options = serde_saphyr::options! { with_snippet: false };
+    let file = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde_ignored::deserialize(de, |path| ignored.push(path_segments(&path)))
+    })
+    .map_err(|e| {
+        let msg = e.to_string();
+        let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+        // The library's advice is for programmers; an operator should fix the file.
+        let msg = msg.replace(
+            ", set DuplicateKeyPolicy in Options if acceptable",
+            "; keep only one",
+        );
+        ConfigError::Parse {
+            path: None,
+            message: format!("not valid YAML: {}", msg.trim_end()),
+        }
+    })?;
+    Ok((file, ignored))
+}
+
 fn read_limited(path: &Path) -> Result<String, ConfigError> {
     let read_err = |source| ConfigError::Read {
         path: path.to_path_buf(),
@@ -705,47 +645,259 @@ fn read_limited(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// A mapping in the tree and its key path (`""` for the root).
-struct Node<'v> {
-    path: String,
-    map: Option<&'v Map<String, Value>>,
+// ---------------------------------------------------------------------------------------------
+// The file as written. A field's type is its key's type and range (see `Parse`).
+
+/// The parts of the Sous `config.yaml` the invoker reads. Other sections, and keys of these
+/// Sous sections the invoker does not use, are left to Sous.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct SousFile {
+    cs_invoker_pool: Section<InvokerFile>,
+    plugins: Section<PluginsFile>,
+    cs_control: Section<ControlFile>,
 }
 
-impl<'v> Node<'v> {
-    fn empty(path: &str) -> Node<'v> {
-        Node {
-            path: path.to_string(),
-            map: None,
-        }
-    }
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct PluginsFile {
+    messaging: Section<MessagingFile>,
+    persistence: Section<PersistenceFile>,
+}
 
-    fn of(path: &str, map: &'v Map<String, Value>) -> Node<'v> {
-        Node {
-            path: path.to_string(),
-            map: Some(map),
-        }
-    }
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct MessagingFile {
+    codeq: Section<SousCodeqFile>,
+}
 
-    fn key(&self, k: &str) -> String {
-        if self.path.is_empty() {
-            k.to_string()
-        } else {
-            format!("{}.{k}", self.path)
-        }
-    }
+/// `plugins.messaging.codeq`.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct SousCodeqFile {
+    worker_stream_addr: Leaf<Target>,
+    producer_stream_addr: Leaf<Target>,
+    producer_token: Leaf<String>,
+    worker_token: Leaf<String>,
+    topics: Section<TopicsFile>,
+}
 
-    /// The value of `k`; an explicit `null` (`key:` with nothing after it) counts as absent.
-    fn get(&self, k: &str) -> Option<&'v Value> {
-        self.map?.get(k).filter(|v| !v.is_null())
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct TopicsFile {
+    invoke: Leaf<Topic>,
+    results: Leaf<Topic>,
+    dlq_invoke: Leaf<Topic>,
+    dlq_results: Leaf<Topic>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct PersistenceFile {
+    kvrocks: Section<KvrocksFile>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct KvrocksFile {
+    addr: Leaf<Target>,
+    auth: Section<AuthFile>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct AuthFile {
+    /// `none` or `password`.
+    mode: Leaf<String>,
+    password: Leaf<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ControlFile {
+    limits: Section<ControlLimitsFile>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ControlLimitsFile {
+    activation_ttl_seconds: Leaf<Int<60, 31_536_000>>,
+}
+
+/// `cs_invoker_pool`: ours, so a key not declared here is an error.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct InvokerFile {
+    http: Section<HttpFile>,
+    workers: Section<WorkersFile>,
+    cache: Section<CacheFile>,
+    limits: Section<LimitsFile>,
+    codeq: Section<CodeqFile>,
+    shutdown: Section<ShutdownFile>,
+    sandbox: Section<SandboxFile>,
+    pool: Section<PoolFile>,
+    http_fetch: Section<HttpFetchFile>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct HttpFile {
+    addr: Leaf<ListenAddr>,
+}
+
+/// The range of `workers.max_inflight`, which `CS_INVOKER_MAX_INFLIGHT` shares.
+type MaxInflight = Int<1, 100_000>;
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct WorkersFile {
+    threads: Leaf<Int<1, 1024>>,
+    max_inflight: Leaf<MaxInflight>,
+    max_waiting: Leaf<Int<0, 1_000_000>>,
+    max_waiting_per_version: Leaf<Int<0, 1_000_000>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct CacheFile {
+    bundles_max: Leaf<Int<1, 1_000_000>>,
+    bytes_max: Leaf<Size<MIB, { 64 * GIB }>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct LimitsFile {
+    max_result_bytes: Leaf<Size<KIB, { 16 * MIB }>>,
+    max_error_bytes: Leaf<Size<256, MIB>>,
+    max_log_bytes: Leaf<Size<KIB, { 64 * MIB }>>,
+    max_publishes: Leaf<Int<0, 100_000>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct CodeqFile {
+    lease_seconds: Leaf<Int<2, 3600>>,
+    worker_id: Leaf<WorkerId>,
+    max_message_bytes: Leaf<Size<{ 64 * KIB }, { 64 * MIB }>>,
+    max_task_bytes: Leaf<Size<KIB, { 64 * MIB }>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ShutdownFile {
+    drain_seconds: Leaf<Int<0, 3600>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct SandboxFile {
+    require: Leaf<bool>,
+    allow_unconfined: Leaf<bool>,
+    cgroup: Leaf<CgroupChoice>,
+    child_bin: Leaf<AbsPath>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct PoolFile {
+    prewarm: Leaf<Int<0, 10_000>>,
+    max_children: Leaf<Int<1, 10_000>>,
+    max_uses: Leaf<Int<1, 10_000_000>>,
+    idle_seconds: Leaf<Int<1, 86_400>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct HttpFetchFile {
+    allow_private_networks: Leaf<bool>,
+    max_response_bytes: Leaf<Size<KIB, { 64 * MIB }>>,
+}
+
+/// A key's value: absent (or null), of its type, or the problem with it. Reading one never
+/// fails, so a value of the wrong type is a problem to report, not the end of the reading.
+#[derive(Default)]
+enum Leaf<T: Parse> {
+    #[default]
+    Absent,
+    Ok(T::Out),
+    Bad(String),
+}
+
+/// How a [`Leaf`] turns the value written into its type; `Ok(None)` counts as absent.
+trait Parse {
+    type Out;
+    fn parse(v: Value) -> Result<Option<Self::Out>, String>;
+}
+
+impl<'de, T: Parse> Deserialize<'de> for Leaf<T> {
+    // Through a `Value`, which takes a list or mapping whole: given where one value belongs, it
+    // is one problem ("got a mapping"), not also an unknown key per entry.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Leaf<T>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Null => Leaf::Absent,
+            v => match T::parse(v) {
+                Ok(Some(t)) => Leaf::Ok(t),
+                Ok(None) => Leaf::Absent,
+                Err(m) => Leaf::Bad(m),
+            },
+        })
     }
 }
 
-/// Reads the tree, collecting problems instead of stopping at the first.
-struct Reader<'e> {
-    env: &'e dyn Fn(&str) -> Option<String>,
-    problems: Vec<Problem>,
-    overrides: Vec<&'static str>,
-    notes: Vec<String>,
+/// A section: its keys, or the kind of value written where a mapping belongs.
+enum Section<T> {
+    Keys(T),
+    Not(&'static str),
+}
+
+impl<T: Default> Default for Section<T> {
+    fn default() -> Self {
+        Section::Keys(T::default())
+    }
+}
+
+macro_rules! not_a_mapping {
+    ($($visit:ident($t:ty) $kind:literal),* $(,)?) => {$(
+        fn $visit<E>(self, _: $t) -> Result<Section<T>, E> {
+            Ok(Section::Not($kind))
+        }
+    )*};
+}
+
+impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for Section<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Section<T>, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Default> Visitor<'de> for V<T> {
+            type Value = Section<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            // The keys go on through the same (path-tracking) map, so `serde_ignored` sees
+            // the unknown ones.
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Section<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Section::Keys)
+            }
+            fn visit_unit<E>(self) -> Result<Section<T>, E> {
+                Ok(Section::default())
+            }
+            fn visit_none<E>(self) -> Result<Section<T>, E> {
+                Ok(Section::default())
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Section<T>, D::Error> {
+                Section::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Section<T>, A::Error> {
+                while seq.next_element::<Value>()?.is_some() {}
+                Ok(Section::Not("a list"))
+            }
+            not_a_mapping! {
+                visit_bool(bool) "a boolean", visit_i64(i64) "a number", visit_u64(u64) "a number",
+                visit_i128(i128) "a number", visit_u128(u128) "a number", visit_f64(f64) "a number",
+                visit_str(&str) "a string", visit_bytes(&[u8]) "a string",
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -759,7 +911,215 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-impl Reader<'_> {
+/// A whole number in `MIN..=MAX`.
+struct Int<const MIN: u64, const MAX: u64>;
+
+impl<const MIN: u64, const MAX: u64> Int<MIN, MAX> {
+    /// The same bounds for an environment variable's value.
+    fn from_env(v: &str) -> Result<u64, String> {
+        match v.trim().parse::<u64>() {
+            Ok(n) if (MIN..=MAX).contains(&n) => Ok(n),
+            _ => Err(format!("must be between {MIN} and {MAX}, got {v:?}")),
+        }
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> Parse for Int<MIN, MAX> {
+    type Out = u64;
+    fn parse(v: Value) -> Result<Option<u64>, String> {
+        match v {
+            Value::Number(n) => match n.as_u64() {
+                Some(v) if (MIN..=MAX).contains(&v) => Ok(Some(v)),
+                _ => Err(format!("must be between {MIN} and {MAX}, got {n}")),
+            },
+            other => Err(format!(
+                "must be a whole number between {MIN} and {MAX}, got {}",
+                kind(&other)
+            )),
+        }
+    }
+}
+
+/// A size in bytes in `MIN..=MAX`: a number, or a string with a unit (`512MiB`, `64 KiB`, `1GB`).
+struct Size<const MIN: u64, const MAX: u64>;
+
+impl<const MIN: u64, const MAX: u64> Parse for Size<MIN, MAX> {
+    type Out = u64;
+    fn parse(v: Value) -> Result<Option<u64>, String> {
+        let parsed = match &v {
+            Value::Number(n) => n.as_u64().ok_or_else(|| n.to_string()),
+            Value::String(s) => parse_size(s).ok_or_else(|| format!("{s:?}")),
+            other => Err(kind(other).to_string()),
+        };
+        match parsed {
+            Ok(v) if (MIN..=MAX).contains(&v) => Ok(Some(v)),
+            Ok(v) => Err(format!(
+                "must be between {} and {}, got {}",
+                human_bytes(MIN),
+                human_bytes(MAX),
+                human_bytes(v)
+            )),
+            Err(got) => Err(format!(
+                "must be a size in bytes (a number, or with a unit as in 512MiB), got {got}"
+            )),
+        }
+    }
+}
+
+impl Parse for bool {
+    type Out = bool;
+    fn parse(v: Value) -> Result<Option<bool>, String> {
+        match v {
+            Value::Bool(b) => Ok(Some(b)),
+            other => Err(format!("must be true or false, got {}", kind(&other))),
+        }
+    }
+}
+
+/// A string; a number is taken as its text (`password: 123456` is a string to Sous too). An
+/// empty string counts as absent.
+impl Parse for String {
+    type Out = String;
+    fn parse(v: Value) -> Result<Option<String>, String> {
+        match v {
+            Value::String(s) if s.is_empty() => Ok(None),
+            Value::String(s) => Ok(Some(s)),
+            Value::Number(n) => Ok(Some(n.to_string())),
+            other => Err(format!(
+                "must be a string, got {}; quote the value if it looks like another type",
+                kind(&other)
+            )),
+        }
+    }
+}
+
+/// A [`String`] leaf checked further by `f`.
+fn text<T>(v: Value, f: impl FnOnce(String) -> Result<T, String>) -> Result<Option<T>, String> {
+    String::parse(v)?.map(f).transpose()
+}
+
+impl Parse for ListenAddr {
+    type Out = ListenAddr;
+    fn parse(v: Value) -> Result<Option<ListenAddr>, String> {
+        text(v, |t| ListenAddr::parse(&t))
+    }
+}
+
+impl Parse for CgroupChoice {
+    type Out = CgroupChoice;
+    fn parse(v: Value) -> Result<Option<CgroupChoice>, String> {
+        text(v, |t| match t.as_str() {
+            "auto" => Ok(CgroupChoice::Auto),
+            "v1" => Ok(CgroupChoice::V1),
+            "v2" => Ok(CgroupChoice::V2),
+            "none" => Ok(CgroupChoice::None),
+            other => Err(format!("must be one of auto, v1, v2, none, got {other:?}")),
+        })
+    }
+}
+
+/// A `host:port` to connect to, normalised: Go-style `:port` means localhost, as a Go client
+/// would dial it.
+struct Target;
+
+impl Target {
+    fn parse_str(raw: &str) -> Result<String, String> {
+        match split_host_port(raw)? {
+            (_, 0) => Err(format!("port 0 cannot be connected to, got {raw:?}")),
+            (None, port) => Ok(format!("127.0.0.1:{port}")),
+            (Some(h), port) if h.contains(':') => Ok(format!("[{h}]:{port}")),
+            (Some(h), port) => Ok(format!("{h}:{port}")),
+        }
+    }
+}
+
+impl Parse for Target {
+    type Out = String;
+    fn parse(v: Value) -> Result<Option<String>, String> {
+        text(v, |t| Target::parse_str(&t))
+    }
+}
+
+/// A codeQ topic name.
+struct Topic;
+
+impl Parse for Topic {
+    type Out = String;
+    fn parse(v: Value) -> Result<Option<String>, String> {
+        text(v, |t| {
+            let ok = t.len() <= 255
+                && t.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'));
+            let msg = || format!("must be at most 255 characters of [A-Za-z0-9._-], got {t:?}");
+            if ok {
+                Ok(t)
+            } else {
+                Err(msg())
+            }
+        })
+    }
+}
+
+struct WorkerId;
+
+impl Parse for WorkerId {
+    type Out = String;
+    fn parse(v: Value) -> Result<Option<String>, String> {
+        text(v, |id| {
+            if id.len() > 128 || id.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+                Err(format!(
+                    "must be at most 128 characters without spaces, got {id:?}"
+                ))
+            } else {
+                Ok(id)
+            }
+        })
+    }
+}
+
+/// An absolute path: the daemon's working directory is not fixed.
+struct AbsPath;
+
+impl Parse for AbsPath {
+    type Out = PathBuf;
+    fn parse(v: Value) -> Result<Option<PathBuf>, String> {
+        text(v, |t| {
+            if Path::new(&t).is_absolute() {
+                Ok(PathBuf::from(t))
+            } else {
+                Err(format!(
+                    "must be an absolute path (the daemon's working directory is not fixed), \
+                     got {t:?}"
+                ))
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation: names every problem by its key, applies the environment and the defaults.
+
+struct Validator<'e> {
+    env: &'e dyn Fn(&str) -> Option<String>,
+    problems: Vec<Problem>,
+    overrides: Vec<&'static str>,
+    notes: Vec<String>,
+    /// Every key read, in order: the schema of the did-you-mean hints (a test holds it to the
+    /// file structs).
+    read: Vec<String>,
+}
+
+impl<'e> Validator<'e> {
+    fn new(env: &'e dyn Fn(&str) -> Option<String>) -> Validator<'e> {
+        Validator {
+            env,
+            problems: Vec::new(),
+            overrides: Vec::new(),
+            notes: Vec::new(),
+            read: Vec::new(),
+        }
+    }
+
     fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             key: key.into(),
@@ -774,283 +1134,300 @@ impl Reader<'_> {
         Some(v)
     }
 
-    fn section<'v>(&mut self, parent: &Node<'v>, k: &str) -> Node<'v> {
-        let path = parent.key(k);
-        match parent.get(k) {
-            None => Node::empty(&path),
-            Some(Value::Object(m)) => Node::of(&path, m),
-            Some(other) => {
-                let msg = format!("must be a mapping of keys, got {}", kind(other));
-                self.problem(&path, msg);
-                Node::empty(&path)
-            }
-        }
-    }
-
-    /// Reports every key of `node` not in `known`, with a suggestion where one is close.
-    fn deny_unknown(&mut self, node: &Node<'_>, section: &str) {
-        let Some(map) = node.map else { return };
-        let known = INVOKER_SCHEMA
-            .iter()
-            .find(|(s, _)| *s == section)
-            .map_or(&[][..], |(_, k)| *k);
-        for k in map.keys() {
-            if known.contains(&k.as_str()) {
-                continue;
-            }
-            let hint = match suggest(k, section, known) {
-                Some(s) => format!("unknown key; did you mean `{s}`?"),
-                None => format!(
-                    "unknown key; the keys here are {}",
-                    known
-                        .iter()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
-            self.problem(node.key(k), hint);
-        }
-    }
-
-    fn int(&mut self, node: &Node<'_>, k: &str, default: u64, min: u64, max: u64) -> u64 {
-        let key = node.key(k);
-        match node.get(k) {
-            None => default,
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(v) if (min..=max).contains(&v) => v,
-                _ => {
-                    self.problem(key, format!("must be between {min} and {max}, got {n}"));
-                    default
-                }
-            },
-            Some(other) => {
-                self.problem(
-                    key,
-                    format!(
-                        "must be a whole number between {min} and {max}, got {}",
-                        kind(other)
-                    ),
-                );
-                default
-            }
-        }
-    }
-
-    /// A size in bytes: a number, or a string with a unit (`512MiB`, `64 KiB`, `1GB`).
-    fn bytes(&mut self, node: &Node<'_>, k: &str, default: u64, min: u64, max: u64) -> u64 {
-        let key = node.key(k);
-        let parsed = match node.get(k) {
-            None => return default,
-            Some(Value::Number(n)) => n.as_u64().ok_or_else(|| n.to_string()),
-            Some(Value::String(s)) => parse_size(s).ok_or_else(|| format!("{s:?}")),
-            Some(other) => Err(kind(other).to_string()),
-        };
-        match parsed {
-            Ok(v) if (min..=max).contains(&v) => v,
-            Ok(v) => {
-                self.problem(
-                    key,
-                    format!(
-                        "must be between {} and {}, got {}",
-                        human_bytes(min),
-                        human_bytes(max),
-                        human_bytes(v)
-                    ),
-                );
-                default
-            }
-            Err(got) => {
-                self.problem(
-                    key,
-                    format!("must be a size in bytes (a number, or with a unit as in 512MiB), got {got}"),
-                );
-                default
-            }
-        }
-    }
-
-    fn boolean(&mut self, node: &Node<'_>, k: &str, default: bool) -> bool {
-        match node.get(k) {
-            None => default,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                let msg = format!("must be true or false, got {}", kind(other));
-                self.problem(node.key(k), msg);
-                default
-            }
-        }
-    }
-
-    /// A string; a number is taken as its text (`password: 123456` is a string to Sous too).
-    /// An empty string counts as absent.
-    fn string(&mut self, node: &Node<'_>, k: &str) -> Option<String> {
-        match node.get(k) {
-            None => None,
-            Some(Value::String(s)) if s.is_empty() => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            Some(other) => {
-                let msg = format!(
-                    "must be a string, got {}; quote the value if it looks like another type",
-                    kind(other)
-                );
-                self.problem(node.key(k), msg);
+    /// The value of the key `key`; a bad one is reported and counts as absent.
+    fn get<T: Parse>(&mut self, leaf: Leaf<T>, key: &str) -> Option<T::Out> {
+        self.read.push(key.to_string());
+        match leaf {
+            Leaf::Absent => None,
+            Leaf::Ok(t) => Some(t),
+            Leaf::Bad(message) => {
+                self.problem(key, message);
                 None
             }
         }
     }
 
-    /// A `host:port` target to connect to: env, file or default; Go-style `:port` means
-    /// localhost, as a Go client would dial it.
-    fn target(&mut self, node: &Node<'_>, k: &str, env: &'static str, default: &str) -> String {
-        let (raw, key) = match self.env(env) {
-            Some(v) => (v, format!("{env} (overriding {})", node.key(k))),
-            None => match self.string(node, k) {
-                Some(v) => (v, node.key(k)),
-                None => return default.to_string(),
-            },
-        };
-        match split_host_port(&raw) {
-            Ok((_, 0)) => {
-                self.problem(key, format!("port 0 cannot be connected to, got {raw:?}"));
-                default.to_string()
-            }
-            Ok((None, port)) => format!("127.0.0.1:{port}"),
-            Ok((Some(h), port)) if h.contains(':') => format!("[{h}]:{port}"),
-            Ok((Some(h), port)) => format!("{h}:{port}"),
-            Err(e) => {
-                self.problem(key, e);
-                default.to_string()
+    /// The keys of the section `key`; one that is not a mapping is reported and read as empty.
+    fn section<T: Default>(&mut self, s: Section<T>, key: &str) -> T {
+        match s {
+            Section::Keys(t) => t,
+            Section::Not(kind) => {
+                self.problem(key, format!("must be a mapping of keys, got {kind}"));
+                T::default()
             }
         }
     }
 
-    fn read(&mut self, root: &Node<'_>) -> Config {
-        let inv = self.section(root, "cs_invoker_pool");
-        self.deny_unknown(&inv, "");
+    /// The environment variable `env` parsed by `parse`, else the key `key`; a bad variable is
+    /// reported under its name.
+    fn env_or<T: Parse>(
+        &mut self,
+        env: &'static str,
+        parse: impl FnOnce(&str) -> Result<T::Out, String>,
+        leaf: Leaf<T>,
+        key: &str,
+    ) -> Option<T::Out> {
+        match self.env(env) {
+            Some(raw) => parse(&raw)
+                .map_err(|e| self.problem(format!("{env} (overriding {key})"), e))
+                .ok(),
+            None => self.get(leaf, key),
+        }
+    }
 
-        // http
-        let http = self.section(&inv, "http");
-        self.deny_unknown(&http, "http");
-        let default_http = ListenAddr {
-            host: None,
-            port: 8082,
+    /// Reports the key at `path` (under `cs_invoker_pool`) as unknown, with a suggestion.
+    fn unknown_key(&mut self, path: &[String]) {
+        let Some((key, parents)) = path.split_last() else {
+            return;
         };
-        let http_addr = {
-            let (raw, key) = match self.env(ENV_HTTP_ADDR) {
-                Some(v) => (
-                    Some(v),
-                    format!("{ENV_HTTP_ADDR} (overriding {K_HTTP_ADDR})"),
-                ),
-                None => (self.string(&http, "addr"), K_HTTP_ADDR.to_string()),
-            };
-            match raw.map(|r| ListenAddr::parse(&r)) {
-                None => default_http,
-                Some(Ok(a)) => a,
-                Some(Err(e)) => {
-                    self.problem(key, e);
-                    default_http
-                }
-            }
+        let section = parents.get(1..).unwrap_or_default().join(".");
+        let schema = invoker_schema();
+        let known: Vec<&str> = schema
+            .iter()
+            .find(|(s, _)| *s == section)
+            .map(|(_, keys)| keys.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let hint = match suggest(key, &section, &known) {
+            Some(s) => format!("unknown key; did you mean `{s}`?"),
+            None => format!(
+                "unknown key; the keys here are {}",
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
+        self.problem(path.join("."), hint);
+    }
 
-        // workers
-        let w = self.section(&inv, "workers");
-        self.deny_unknown(&w, "workers");
-        let threads = self.int(&w, "threads", 32, 1, 1024) as usize;
-        let mut max_inflight = self.int(&w, "max_inflight", 2048, 1, 100_000) as usize;
+    fn validate(&mut self, file: SousFile) -> Config {
+        let pipeline = PipelineConfig::default();
+        let output = OutputLimits::default();
+        let store = StoreConfig::default();
+        let inv = self.section(file.cs_invoker_pool, "cs_invoker_pool");
+
+        let http = self.section(inv.http, "cs_invoker_pool.http");
+        let http_addr = self
+            .env_or(ENV_HTTP_ADDR, ListenAddr::parse, http.addr, K_HTTP_ADDR)
+            .unwrap_or(ListenAddr {
+                host: None,
+                port: 8082,
+            });
+
+        let w = self.section(inv.workers, "cs_invoker_pool.workers");
+        let threads = self.get(w.threads, "cs_invoker_pool.workers.threads");
+        // The file's value is checked even when the environment overrides it.
+        let mut max_inflight = self.get(w.max_inflight, K_MAX_INFLIGHT);
         if let Some(v) = self.env(ENV_MAX_INFLIGHT) {
-            match v.trim().parse::<u64>() {
-                Ok(n) if (1..=100_000).contains(&n) => max_inflight = n as usize,
-                _ => self.problem(
+            match MaxInflight::from_env(&v) {
+                Ok(n) => max_inflight = Some(n),
+                Err(e) => self.problem(
                     format!("{ENV_MAX_INFLIGHT} (overriding {K_MAX_INFLIGHT})"),
-                    format!("must be between 1 and 100000, got {v:?}"),
+                    e,
                 ),
             }
         }
-        let max_waiting = self.int(&w, "max_waiting", max_inflight as u64, 0, 1_000_000) as usize;
-        let max_waiting_per_version =
-            self.int(&w, "max_waiting_per_version", 64, 0, 1_000_000) as usize;
+        let max_inflight = max_inflight.map_or(pipeline.max_inflight, |n| n as usize);
+        let workers = WorkersSettings {
+            threads: threads.map_or(32, |n| n as usize),
+            max_inflight,
+            max_waiting: self
+                .get(w.max_waiting, "cs_invoker_pool.workers.max_waiting")
+                .map_or(max_inflight, |n| n as usize),
+            max_waiting_per_version: self
+                .get(
+                    w.max_waiting_per_version,
+                    "cs_invoker_pool.workers.max_waiting_per_version",
+                )
+                .map_or(pipeline.max_waiting_per_version, |n| n as usize),
+        };
 
-        // cache
-        let c = self.section(&inv, "cache");
-        self.deny_unknown(&c, "cache");
+        let c = self.section(inv.cache, "cs_invoker_pool.cache");
         let cache = CacheSettings {
-            bundles_max: self.int(&c, "bundles_max", 1000, 1, 1_000_000) as usize,
-            bytes_max: self.bytes(&c, "bytes_max", 512 * MIB, MIB, 64 * GIB),
+            bundles_max: self
+                .get(c.bundles_max, "cs_invoker_pool.cache.bundles_max")
+                .map_or(pipeline.cache_bundles_max, |n| n as usize),
+            bytes_max: self
+                .get(c.bytes_max, "cs_invoker_pool.cache.bytes_max")
+                .unwrap_or(pipeline.cache_bytes_max as u64),
         };
 
-        // limits
-        let l = self.section(&inv, "limits");
-        self.deny_unknown(&l, "limits");
+        // The ranges of the limits fit in u32 (16 MiB, 1 MiB, 64 MiB, 100000).
+        let l = self.section(inv.limits, "cs_invoker_pool.limits");
         let limits = LimitsSettings {
-            max_result_bytes: self.bytes(&l, "max_result_bytes", 256 * KIB, KIB, 16 * MIB) as u32,
-            max_error_bytes: self.bytes(&l, "max_error_bytes", 64 * KIB, 256, MIB) as u32,
-            max_log_bytes: self.bytes(&l, "max_log_bytes", MIB, KIB, 64 * MIB) as u32,
-            max_publishes: self.int(&l, "max_publishes", 100, 0, 100_000) as u32,
+            max_result_bytes: self
+                .get(
+                    l.max_result_bytes,
+                    "cs_invoker_pool.limits.max_result_bytes",
+                )
+                .map_or(output.max_result_bytes, |n| n as u32),
+            max_error_bytes: self
+                .get(l.max_error_bytes, "cs_invoker_pool.limits.max_error_bytes")
+                .map_or(output.max_error_bytes, |n| n as u32),
+            max_log_bytes: self
+                .get(l.max_log_bytes, "cs_invoker_pool.limits.max_log_bytes")
+                .map_or(output.max_log_bytes, |n| n as u32),
+            max_publishes: self
+                .get(l.max_publishes, "cs_invoker_pool.limits.max_publishes")
+                .map_or(pipeline.max_publishes, |n| n as u32),
         };
 
-        // codeq (ours) + plugins.messaging.codeq (Sous')
-        let cq = self.section(&inv, "codeq");
-        self.deny_unknown(&cq, "codeq");
-        let lease = Duration::from_secs(self.int(&cq, "lease_seconds", 60, 2, 3600));
-        let max_message_bytes =
-            self.bytes(&cq, "max_message_bytes", 4 * MIB, 64 * KIB, 64 * MIB) as usize;
-        let max_task_bytes = self.bytes(&cq, "max_task_bytes", 4 * MIB, KIB, 64 * MIB) as usize;
+        let plugins = self.section(file.plugins, "plugins");
+        let messaging = self.section(plugins.messaging, "plugins.messaging");
+        let codeq = self.codeq(inv.codeq, messaging.codeq, &limits, &pipeline);
+
+        let persistence = self.section(plugins.persistence, "plugins.persistence");
+        let kv = self.section(persistence.kvrocks, "plugins.persistence.kvrocks");
+        let kv_addr = "plugins.persistence.kvrocks.addr";
+        let kvrocks = KvrocksSettings {
+            addr: self
+                .env_or(ENV_KVROCKS_ADDR, Target::parse_str, kv.addr, kv_addr)
+                .unwrap_or(store.addr),
+            password: self.kvrocks_password(kv.auth).map(Secret::from),
+        };
+
+        let control = self.section(file.cs_control, "cs_control");
+        let control_limits = self.section(control.limits, "cs_control.limits");
+        let activation_ttl_seconds = self
+            .get(
+                control_limits.activation_ttl_seconds,
+                "cs_control.limits.activation_ttl_seconds",
+            )
+            .unwrap_or(store.activation_ttl_seconds);
+
+        let sd = self.section(inv.shutdown, "cs_invoker_pool.shutdown");
+        let drain = self.get(sd.drain_seconds, "cs_invoker_pool.shutdown.drain_seconds");
+        let sandbox = self.sandbox(inv.sandbox);
+        let pool = self.pool(inv.pool);
+
+        let hf = self.section(inv.http_fetch, "cs_invoker_pool.http_fetch");
+        let private = "cs_invoker_pool.http_fetch.allow_private_networks";
+        let http_fetch = HttpFetchSettings {
+            allow_private_networks: self
+                .get(hf.allow_private_networks, private)
+                .unwrap_or(false),
+            max_response_bytes: self
+                .get(
+                    hf.max_response_bytes,
+                    "cs_invoker_pool.http_fetch.max_response_bytes",
+                )
+                .map_or(HttpConfig::default().max_response_bytes, |n| n as usize),
+        };
+        if http_fetch.allow_private_networks {
+            let note = format!("{private} is on: functions can reach loopback and private ranges");
+            self.notes.push(note);
+        }
+        if !sandbox.require || sandbox.allow_unconfined {
+            let note = "the server will start even if children cannot be fully confined";
+            self.notes.push(note.to_string());
+        }
+
+        Config {
+            http_addr,
+            workers,
+            cache,
+            limits,
+            kvrocks,
+            codeq,
+            activation_ttl_seconds,
+            drain: Duration::from_secs(drain.unwrap_or(25)),
+            sandbox,
+            pool,
+            http_fetch,
+            env_overrides: std::mem::take(&mut self.overrides),
+            notes: std::mem::take(&mut self.notes),
+        }
+    }
+
+    /// `cs_invoker_pool.codeq` (ours) and `plugins.messaging.codeq` (Sous').
+    fn codeq(
+        &mut self,
+        ours: Section<CodeqFile>,
+        sous: Section<SousCodeqFile>,
+        limits: &LimitsSettings,
+        pipeline: &PipelineConfig,
+    ) -> CodeqSettings {
+        let cq = self.section(ours, "cs_invoker_pool.codeq");
+        let lease = self
+            .get(cq.lease_seconds, "cs_invoker_pool.codeq.lease_seconds")
+            .unwrap_or(WorkerConfig::DEFAULT_LEASE_SECONDS.into());
+        let worker_id = self
+            .get(cq.worker_id, "cs_invoker_pool.codeq.worker_id")
+            .unwrap_or_else(|| default_worker_id(self.env));
+        let max_message_bytes = self
+            .get(
+                cq.max_message_bytes,
+                "cs_invoker_pool.codeq.max_message_bytes",
+            )
+            .map_or(pipeline.max_message_bytes, |n| n as usize);
+        let max_task_bytes = self
+            .get(cq.max_task_bytes, "cs_invoker_pool.codeq.max_task_bytes")
+            .map_or(pipeline.max_task_bytes, |n| n as usize);
         // A result carries at most the result, the error and the stack; with its envelope it
         // must fit in one codeQ message.
+        let stack = u64::from(OutputLimits::default().max_stack_bytes);
+        let envelope = crate::host::ENVELOPE_RESERVE_BYTES as u64;
         let largest_result = u64::from(limits.max_result_bytes)
             + u64::from(limits.max_error_bytes)
-            + 8 * KIB
-            + crate::host::ENVELOPE_RESERVE_BYTES as u64;
+            + stack
+            + envelope;
         if largest_result > max_message_bytes as u64 {
             self.problem(
-                cq.key("max_message_bytes"),
+                "cs_invoker_pool.codeq.max_message_bytes",
                 format!(
                     "is {}, but a result can take {} (limits.max_result_bytes + \
-                     limits.max_error_bytes + the 8 KiB stack + {} for the envelope): raise it \
+                     limits.max_error_bytes + the {} stack + {} for the envelope): raise it \
                      or lower the limits",
                     human_bytes(max_message_bytes as u64),
                     human_bytes(largest_result),
-                    human_bytes(crate::host::ENVELOPE_RESERVE_BYTES as u64)
+                    human_bytes(stack),
+                    human_bytes(envelope)
                 ),
             );
         }
-        let worker_id = match self.string(&cq, "worker_id") {
-            Some(id) => {
-                if id.len() > 128 || id.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
-                    self.problem(
-                        cq.key("worker_id"),
-                        format!("must be at most 128 characters without spaces, got {id:?}"),
-                    );
-                }
-                id
-            }
-            None => default_worker_id(self.env),
-        };
+        let ready_expiry =
+            self.env(ENV_READY_EXPIRY_MS)
+                .and_then(|v| match v.trim().parse::<u64>() {
+                    Ok(ms) if (1..=600_000).contains(&ms) => Some(Duration::from_millis(ms)),
+                    _ => {
+                        let msg = format!("must be milliseconds from 1 to 600000, got {v:?}");
+                        self.problem(ENV_READY_EXPIRY_MS, msg);
+                        None
+                    }
+                });
 
-        let plugins = self.section(root, "plugins");
-        let messaging = self.section(&plugins, "messaging");
-        let sq = self.section(&messaging, "codeq");
-        let worker_stream_addr = self.target(
-            &sq,
-            "worker_stream_addr",
-            ENV_CODEQ_WORKER_ADDR,
-            "127.0.0.1:9091",
+        let sq = self.section(sous, "plugins.messaging.codeq");
+        let worker_stream_addr = self
+            .env_or(
+                ENV_CODEQ_WORKER_ADDR,
+                Target::parse_str,
+                sq.worker_stream_addr,
+                "plugins.messaging.codeq.worker_stream_addr",
+            )
+            .unwrap_or_else(|| "127.0.0.1:9091".to_string());
+        let producer_stream_addr = self
+            .env_or(
+                ENV_CODEQ_PRODUCER_ADDR,
+                Target::parse_str,
+                sq.producer_stream_addr,
+                "plugins.messaging.codeq.producer_stream_addr",
+            )
+            .unwrap_or_else(|| "127.0.0.1:9092".to_string());
+        let as_is = |t: &str| Ok(t.to_string());
+        let producer_token = self.env_or(
+            ENV_CODEQ_PRODUCER_TOKEN,
+            as_is,
+            sq.producer_token,
+            K_PRODUCER_TOKEN,
         );
-        let producer_stream_addr = self.target(
-            &sq,
-            "producer_stream_addr",
-            ENV_CODEQ_PRODUCER_ADDR,
-            "127.0.0.1:9092",
-        );
-        let producer_token = self
-            .env(ENV_CODEQ_PRODUCER_TOKEN)
-            .or_else(|| self.string(&sq, "producer_token"));
         let worker_token = self
-            .env(ENV_CODEQ_WORKER_TOKEN)
-            .or_else(|| self.string(&sq, "worker_token"))
+            .env_or(
+                ENV_CODEQ_WORKER_TOKEN,
+                as_is,
+                sq.worker_token,
+                K_WORKER_TOKEN,
+            )
             .or_else(|| producer_token.clone());
         if producer_token.is_none() {
             self.problem(
@@ -1067,62 +1444,63 @@ impl Reader<'_> {
                 ),
             );
         }
-        let topics_node = self.section(&sq, "topics");
-        let topic = |r: &mut Self, k: &str, default: &str| -> String {
-            let t = r
-                .string(&topics_node, k)
-                .unwrap_or_else(|| default.to_string());
-            let ok = t.len() <= 255
-                && t.chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'));
-            if !ok {
-                r.problem(
-                    topics_node.key(k),
-                    format!("must be at most 255 characters of [A-Za-z0-9._-], got {t:?}"),
-                );
-            }
-            t
+
+        let t = self.section(sq.topics, "plugins.messaging.codeq.topics");
+        let d = Topics::default();
+        let mut topic = |leaf, k: &str, default: String| {
+            let key = format!("plugins.messaging.codeq.topics.{k}");
+            self.get::<Topic>(leaf, &key).unwrap_or(default)
         };
         let topics = Topics {
-            invoke: topic(self, "invoke", "cs.invoke"),
-            results: topic(self, "results", "cs.results"),
-            dlq_invoke: topic(self, "dlq_invoke", "cs.dlq.invoke"),
-            dlq_results: topic(self, "dlq_results", "cs.dlq.results"),
+            invoke: topic(t.invoke, "invoke", d.invoke),
+            results: topic(t.results, "results", d.results),
+            dlq_invoke: topic(t.dlq_invoke, "dlq_invoke", d.dlq_invoke),
+            dlq_results: topic(t.dlq_results, "dlq_results", d.dlq_results),
         };
         if topics.invoke == topics.results {
             self.problem(
-                topics_node.key("results"),
-                format!(
-                    "must differ from {}: the invoker would consume its own results",
-                    topics_node.key("invoke")
-                ),
+                "plugins.messaging.codeq.topics.results",
+                "must differ from plugins.messaging.codeq.topics.invoke: the invoker would \
+                 consume its own results",
             );
         }
 
-        // plugins.persistence.kvrocks
-        let persistence = self.section(&plugins, "persistence");
-        let kv = self.section(&persistence, "kvrocks");
-        let kv_addr = self.target(&kv, "addr", ENV_KVROCKS_ADDR, "127.0.0.1:6666");
-        let auth = self.section(&kv, "auth");
-        let mode = self.string(&auth, "mode");
-        let file_password = self.string(&auth, "password");
-        let env_password = self.env(ENV_KVROCKS_PASSWORD);
-        let password = match (mode.as_deref(), env_password, file_password) {
+        CodeqSettings {
+            worker_stream_addr,
+            producer_stream_addr,
+            producer_token: producer_token.unwrap_or_default().into(),
+            worker_token: worker_token.unwrap_or_default().into(),
+            topics,
+            lease: Duration::from_secs(lease),
+            worker_id,
+            max_message_bytes,
+            max_task_bytes,
+            ready_expiry,
+        }
+    }
+
+    /// `plugins.persistence.kvrocks.auth`: the password, if one is to be sent.
+    fn kvrocks_password(&mut self, auth: Section<AuthFile>) -> Option<String> {
+        let auth = self.section(auth, "plugins.persistence.kvrocks.auth");
+        let mode = self.get(auth.mode, K_KV_MODE);
+        let file_password = self.get(auth.password, K_KV_PASSWORD);
+        match (
+            mode.as_deref(),
+            self.env(ENV_KVROCKS_PASSWORD),
+            file_password,
+        ) {
             (_, Some(p), _) => Some(p),
             (Some("none"), None, Some(_)) => {
-                self.notes.push(format!(
-                    "{K_KV_PASSWORD} is ignored because {K_KV_MODE} is none"
-                ));
+                let note = format!("{K_KV_PASSWORD} is ignored because {K_KV_MODE} is none");
+                self.notes.push(note);
                 None
             }
             (Some("none"), None, None) => None,
             (Some("password"), None, None) => {
-                self.problem(
-                    K_KV_PASSWORD,
-                    format!(
-                        "required when {K_KV_MODE} is password; set it or {ENV_KVROCKS_PASSWORD}"
-                    ),
+                let msg = format!(
+                    "required when {K_KV_MODE} is password; set it or {ENV_KVROCKS_PASSWORD}"
                 );
+                self.problem(K_KV_PASSWORD, msg);
                 None
             }
             (None | Some("password"), None, p) => p,
@@ -1133,145 +1511,105 @@ impl Reader<'_> {
                 );
                 None
             }
-        };
+        }
+    }
 
-        // cs_control.limits
-        let control = self.section(root, "cs_control");
-        let control_limits = self.section(&control, "limits");
-        let activation_ttl_seconds = self.int(
-            &control_limits,
-            "activation_ttl_seconds",
-            604_800,
-            60,
-            31_536_000,
+    fn sandbox(&mut self, s: Section<SandboxFile>) -> SandboxSettings {
+        let sb = self.section(s, "cs_invoker_pool.sandbox");
+        let require = self.get(sb.require, "cs_invoker_pool.sandbox.require");
+        let allow = self.get(
+            sb.allow_unconfined,
+            "cs_invoker_pool.sandbox.allow_unconfined",
         );
-
-        // shutdown
-        let sd = self.section(&inv, "shutdown");
-        self.deny_unknown(&sd, "shutdown");
-        let drain = Duration::from_secs(self.int(&sd, "drain_seconds", 25, 0, 3600));
-
-        // sandbox
-        let sb = self.section(&inv, "sandbox");
-        self.deny_unknown(&sb, "sandbox");
-        let require = self.boolean(&sb, "require", true);
-        let allow_unconfined = self.boolean(&sb, "allow_unconfined", false);
-        let cgroup = match self.string(&sb, "cgroup").as_deref() {
-            None | Some("auto") => CgroupChoice::Auto,
-            Some("v1") => CgroupChoice::V1,
-            Some("v2") => CgroupChoice::V2,
-            Some("none") => CgroupChoice::None,
-            Some(other) => {
-                self.problem(
-                    sb.key("cgroup"),
-                    format!("must be one of auto, v1, v2, none, got {other:?}"),
-                );
-                CgroupChoice::Auto
-            }
-        };
+        let (require, allow_unconfined) = (require.unwrap_or(true), allow.unwrap_or(false));
+        let cgroup = self.get(sb.cgroup, "cs_invoker_pool.sandbox.cgroup");
+        let cgroup = cgroup.unwrap_or(CgroupChoice::Auto);
         if cgroup == CgroupChoice::None && require && !allow_unconfined {
             self.problem(
-                sb.key("cgroup"),
+                "cs_invoker_pool.sandbox.cgroup",
                 "none turns off per-child cgroups, which sandbox.require forbids; choose auto, \
                  v1 or v2, or set sandbox.allow_unconfined: true",
             );
         }
-        let child_bin = self.string(&sb, "child_bin").map(PathBuf::from);
-        if let Some(p) = &child_bin {
-            if !p.is_absolute() {
-                self.problem(
-                    sb.key("child_bin"),
-                    format!(
-                        "must be an absolute path (the daemon's working directory is not \
-                         fixed), got {:?}",
-                        p.display().to_string()
-                    ),
-                );
-            }
+        let child_bin = self.get(sb.child_bin, "cs_invoker_pool.sandbox.child_bin");
+        SandboxSettings {
+            require,
+            allow_unconfined,
+            cgroup,
+            child_bin,
         }
+    }
 
-        // pool
-        let po = self.section(&inv, "pool");
-        self.deny_unknown(&po, "pool");
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
-        let max_children = self.int(&po, "max_children", 256, 1, 10_000);
-        let prewarm = self.int(&po, "prewarm", cores.min(max_children), 0, 10_000);
+    fn pool(&mut self, s: Section<PoolFile>) -> PoolSettings {
+        let po = self.section(s, "cs_invoker_pool.pool");
+        let prewarm = self.get(po.prewarm, "cs_invoker_pool.pool.prewarm");
+        let max_children = self
+            .get(po.max_children, "cs_invoker_pool.pool.max_children")
+            .map_or(PoolConfig::DEFAULT_MAX_CHILDREN, |n| n as usize);
+        let default_prewarm = PoolConfig::default_prewarm().min(max_children);
+        let prewarm = prewarm.map_or(default_prewarm, |n| n as usize);
         if prewarm > max_children {
             self.problem(
-                po.key("prewarm"),
+                "cs_invoker_pool.pool.prewarm",
                 format!(
-                    "must not exceed {} ({max_children}), got {prewarm}",
-                    po.key("max_children")
+                    "must not exceed cs_invoker_pool.pool.max_children ({max_children}), got \
+                     {prewarm}"
                 ),
             );
         }
-        let pool = PoolSettings {
-            prewarm: prewarm as usize,
-            max_children: max_children as usize,
-            max_uses: self.int(&po, "max_uses", 10_000, 1, 10_000_000) as u32,
-            idle: Duration::from_secs(self.int(&po, "idle_seconds", 300, 1, 86_400)),
-        };
-
-        // http_fetch
-        let hf = self.section(&inv, "http_fetch");
-        self.deny_unknown(&hf, "http_fetch");
-        let http_fetch = HttpFetchSettings {
-            allow_private_networks: self.boolean(&hf, "allow_private_networks", false),
-            max_response_bytes: self.bytes(&hf, "max_response_bytes", 4 * MIB, KIB, 64 * MIB)
-                as usize,
-        };
-        if http_fetch.allow_private_networks {
-            self.notes.push(
-                "cs_invoker_pool.http_fetch.allow_private_networks is on: functions can reach \
-                 loopback and private ranges"
-                    .to_string(),
-            );
-        }
-        if !require || allow_unconfined {
-            self.notes.push(
-                "the server will start even if children cannot be fully confined".to_string(),
-            );
-        }
-
-        Config {
-            http_addr,
-            workers: WorkersSettings {
-                threads,
-                max_inflight,
-                max_waiting,
-                max_waiting_per_version,
-            },
-            cache,
-            limits,
-            kvrocks: KvrocksSettings {
-                addr: kv_addr,
-                password: password.map(Secret),
-            },
-            codeq: CodeqSettings {
-                worker_stream_addr,
-                producer_stream_addr,
-                producer_token: Secret(producer_token.unwrap_or_default()),
-                worker_token: Secret(worker_token.unwrap_or_default()),
-                topics,
-                lease,
-                worker_id,
-                max_message_bytes,
-                max_task_bytes,
-            },
-            activation_ttl_seconds,
-            drain,
-            sandbox: SandboxSettings {
-                require,
-                allow_unconfined,
-                cgroup,
-                child_bin,
-            },
-            pool,
-            http_fetch,
-            env_overrides: std::mem::take(&mut self.overrides),
-            notes: std::mem::take(&mut self.notes),
+        PoolSettings {
+            prewarm,
+            max_children,
+            max_uses: self
+                .get(po.max_uses, "cs_invoker_pool.pool.max_uses")
+                .map_or(PoolConfig::DEFAULT_MAX_USES, |n| n as u32),
+            idle: self
+                .get(po.idle_seconds, "cs_invoker_pool.pool.idle_seconds")
+                .map_or(PoolConfig::DEFAULT_IDLE_TIMEOUT, Duration::from_secs),
         }
     }
+}
+
+/// The sections of `cs_invoker_pool` (`""` is the section itself) and their keys, in order: the
+/// keys `validate` reads, which are those the file structs declare (a test holds the two
+/// together).
+fn invoker_schema() -> Vec<(String, Vec<String>)> {
+    let mut v = Validator::new(&|_| None);
+    v.validate(SousFile::default());
+    let mut schema = vec![(String::new(), Vec::new())];
+    for key in v
+        .read
+        .iter()
+        .filter_map(|k| k.strip_prefix("cs_invoker_pool."))
+    {
+        let Some((section, name)) = key.split_once('.') else {
+            continue;
+        };
+        if !schema.iter().any(|(s, _)| s == section) {
+            schema[0].1.push(section.to_string());
+            schema.push((section.to_string(), Vec::new()));
+        }
+        if let Some((_, keys)) = schema.iter_mut().find(|(s, _)| s == section) {
+            keys.push(name.to_string());
+        }
+    }
+    schema
+}
+
+/// The keys of a `serde_ignored` path (list indices as numbers).
+fn path_segments(path: &serde_ignored::Path<'_>) -> Vec<String> {
+    use serde_ignored::Path as P;
+    let (parent, segment) = match path {
+        P::Root => return Vec::new(),
+        P::Seq { parent, index } => (parent, Some(index.to_string())),
+        P::Map { parent, key } => (parent, Some(key.clone())),
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            (parent, None)
+        }
+    };
+    let mut out = path_segments(parent);
+    out.extend(segment);
+    out
 }
 
 /// `host:port`, `[v6]:port` or `:port` (host `None`). The message says what to write instead.
@@ -1368,8 +1706,9 @@ fn default_worker_id(env: &dyn Fn(&str) -> Option<String>) -> String {
 /// name in another section of `cs_invoker_pool` (`workers.max_inflight` for a top-level
 /// `max_inflight`).
 fn suggest(k: &str, section: &str, siblings: &[&str]) -> Option<String> {
+    let distance = |cand: &str| strsim::levenshtein(k, cand);
     let close = |cand: &str| {
-        let d = edit_distance(&k.to_ascii_lowercase(), cand);
+        let d = strsim::levenshtein(&k.to_ascii_lowercase(), cand);
         d <= 2.max(cand.len() / 4) && d < cand.len()
     };
     let full = |s: &str, key: &str| {
@@ -1382,37 +1721,23 @@ fn suggest(k: &str, section: &str, siblings: &[&str]) -> Option<String> {
     if let Some(best) = siblings
         .iter()
         .filter(|c| close(c))
-        .min_by_key(|c| edit_distance(k, c))
+        .min_by_key(|c| distance(c))
     {
         return Some(full(section, best));
     }
-    INVOKER_SCHEMA
+    invoker_schema()
         .iter()
-        .filter(|(s, _)| *s != section)
-        .flat_map(|(s, keys)| keys.iter().map(move |key| (*s, *key)))
+        .filter(|(s, _)| s != section)
+        .flat_map(|(s, keys)| keys.iter().map(move |key| (s, key)))
         .filter(|(_, key)| close(key))
-        .min_by_key(|(_, key)| edit_distance(k, key))
+        .min_by_key(|(_, key)| distance(key))
         .map(|(s, key)| full(s, key))
-}
-
-/// Levenshtein distance over chars.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Map;
     use std::collections::HashMap;
 
     const TOKENS: &str = "plugins:\n  messaging:\n    codeq:\n      producer_token: ptok\n";
@@ -1592,7 +1917,10 @@ cs_invoker_pool:
         );
         assert!(c.http_config().allow_private_networks);
         assert_eq!(c.output_limits().max_result_bytes, 1024);
-        assert_eq!(c.store_config().password.as_deref(), Some("s3cret"));
+        assert_eq!(
+            c.store_config().password.as_ref().map(Secret::expose),
+            Some("s3cret")
+        );
     }
 
     #[test]
@@ -1981,6 +2309,234 @@ cs_invoker_pool:
         assert!(summary.contains("is valid"), "{summary}");
     }
 
+    /// The field names serde's derive passes to `deserialize_struct` for `T`.
+    fn fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+        struct Probe(&'static [&'static str]);
+        impl<'de> Deserializer<'de> for &mut Probe {
+            type Error = de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0 = fields;
+                Err(de::Error::custom("probed"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let mut probe = Probe(&[]);
+        let _ = T::deserialize(&mut probe);
+        probe.0
+    }
+
+    /// `validate` reads each key once, every key the file structs declare and no other.
+    #[test]
+    fn every_declared_key_is_read_and_only_those() {
+        let mut v = Validator::new(&|_| None);
+        v.validate(SousFile::default());
+        let mut unique = v.read.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), v.read.len(), "{:?}", v.read);
+        assert_eq!(v.read.len(), 38, "{:?}", v.read);
+        // A file with every key read, each set to null: serde takes them all.
+        let mut root = Map::new();
+        for key in &v.read {
+            let mut parts: Vec<&str> = key.split('.').collect();
+            let leaf = parts.pop().unwrap();
+            let mut node = &mut root;
+            for p in parts {
+                let next = node.entry(p).or_insert_with(|| Value::Object(Map::new()));
+                node = next.as_object_mut().unwrap();
+            }
+            node.insert(leaf.to_string(), Value::Null);
+        }
+        let text = Value::Object(root).to_string();
+        let (_, ignored) = read_file(&text).unwrap();
+        assert!(ignored.is_empty(), "{ignored:?}");
+        // And every field of the structs is among the keys read (the slices leave out the
+        // fields that are sections: `topics`, `auth`).
+        let mut declared = Vec::new();
+        for (section, keys) in [
+            ("cs_invoker_pool.http", fields::<HttpFile>()),
+            ("cs_invoker_pool.workers", fields::<WorkersFile>()),
+            ("cs_invoker_pool.cache", fields::<CacheFile>()),
+            ("cs_invoker_pool.limits", fields::<LimitsFile>()),
+            ("cs_invoker_pool.codeq", fields::<CodeqFile>()),
+            ("cs_invoker_pool.shutdown", fields::<ShutdownFile>()),
+            ("cs_invoker_pool.sandbox", fields::<SandboxFile>()),
+            ("cs_invoker_pool.pool", fields::<PoolFile>()),
+            ("cs_invoker_pool.http_fetch", fields::<HttpFetchFile>()),
+            ("plugins.messaging.codeq", &fields::<SousCodeqFile>()[..4]),
+            ("plugins.messaging.codeq.topics", fields::<TopicsFile>()),
+            ("plugins.persistence.kvrocks", &fields::<KvrocksFile>()[..1]),
+            ("plugins.persistence.kvrocks.auth", fields::<AuthFile>()),
+            ("cs_control.limits", fields::<ControlLimitsFile>()),
+        ] {
+            declared.extend(keys.iter().map(|k| format!("{section}.{k}")));
+        }
+        declared.sort();
+        assert_eq!(declared, unique);
+        assert_eq!(
+            fields::<InvokerFile>(),
+            invoker_schema()[0].1,
+            "every section of cs_invoker_pool is read"
+        );
+        // The hints list sections and keys in the order of the example configuration.
+        let schema: Vec<String> = invoker_schema()
+            .into_iter()
+            .map(|(s, keys)| format!("{s}: {}", keys.join(" ")))
+            .collect();
+        assert_eq!(
+            schema,
+            [
+                ": http workers cache limits codeq shutdown sandbox pool http_fetch",
+                "http: addr",
+                "workers: threads max_inflight max_waiting max_waiting_per_version",
+                "cache: bundles_max bytes_max",
+                "limits: max_result_bytes max_error_bytes max_log_bytes max_publishes",
+                "codeq: lease_seconds worker_id max_message_bytes max_task_bytes",
+                "shutdown: drain_seconds",
+                "sandbox: require allow_unconfined cgroup child_bin",
+                "pool: prewarm max_children max_uses idle_seconds",
+                "http_fetch: allow_private_networks max_response_bytes",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_problem_of_one_section_at_once() {
+        let e = parse(&format!(
+            "{TOKENS}cs_invoker_pool:\n  workers:\n    threads: 0\n    max_inflight: x\n    \
+             bogus: 1\n    max_waitin: 2\n  limits: {{ max_result_bytes: 1TiB, max_log_bytes: [] }}\n"
+        ))
+        .unwrap_err();
+        let got: Vec<String> = e.problems().iter().map(|p| p.to_string()).collect();
+        for want in [
+            "cs_invoker_pool.workers.threads: must be between 1 and 1024, got 0",
+            "cs_invoker_pool.workers.max_inflight: must be a whole number between 1 and 100000, got a string",
+            "cs_invoker_pool.workers.bogus: unknown key; the keys here are `threads`, `max_inflight`, `max_waiting`, `max_waiting_per_version`",
+            "cs_invoker_pool.workers.max_waitin: unknown key; did you mean `cs_invoker_pool.workers.max_waiting`?",
+            "cs_invoker_pool.limits.max_result_bytes: must be a size in bytes (a number, or with a unit as in 512MiB), got \"1TiB\"",
+            "cs_invoker_pool.limits.max_log_bytes: must be a size in bytes (a number, or with a unit as in 512MiB), got a list",
+        ] {
+            assert!(got.iter().any(|g| g == want), "{want}\nnot in {got:#?}");
+        }
+        assert_eq!(got.len(), 6, "{got:#?}");
+    }
+
+    #[test]
+    fn a_list_or_mapping_where_a_value_belongs() {
+        // One problem for the value, no unknown key for what is inside it.
+        let e = parse(&format!(
+            "{TOKENS}cs_invoker_pool:\n  workers:\n    threads: {{ a: 1, b: [2] }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.problems(),
+            [Problem {
+                key: "cs_invoker_pool.workers.threads".into(),
+                message: "must be a whole number between 1 and 1024, got a mapping".into()
+            }]
+        );
+        let e = err(&format!("{TOKENS}cs_invoker_pool:\n  sandbox: [1]\n"));
+        assert!(
+            e.contains("cs_invoker_pool.sandbox: must be a mapping of keys, got a list"),
+            "{e}"
+        );
+        let e = err("plugins: 5\n");
+        assert!(
+            e.contains("plugins: must be a mapping of keys, got a number"),
+            "{e}"
+        );
+        // A misplaced key is pointed to its section.
+        let e = err(&format!(
+            "{TOKENS}cs_invoker_pool:\n  pool:\n    threads: 2\n"
+        ));
+        assert!(
+            e.contains("cs_invoker_pool.pool.threads: unknown key; did you mean `cs_invoker_pool.workers.threads`?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ready_expiry_from_the_environment() {
+        let c = parse(TOKENS).unwrap();
+        assert_eq!(c.codeq.ready_expiry, None);
+        assert!(!c.summary().contains("ready_expiry"));
+        let c = parse_env(TOKENS, &[(ENV_READY_EXPIRY_MS, "400")]).unwrap();
+        assert_eq!(c.codeq.ready_expiry, Some(Duration::from_millis(400)));
+        assert!(
+            c.summary().contains("ready_expiry=400ms"),
+            "{}",
+            c.summary()
+        );
+        assert_eq!(c.env_overrides, [ENV_READY_EXPIRY_MS]);
+        for bad in ["x", "0", "-5", "600001"] {
+            let e = parse_env(TOKENS, &[(ENV_READY_EXPIRY_MS, bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!(
+                    "CS_CODEQ_READY_EXPIRY_MS: must be milliseconds from 1 to 600000, got {bad:?}"
+                )),
+                "{e}"
+            );
+        }
+    }
+
+    /// Defaults are written once, by the component that uses them.
+    #[test]
+    fn defaults_are_the_components_own() {
+        let c = parse(TOKENS).unwrap();
+        let pipeline = PipelineConfig::default();
+        assert_eq!(c.workers.max_inflight, pipeline.max_inflight);
+        assert_eq!(c.workers.max_waiting, pipeline.max_waiting);
+        assert_eq!(
+            c.workers.max_waiting_per_version,
+            pipeline.max_waiting_per_version
+        );
+        assert_eq!(c.cache.bundles_max, pipeline.cache_bundles_max);
+        assert_eq!(c.cache.bytes_max, pipeline.cache_bytes_max as u64);
+        assert_eq!(c.limits.max_publishes, pipeline.max_publishes);
+        assert_eq!(c.codeq.max_message_bytes, pipeline.max_message_bytes);
+        assert_eq!(c.codeq.max_task_bytes, pipeline.max_task_bytes);
+        assert_eq!(c.output_limits(), OutputLimits::default());
+        let store = StoreConfig::default();
+        assert_eq!(c.kvrocks.addr, store.addr);
+        assert_eq!(c.activation_ttl_seconds, store.activation_ttl_seconds);
+        assert_eq!(
+            c.http_fetch.max_response_bytes,
+            HttpConfig::default().max_response_bytes
+        );
+        assert_eq!(
+            c.codeq.lease.as_secs(),
+            u64::from(WorkerConfig::DEFAULT_LEASE_SECONDS)
+        );
+        let t = Topics::default();
+        assert_eq!(
+            [&c.codeq.topics.invoke, &c.codeq.topics.results],
+            [&t.invoke, &t.results]
+        );
+        assert_eq!(
+            c.pool,
+            PoolSettings {
+                prewarm: PoolConfig::default_prewarm().min(PoolConfig::DEFAULT_MAX_CHILDREN),
+                max_children: PoolConfig::DEFAULT_MAX_CHILDREN,
+                max_uses: PoolConfig::DEFAULT_MAX_USES,
+                idle: PoolConfig::DEFAULT_IDLE_TIMEOUT,
+            }
+        );
+    }
+
     #[test]
     fn sizes_and_suggestions() {
         assert_eq!(parse_size("512MiB"), Some(512 * MIB));
@@ -1989,7 +2545,6 @@ cs_invoker_pool:
         assert_eq!(parse_size("12"), Some(12));
         assert_eq!(parse_size("1.5MiB"), None);
         assert_eq!(parse_size("99999999999999999999GiB"), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(
             suggest("workrs", "", &["workers", "pool"]).as_deref(),
             Some("cs_invoker_pool.workers")

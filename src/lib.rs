@@ -19,5 +19,6 @@ pub mod pool;
 pub mod queue;
 pub mod run;
 pub mod sandbox;
+pub mod secret;
 pub mod serve;
 pub mod store;

@@ -7,6 +7,7 @@ use crate::host::service::ServiceHost;
 use crate::host::HostScope;
 use crate::pool::{self, Job, Pool, PoolConfig};
 use crate::sandbox::{Sandbox, SandboxPolicy};
+use crate::secret::Secret;
 use crate::store::{keys, RedisStore, StoreConfig};
 use sandbox_child::bundle::{self, BundleError};
 use sandbox_child::messages::{
@@ -60,7 +61,7 @@ pub fn store_config_from_url(url: &str) -> Result<StoreConfig, UsageError> {
         } else {
             format!("{host}:{port}")
         };
-        (addr, u.password().map(str::to_string))
+        (addr, u.password().map(Secret::from))
     } else {
         match url.rsplit_once(':') {
             Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => (url.to_string(), None),

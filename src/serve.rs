@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::endpoints::{self, EndpointState, FnReadiness, ReadyReport};
 use crate::host::http::HttpFetcher;
 use crate::metrics::{InvocationLabels, Metrics, TaskOutcome};
-use crate::pipeline::{Answer, Pipeline, PipelineConfig, Processed, Topics};
+use crate::pipeline::{Answer, Pipeline, PipelineConfig, Processed};
 use crate::pool::Pool;
 use crate::queue::producer::{ProducerClient, ProducerConfig};
 use crate::queue::worker::{TaskHandler, TaskInfo, Worker, WorkerConfig};
@@ -147,7 +147,7 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
 
     let mut pcfg = ProducerConfig::new(
         cfg.codeq.producer_stream_addr.clone(),
-        cfg.codeq.producer_token.expose(),
+        cfg.codeq.producer_token.clone(),
     );
     pcfg.max_message_bytes = cfg.codeq.max_message_bytes;
     let producer = Arc::new(ProducerClient::start(pcfg));
@@ -163,19 +163,13 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     if http.allow_private_networks {
         tracing::warn!("cs.http.fetch may reach private networks (cs_invoker_pool.http_fetch.allow_private_networks)");
     }
-    let topics = Topics {
-        invoke: cfg.codeq.topics.invoke.clone(),
-        results: cfg.codeq.topics.results.clone(),
-        dlq_invoke: cfg.codeq.topics.dlq_invoke.clone(),
-        dlq_results: cfg.codeq.topics.dlq_results.clone(),
-    };
     let pipeline = Arc::new(Pipeline::new(
         PipelineConfig {
             max_inflight: cfg.workers.max_inflight,
             cache_bundles_max: cfg.cache.bundles_max,
             cache_bytes_max: usize::try_from(cfg.cache.bytes_max).unwrap_or(usize::MAX),
             max_error_bytes: cfg.limits.max_error_bytes as usize,
-            topics,
+            topics: cfg.codeq.topics.clone(),
             max_publishes: cfg.limits.max_publishes,
             max_message_bytes: cfg.codeq.max_message_bytes,
             max_task_bytes: cfg.codeq.max_task_bytes,
@@ -191,19 +185,16 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     let metrics = Metrics::new();
     let mut wcfg = WorkerConfig::new(
         cfg.codeq.worker_stream_addr.clone(),
-        cfg.codeq.worker_token.expose(),
+        cfg.codeq.worker_token.clone(),
         cfg.codeq.worker_id.clone(),
     );
     wcfg.command = cfg.codeq.topics.invoke.clone();
     wcfg.lease_seconds = u32::try_from(cfg.codeq.lease.as_secs().max(1)).unwrap_or(u32::MAX);
     wcfg.heartbeat_every = (cfg.codeq.lease / 3).max(Duration::from_millis(500));
     wcfg.slots = cfg.workers.max_inflight;
-    if let Some(ms) = std::env::var("CS_CODEQ_READY_EXPIRY_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    if let Some(expiry) = cfg.codeq.ready_expiry {
         // codeQ's long-poll is ~30 s; tests run an emulator with a shorter one.
-        wcfg.ready_expiry = Duration::from_millis(ms);
+        wcfg.ready_expiry = expiry;
     }
     let worker = Arc::new(Worker::start(
         wcfg,

@@ -8,6 +8,7 @@
 #[path = "support/redis.rs"]
 mod redis_support;
 
+use cs_invoker_pool::secret::Secret;
 use cs_invoker_pool::store::{
     chunk_logs, ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, AliasRecord,
     HostCallsRecord, RedisStore, RunningWrite, Store, StoreConfig, StoreError, Terminal, UserKv,
@@ -751,7 +752,7 @@ async fn a_wrong_password_is_a_clear_error() {
     };
     for password in [Some("wrong".to_string()), None] {
         let cfg = StoreConfig {
-            password: password.clone(),
+            password: password.clone().map(Secret::from),
             ..config(&server)
         };
         let err = RedisStore::connect(cfg.clone()).await.unwrap_err();

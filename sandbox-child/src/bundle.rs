@@ -138,7 +138,8 @@ pub fn parse_tar(bytes: &[u8]) -> Result<Bundle, BundleError> {
         if files.len() >= MAX_FILES {
             return Err(bad(format!("more than {MAX_FILES} files")));
         }
-        let mut contents = Vec::with_capacity(size as usize);
+        // The header's size is only a claim: no file holds more than the archive itself.
+        let mut contents = Vec::with_capacity(size.min(bytes.len() as u64) as usize);
         entry
             .read_to_end(&mut contents)
             .map_err(|e| bad(format!("\"{shown}\": cannot read contents: {e}")))?;

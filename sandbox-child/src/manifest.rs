@@ -115,7 +115,7 @@ impl Manifest {
             }
             caps.insert("http".into(), Value::Object(m));
         }
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "schema": SCHEMA,
             "runtime": RUNTIME,
             "entry": self.entry,
@@ -127,6 +127,9 @@ impl Manifest {
             },
             "capabilities": caps,
         });
+        if let Some(rv) = &self.runtime_version {
+            v["runtimeVersion"] = rv.clone().into();
+        }
         v.to_string()
     }
 
@@ -451,6 +454,21 @@ mod tests {
             let err = parse(text).unwrap_err();
             assert!(err.starts_with(want), "{text}: {err}");
         }
+    }
+
+    /// Found by the `manifest` fuzz target: `to_json` dropped `runtimeVersion`, so the text it
+    /// gave read back as another manifest.
+    #[test]
+    fn every_field_survives_to_json() {
+        let m = parse(
+            r#"{"schema":"cs.function.script.v1","runtimeVersion":"cs-js@1","entry":"src/m.js",
+            "limits":{"timeoutMs":10,"memoryMb":16,"maxConcurrency":100},
+            "capabilities":{"kv":{"prefixes":[],"ops":["del"]},"codeq":{"publishTopics":["a"]},
+            "http":{"allowHosts":["h"]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(m.runtime_version.as_deref(), Some("cs-js@1"));
+        assert_eq!(Manifest::parse(m.to_json().as_bytes()).unwrap(), m);
     }
 
     #[test]

@@ -222,6 +222,8 @@ Environment variables override the configuration file; an empty value counts as 
     CS_CODEQ_PRODUCER_TOKEN: the codeQ streams and their tokens.
 - CS_INVOKER_HTTP_ADDR: the address of /healthz, /readyz and /metrics.
 - CS_INVOKER_MAX_INFLIGHT: cs_invoker_pool.workers.max_inflight.
+- CS_CODEQ_READY_EXPIRY_MS: how long codeQ holds a Ready, as the client counts it (31 s,
+    codeQ's long-poll); only for a codeQ with another long-poll.
 - CS_SANDBOX_CHILD_BIN: the sandbox-child binary (default: the one beside this binary).
 - CS_LOG: the log filter (default info for serve, warn otherwise).
 - CS_REQUIRE_SANDBOX=1: refuse to run unconfined whatever the configuration says."

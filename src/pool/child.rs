@@ -95,6 +95,9 @@ pub struct ChildProcess {
     pub spawn_ready: Duration,
 }
 
+/// The nice value children run at (the supervisor's is 0).
+const CHILD_NICE: libc::c_int = 10;
+
 /// Most lines of child stderr forwarded to the supervisor's log, per child; the rest is drained.
 const STDERR_LINES: usize = 200;
 const STDERR_LINE_MAX: usize = 2000;
@@ -118,14 +121,21 @@ impl ChildProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Some(cg) = &cgroup {
-            let attach = cg.pre_exec_attacher();
-            // SAFETY: the closure runs in the forked child before exec; `attach_current` only
-            // calls open/write/close on paths prepared before the fork (no allocation, no locks),
-            // which is async-signal-safe.
-            unsafe {
-                cmd.pre_exec(move || attach.attach_current());
-            }
+        let attach = cgroup.as_ref().map(|cg| cg.pre_exec_attacher());
+        // SAFETY: the closure runs in the forked child before exec; `attach_current` only
+        // calls open/write/close on paths prepared before the fork (no allocation, no locks),
+        // and setpriority is a plain syscall: both async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Functions run below the supervisor's priority: a host full of busy children
+                // must not delay the supervisor's deadlines, reads and answers. A failure only
+                // leaves the default priority.
+                libc::setpriority(libc::PRIO_PROCESS, 0, CHILD_NICE);
+                match &attach {
+                    Some(a) => a.attach_current(),
+                    None => Ok(()),
+                }
+            });
         }
         let mut proc = cmd
             .spawn()

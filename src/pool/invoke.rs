@@ -158,10 +158,22 @@ impl Pool {
         // 2. Load (if stem) and invoke, under the deadline.
         let limits = inner.cfg.limits;
         let cgroup_limit = inner.cgroup_memory_limit(job.bundle.memory_mb());
+        // The deadline thread kills the child at `kill_at` whatever this task is doing; the
+        // timer below is the fallback, and what ends the wait if the kill came first.
+        let armed = inner.deadlines.arm(kill_at, lease.child().child.pid);
         let run = drive(lease.child(), job, host, &mut ex, limits, cgroup_limit);
         let stop = tokio::select! {
             r = run => r,
+            _ = armed.killed() => Err(Stop::Deadline),
             _ = tokio::time::sleep_until(kill_at.into()) => Err(Stop::Deadline),
+        };
+        // Disarmed before anything below can reap the child (pid reuse, see deadline.rs).
+        let stop = match (armed.disarm(), stop) {
+            // The outcome was complete before the kill: keep it, the child is gone anyway.
+            (true, Ok(_)) => Ok(Some(KillReason::Timeout)),
+            // Killed at the deadline: whatever the pipe says now is the kill's doing.
+            (true, Err(_)) => Err(Stop::Deadline),
+            (false, stop) => stop,
         };
 
         // 3. The outcome and the child's fate.

@@ -12,6 +12,7 @@
 //! the least recently used one is evicted.
 
 pub mod child;
+mod deadline;
 mod execution;
 mod invoke;
 
@@ -47,7 +48,11 @@ pub struct PoolConfig {
     /// A warm child unused for this long is stopped.
     pub idle_timeout: Duration,
     /// The supervisor SIGKILLs a child this long after the deadline if the engine's own
-    /// interrupt has not ended the run.
+    /// interrupt has not ended the run, and reports the Timeout itself. Short (0.5 ms): long
+    /// native operations (JSON of huge values, `repeat`, BigInt, typed-array sort, `join`)
+    /// poll the interrupt rarely or never, so the kill is what ends them; a child that did
+    /// stop on its own in that time has nothing more to say (its logs are already
+    /// here, and a timed-out engine is retired anyway).
     pub kill_grace: Duration,
     /// How long a new child may take to report Ready.
     pub ready_timeout: Duration,
@@ -57,17 +62,25 @@ pub struct PoolConfig {
 }
 
 impl PoolConfig {
+    /// The sizing defaults, also those of `cs_invoker_pool.pool` (the configuration reads them
+    /// here rather than restating them).
+    pub const DEFAULT_MAX_CHILDREN: usize = 256;
+    pub const DEFAULT_MAX_USES: u32 = 10_000;
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+    /// Stem children kept ready by default: one per CPU.
+    pub fn default_prewarm() -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+
     pub fn new(child_bin: PathBuf, sandbox: Arc<Sandbox>) -> Self {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
         PoolConfig {
             child_bin,
-            prewarm: cores,
-            max_children: 256,
-            max_uses: 10_000,
-            idle_timeout: Duration::from_secs(300),
-            kill_grace: Duration::from_millis(25),
+            prewarm: Self::default_prewarm(),
+            max_children: Self::DEFAULT_MAX_CHILDREN,
+            max_uses: Self::DEFAULT_MAX_USES,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            kill_grace: Duration::from_micros(500),
             ready_timeout: Duration::from_secs(5),
             limits: OutputLimits::default(),
             sandbox,
@@ -172,6 +185,8 @@ struct Inner {
     closed: AtomicBool,
     /// Memory of an idle child as its cgroup counts it, measured once (0 = not yet).
     baseline_bytes: AtomicU64,
+    /// Kills children at their kill time (see [`deadline`]).
+    deadlines: deadline::Deadlines,
 }
 
 #[derive(Clone)]
@@ -202,6 +217,7 @@ impl Pool {
             counters: Counters::default(),
             closed: AtomicBool::new(false),
             baseline_bytes: AtomicU64::new(0),
+            deadlines: deadline::Deadlines::start(),
         });
         tokio::spawn(background(Arc::clone(&inner)));
         inner.refill.notify_one();

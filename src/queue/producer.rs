@@ -11,6 +11,7 @@ use super::pb::producerpb::{
 };
 use super::{endpoint_uri, is_handshake_refusal, Backoff, StreamState};
 use crate::pipeline::ports::{PublishError, Publisher};
+use crate::secret::Secret;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,11 +20,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ProducerConfig {
     /// `host:port` of the producer stream (SPEC §7 `producer_stream_addr`).
     pub addr: String,
-    pub token: String,
+    pub token: Secret,
     /// How long a publish waits for its ack before it reports a transient failure (the create
     /// stays queued and is re-sent, harmlessly, under its idempotency key).
     pub ack_timeout: Duration,
@@ -37,18 +38,8 @@ pub struct ProducerConfig {
     pub max_message_bytes: usize,
 }
 
-impl std::fmt::Debug for ProducerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProducerConfig")
-            .field("addr", &self.addr)
-            .field("token", &"<redacted>")
-            .field("ack_timeout", &self.ack_timeout)
-            .finish()
-    }
-}
-
 impl ProducerConfig {
-    pub fn new(addr: impl Into<String>, token: impl Into<String>) -> Self {
+    pub fn new(addr: impl Into<String>, token: impl Into<Secret>) -> Self {
         ProducerConfig {
             addr: addr.into(),
             token: token.into(),
@@ -323,7 +314,7 @@ async fn session(
     let (out, out_rx) = mpsc::channel::<ProducerEvent>(1024);
     let hello = ProducerEvent {
         event: Some(producer_event::Event::Hello(producerpb::Hello {
-            token: cfg.token.clone(),
+            token: cfg.token.expose().to_string(),
         })),
     };
     if out.send(hello).await.is_err() {

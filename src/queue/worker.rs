@@ -30,6 +30,7 @@ use super::pb::workerpb::{
 };
 use super::{endpoint_uri, is_handshake_refusal, Backoff, StreamState};
 use crate::pipeline::Answer;
+use crate::secret::Secret;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -96,11 +97,11 @@ pub trait TaskHandler: Send + Sync + 'static {
     fn handle(&self, task: TaskInfo) -> impl Future<Output = Answer> + Send;
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// `host:port` of the worker stream (SPEC §7 `worker_stream_addr`).
     pub addr: String,
-    pub token: String,
+    pub token: Secret,
     /// Stable across reconnections and restarts of this replica: leases belong to it.
     pub worker_id: String,
     /// The command claimed (`cs.invoke`).
@@ -122,26 +123,17 @@ pub struct WorkerConfig {
     pub max_nack_delay_seconds: i32,
 }
 
-impl std::fmt::Debug for WorkerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerConfig")
-            .field("addr", &self.addr)
-            .field("token", &"<redacted>")
-            .field("worker_id", &self.worker_id)
-            .field("command", &self.command)
-            .field("lease_seconds", &self.lease_seconds)
-            .field("slots", &self.slots)
-            .finish()
-    }
-}
-
 impl WorkerConfig {
+    /// The lease asked for when nothing else is configured (`cs_invoker_pool.codeq.lease_seconds`
+    /// defaults to it).
+    pub const DEFAULT_LEASE_SECONDS: u32 = 60;
+
     pub fn new(
         addr: impl Into<String>,
-        token: impl Into<String>,
+        token: impl Into<Secret>,
         worker_id: impl Into<String>,
     ) -> Self {
-        let lease_seconds = 60;
+        let lease_seconds = Self::DEFAULT_LEASE_SECONDS;
         WorkerConfig {
             addr: addr.into(),
             token: token.into(),
@@ -419,7 +411,7 @@ impl<H: TaskHandler> Loop<H> {
         let (out, out_rx) = mpsc::channel::<WorkerEvent>(4096);
         let hello = WorkerEvent {
             event: Some(worker_event::Event::Hello(workerpb::Hello {
-                token: self.cfg.token.clone(),
+                token: self.cfg.token.expose().to_string(),
                 worker_id: self.cfg.worker_id.clone(),
             })),
         };

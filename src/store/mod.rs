@@ -52,6 +52,7 @@ pub use records::{
 };
 pub use sandbox_child::bundle::MAX_BUNDLE_BYTES;
 
+use crate::secret::Secret;
 use sandbox_child::messages::InvocationResult;
 use std::future::Future;
 use std::time::Duration;
@@ -95,11 +96,11 @@ pub enum RunningWrite {
 
 /// Connection and retention settings (SPEC §7: `plugins.persistence.kvrocks.addr`,
 /// `.auth.password`, `cs_control.limits.activation_ttl_seconds`).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// `host:port` (`[v6addr]:port` for IPv6).
     pub addr: String,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Bound on one connection attempt (TCP connect + AUTH).
     pub connect_timeout: Duration,
     /// Bound on one command's reply.
@@ -120,19 +121,6 @@ impl Default for StoreConfig {
             activation_ttl_seconds: 604_800,
             correlation_ttl_seconds: 600,
         }
-    }
-}
-
-impl std::fmt::Debug for StoreConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreConfig")
-            .field("addr", &self.addr)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("connect_timeout", &self.connect_timeout)
-            .field("response_timeout", &self.response_timeout)
-            .field("activation_ttl_seconds", &self.activation_ttl_seconds)
-            .field("correlation_ttl_seconds", &self.correlation_ttl_seconds)
-            .finish()
     }
 }
 

@@ -17,6 +17,7 @@ use super::records::{
     chunk_logs, ActivationRecord, ActivationStatus, AliasRecord, VersionMeta, LOG_CHUNK_BYTES,
 };
 use super::{RunningWrite, Store, StoreConfig, StoreError, Terminal, UserKv, MAX_BUNDLE_BYTES};
+use crate::secret::Secret;
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{
     AsyncConnectionConfig, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisConnectionInfo,
@@ -161,7 +162,12 @@ impl RedisStore {
             ));
         }
         let mut redis_info = RedisConnectionInfo::default().set_skip_set_lib_name();
-        if let Some(password) = config.password.as_deref().filter(|p| !p.is_empty()) {
+        if let Some(password) = config
+            .password
+            .as_ref()
+            .map(Secret::expose)
+            .filter(|p| !p.is_empty())
+        {
             redis_info = redis_info.set_password(password);
         }
         let info = ConnectionAddr::Tcp(host, port)

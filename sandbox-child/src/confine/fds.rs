@@ -76,11 +76,10 @@ fn close_by_walking(keep: &[u32]) -> Result<usize, String> {
     // EBADF, which is ignored below.
     let mut n = 0;
     for fd in fds {
-        if fd >= 0 && !keep.contains(&(fd as u32)) {
-            // SAFETY: as in close_range; errors (EBADF for the listing's own fd) are harmless.
-            if unsafe { libc::close(fd) } == 0 {
-                n += 1;
-            }
+        // Errors (EBADF for the listing's own fd) are harmless; no Rust object of this
+        // single-threaded process relies on these fds past this step.
+        if fd >= 0 && !keep.contains(&(fd as u32)) && nix::unistd::close(fd).is_ok() {
+            n += 1;
         }
     }
     Ok(n)
@@ -98,24 +97,9 @@ pub(super) fn clear_env() -> String {
 /// `PR_SET_PDEATHSIG(SIGKILL)`, then checks the parent is still `expected_parent`: if the
 /// supervisor died before the prctl, the signal will never come and the child must not run on.
 pub(super) fn set_pdeathsig(expected_parent: u32) -> Result<String, String> {
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number, no pointers.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    if rc != 0 {
-        return Err(format!(
-            "prctl(PR_SET_PDEATHSIG): {}",
-            io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: getppid has no preconditions.
-    let now = unsafe { libc::getppid() } as u32;
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
+    let now = nix::unistd::getppid().as_raw() as u32;
     if now != expected_parent {
         return Err(format!(
             "the supervisor (pid {expected_parent}) is gone: parent is now pid {now}"

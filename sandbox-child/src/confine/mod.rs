@@ -246,8 +246,7 @@ pub fn confine(
         report: Report::default(),
         explain,
     };
-    // SAFETY: getppid has no preconditions.
-    let parent_at_start = unsafe { libc::getppid() } as u32;
+    let parent_at_start = nix::unistd::getppid().as_raw() as u32;
     let expected_parent = match settings.parent_pid {
         0 => parent_at_start,
         p => p,
@@ -310,8 +309,7 @@ pub fn confine(
 /// confine, and does the kernel have what we need. `Err` says exactly what is missing.
 pub fn preflight() -> Result<(), String> {
     let mut missing = Vec::new();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         missing.push("not running as root (needed for namespaces, the empty root and setuid)");
     }
     // SAFETY: PR_GET_SECCOMP takes no pointer arguments.

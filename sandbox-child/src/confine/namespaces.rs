@@ -6,29 +6,21 @@
 //! - network: only a loopback interface that is down, so no route anywhere;
 //! - cgroup: the child's own cgroup looks like the root of the hierarchy.
 
-use std::io;
+use nix::sched::{unshare, CloneFlags};
+use nix::unistd::sethostname;
 
 /// Hostname inside the child's UTS namespace.
 pub(super) const HOSTNAME: &str = "sandbox";
 
 pub(super) fn unshare_all() -> Result<String, String> {
-    let flags = libc::CLONE_NEWNS
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWNET
-        | libc::CLONE_NEWCGROUP;
-    // SAFETY: unshare takes flags only; the process is single-threaded (checked in `threads`).
-    if unsafe { libc::unshare(flags) } != 0 {
-        return Err(format!(
-            "unshare(NEWNS|NEWIPC|NEWUTS|NEWNET|NEWCGROUP): {}",
-            io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: the pointer and length describe a live byte string.
-    let rc = unsafe { libc::sethostname(HOSTNAME.as_ptr().cast(), HOSTNAME.len()) };
-    if rc != 0 {
-        return Err(format!("sethostname: {}", io::Error::last_os_error()));
-    }
+    // The process is single-threaded (checked in `threads`), as unshare of these needs.
+    let flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWCGROUP;
+    unshare(flags).map_err(|e| format!("unshare(NEWNS|NEWIPC|NEWUTS|NEWNET|NEWCGROUP): {e}"))?;
+    sethostname(HOSTNAME).map_err(|e| format!("sethostname: {e}"))?;
     Ok(format!(
         "new mount, IPC, UTS (hostname {HOSTNAME:?}), network and cgroup namespaces"
     ))

@@ -1,6 +1,8 @@
 //! Step `rlimits`: hard and soft limits set to the same value, so the child cannot raise them.
 
 use bincode::{Decode, Encode};
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use nix::sys::signal::{signal, SigHandler, Signal};
 use std::io;
 
 /// Resource limits of a confined child.
@@ -49,55 +51,32 @@ pub const ADDRESS_SPACE_HEADROOM: u64 = 512 << 20;
 /// process cannot raise its hard limit). The seccomp policy allows `prlimit64` on pid 0 only.
 pub fn lower_address_space(memory_limit_bytes: u64) -> io::Result<()> {
     let want = memory_limit_bytes.saturating_add(ADDRESS_SPACE_HEADROOM);
-    let mut cur = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `cur` is a valid rlimit to fill; pid 0 is this process.
-    if unsafe { libc::prlimit(0, libc::RLIMIT_AS, std::ptr::null(), &mut cur) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let want: libc::rlim_t = want.min(cur.rlim_max);
-    let rl = libc::rlimit {
-        rlim_cur: want,
-        rlim_max: want,
-    };
-    // SAFETY: `rl` is a valid rlimit that outlives the call; pid 0 is this process.
-    if unsafe { libc::prlimit(0, libc::RLIMIT_AS, &rl, std::ptr::null_mut()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // getrlimit/setrlimit are glibc's prlimit64 on pid 0.
+    let (_, hard) = getrlimit(Resource::RLIMIT_AS)?;
+    let want = want.min(hard);
+    setrlimit(Resource::RLIMIT_AS, want, want)?;
     Ok(())
 }
 
 pub(super) fn apply(limits: &Rlimits, keep_fds: &[u32]) -> Result<String, String> {
     let table = [
-        (libc::RLIMIT_AS, "as", limits.address_space_bytes),
-        (libc::RLIMIT_STACK, "stack", limits.stack_bytes),
-        (libc::RLIMIT_NOFILE, "nofile", limits.nofile),
-        (libc::RLIMIT_FSIZE, "fsize", limits.fsize_bytes),
-        (libc::RLIMIT_CORE, "core", limits.core_bytes),
-        (libc::RLIMIT_NPROC, "nproc", limits.nproc),
+        (Resource::RLIMIT_AS, "as", limits.address_space_bytes),
+        (Resource::RLIMIT_STACK, "stack", limits.stack_bytes),
+        (Resource::RLIMIT_NOFILE, "nofile", limits.nofile),
+        (Resource::RLIMIT_FSIZE, "fsize", limits.fsize_bytes),
+        (Resource::RLIMIT_CORE, "core", limits.core_bytes),
+        (Resource::RLIMIT_NPROC, "nproc", limits.nproc),
     ];
     for (resource, name, value) in table {
-        let rl = libc::rlimit {
-            rlim_cur: value as libc::rlim_t,
-            rlim_max: value as libc::rlim_t,
-        };
-        // SAFETY: `rl` is a valid rlimit that outlives the call.
-        if unsafe { libc::setrlimit(resource, &rl) } != 0 {
-            return Err(format!(
-                "setrlimit({name}, {value}): {}",
-                io::Error::last_os_error()
-            ));
-        }
+        setrlimit(resource, value, value)
+            .map_err(|e| format!("setrlimit({name}, {value}): {e}"))?;
     }
 
     // With fsize 0 a write to a regular file raises SIGXFSZ, which would kill the child if its
     // stderr were redirected to a file: ignore it, so such writes fail with EFBIG instead.
-    // SAFETY: installing SIG_IGN has no handler code to be unsafe about.
-    if unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) } == libc::SIG_ERR {
-        return Err(format!("ignoring SIGXFSZ: {}", io::Error::last_os_error()));
-    }
+    // SAFETY: SIG_IGN installs no handler code, so nothing can run in a signal context.
+    unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) }
+        .map_err(|e| format!("ignoring SIGXFSZ: {e}"))?;
     let files: Vec<u32> = keep_fds
         .iter()
         .copied()
@@ -123,9 +102,10 @@ fn is_regular_file(fd: u32) -> bool {
     let Ok(fd) = i32::try_from(fd) else {
         return false;
     };
-    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is a live, writable stat buffer; fstat on a closed fd just fails.
-    let rc = unsafe { libc::fstat(fd, &mut st) };
-    rc == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG
+    // SAFETY: `fd` is only looked at (fstat), never closed or owned; if it is not open,
+    // fstat fails and the answer is "no".
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    nix::sys::stat::fstat(borrowed)
+        .map(|st| (st.st_mode & libc::S_IFMT) == libc::S_IFREG)
+        .unwrap_or(false)
 }

@@ -1,8 +1,10 @@
-//! The host globals of `cs-js` (SPEC §6): `console` and `cs`.
+//! The host global of `cs-js` (SPEC §6): `cs`, and the log plumbing `console` shares
+//! (`console` itself, with Node's formatting, is `engine/console.rs`).
 //!
 //! The context is built without QuickJS's libc helpers (no `std`/`os`, `print`, timers) and
-//! without the non-ECMAScript intrinsics (see `engine::new_context`); this file adds the only
-//! two globals a guest gets beyond ECMAScript. Every side effect leaves through [`Host`]: logs
+//! without the non-ECMAScript intrinsics (see `engine::new_context`); this file adds `cs` (the
+//! Web platform globals are `engine/web/`, pure computation). Every side effect leaves through
+//! [`Host`]: logs
 //! as [`LogLine`]s, and `cs.kv` / `cs.codeq` / `cs.http` as [`HostOp`]s that the supervisor
 //! checks against the manifest's capabilities and performs. The calls are synchronous — the
 //! guest gets a value back, not a promise — because the child blocks on the pipe anyway, and a
@@ -87,33 +89,9 @@ impl Shared {
     }
 }
 
-/// Defines `console` and `cs` on the global object.
+/// Defines `cs` on the global object.
 pub fn install<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> Result<()> {
     let globals = ctx.globals();
-
-    let console = Object::new(ctx.clone())?;
-    for (name, level) in [
-        ("log", LogLevel::Info),
-        ("info", LogLevel::Info),
-        ("warn", LogLevel::Warn),
-        ("error", LogLevel::Error),
-    ] {
-        let sh = shared.clone();
-        let f = Function::new(ctx.clone(), move |ctx: Ctx<'js>, args: Rest<Value<'js>>| {
-            let mut text = String::new();
-            for (i, v) in args.0.into_iter().enumerate() {
-                if i > 0 {
-                    text.push(' ');
-                }
-                text.push_str(&log_text(&ctx, v)?);
-            }
-            sh.log(level, &text);
-            Ok::<_, rquickjs::Error>(())
-        })?
-        .with_name(name)?;
-        console.set(name, f)?;
-    }
-    globals.set("console", console)?;
 
     let cs = Object::new(ctx.clone())?;
 
@@ -304,7 +282,7 @@ fn first<'js>(ctx: &Ctx<'js>, args: Rest<Value<'js>>) -> Value<'js> {
         .unwrap_or_else(|| Value::new_undefined(ctx.clone()))
 }
 
-/// The text of one logged value: strings as they are, everything else as JSON, falling back
+/// The text of one `cs.log.*` value: strings as they are, everything else as JSON, falling back
 /// to `String(v)` for what JSON cannot express (`undefined`, functions, BigInt, cycles).
 pub fn log_text<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> Result<String> {
     if let Some(s) = v.as_string() {

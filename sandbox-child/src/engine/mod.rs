@@ -20,11 +20,15 @@
 //! at an arbitrary point (half-built objects, a heap at its limit) and must not serve again.
 
 pub mod alloc;
+pub mod console;
+pub mod error_stack;
 mod errors;
+pub mod ffi;
 pub mod globals;
 pub mod loader;
 pub mod normalise;
 pub mod strings;
+pub mod web;
 
 use crate::messages::{truncate_result, truncate_utf8, HttpResult};
 use crate::protocol::{
@@ -117,8 +121,9 @@ impl Engine {
             },
         );
 
-        // ECMAScript only: no `performance`, `DOMException`, `atob`, nor QuickJS's libc
-        // helpers (rquickjs does not compile them in without its `std` feature anyway).
+        // ECMAScript only, nor QuickJS's libc helpers (rquickjs does not compile them in without
+        // its `std` feature anyway): the Web platform globals (`web::install`) are ours, built
+        // lazily, with no I/O of their own.
         type Ecma = (
             intrinsic::Date,
             intrinsic::Eval,
@@ -139,7 +144,12 @@ impl Engine {
             logs: RefCell::new(LogBudget::default()),
         });
         context
-            .with(|ctx| globals::install(&ctx, &shared))
+            .with(|ctx| {
+                globals::install(&ctx, &shared)?;
+                console::install(&ctx, &shared)?;
+                error_stack::install(&ctx)?;
+                web::install(&ctx)
+            })
             .map_err(|e| format!("cannot install the globals: {e}"))?;
 
         Ok(Engine {

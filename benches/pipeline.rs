@@ -140,6 +140,8 @@ fn main() {
                     activation_id: aid,
                     capabilities: Arc::new(b.manifest.capabilities.clone()),
                     deadline,
+                    trigger: "api".into(),
+                    heartbeat: None,
                     policy: Default::default(),
                     calls: Default::default(),
                 },
@@ -147,6 +149,7 @@ fn main() {
                 ctx_json: r#"{"activation_id":"a","request_id":"r","deadline_ms":0,"tenant":"t_bench1","namespace":"bench","function":"trivial","version":1,"ref":{"alias":"prod","version":1},"trigger":{"type":"api"},"principal":{"sub":"bench","roles":[]}}"#.into(),
                 deadline,
                 log_sink: None,
+                env: Default::default(),
             };
             let t = Instant::now();
             let ex = pool.invoke(&job, &host).await;

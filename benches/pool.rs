@@ -7,6 +7,7 @@
 use cs_invoker_pool::cgroup::CgroupLimits;
 use cs_invoker_pool::host::local::LocalHost;
 use cs_invoker_pool::host::HostScope;
+use cs_invoker_pool::pipeline::request;
 use cs_invoker_pool::pool::child::ChildProcess;
 use cs_invoker_pool::pool::{Job, Pool, PoolConfig, StartKind};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
@@ -18,6 +19,65 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const HANDLER: &str = "export default (event, ctx) => ({ statusCode: 200, body: 'ok' });";
+
+/// The JSON path alone: a 12 KB event in, a 12 KB body out, next to no work in between (the
+/// body is built once, at module load). Its warm figure minus the trivial one is what handing
+/// a realistic event over and its result back costs.
+const PASSTHROUGH_HANDLER: &str = "const body = JSON.stringify(Array.from({length: 300}, (_, i) => ({ i, sku: 'SKU-' + i })));\n\
+export default (event, ctx) => ({ statusCode: 200, headers: { 'content-type': 'application/json' }, body: body.slice(0, 12000) + event.order.id });";
+
+/// A realistic handler on the same event: reads the order, totals it, answers JSON.
+const REALISTIC_HANDLER: &str = "export default (event, ctx) => {\n\
+  const o = event.order; let total = 0; const lines = [];\n\
+  for (const it of o.line_items) { const t = it.price * it.quantity; total += t; lines.push({ sku: it.sku, qty: it.quantity, total: t, tags: it.tags }); }\n\
+  return { statusCode: 200, headers: { 'content-type': 'application/json', 'x-order': String(o.id) },\n\
+           body: JSON.stringify({ id: o.id, customer: o.customer.email, currency: o.currency, total, lines }) };\n\
+};";
+
+/// A realistic 12 KB event: an order webhook with nested objects, arrays, strings of varied
+/// length, numbers, booleans and nulls, deterministic so every run measures the same bytes.
+fn realistic_event() -> String {
+    use serde_json::json;
+    let items: Vec<serde_json::Value> = (0..37)
+        .map(|i| {
+            json!({
+                "id": 1_000_000 + i,
+                "sku": format!("SKU-{:05}", i * 37),
+                "title": format!("Organic cotton t-shirt, size {} (colour #{i})", ["S", "M", "L", "XL"][i % 4]),
+                "quantity": 1 + i % 3,
+                "price": 19.5 + i as f64,
+                "taxable": i % 2 == 0,
+                "gift_card": false,
+                "vendor": "Sous Apparel",
+                "tags": ["summer", "cotton", format!("batch-{}", i / 5)],
+                "properties": [{"name": "engraving", "value": if i % 4 == 0 { serde_json::Value::Null } else { json!(format!("for #{i}")) }}],
+                "tax_lines": [{"title": "VAT", "rate": 0.2, "price": (19.5 + i as f64) * 0.2}],
+            })
+        })
+        .collect();
+    let event = json!({
+        "id": "evt_9f2c1d7e4b",
+        "type": "order.created",
+        "created_at": "2026-11-30T17:04:11Z",
+        "order": {
+            "id": 5_123_456_789u64,
+            "name": "#1042",
+            "currency": "EUR",
+            "financial_status": "paid",
+            "customer": {"id": 77, "email": "ana@example.com", "first_name": "Ana", "last_name": "Silva", "accepts_marketing": true},
+            "shipping_address": {"address1": "Rua das Flores 12", "city": "Lisboa", "zip": "1200-195", "country_code": "PT", "phone": null},
+            "line_items": items,
+            "note": "Please leave the parcel with the neighbour if nobody answers.",
+        },
+    });
+    let s = event.to_string();
+    assert!(
+        (11_000..14_000).contains(&s.len()),
+        "event is {} bytes",
+        s.len()
+    );
+    s
+}
 const MANIFEST: &str = r#"{"schema":"cs.function.script.v1","runtime":"cs-js","entry":"function.js",
   "limits":{"timeoutMs":10000,"memoryMb":64,"maxConcurrency":100}}"#;
 
@@ -45,8 +105,12 @@ fn child_bin() -> PathBuf {
 }
 
 fn bundle() -> Arc<Bundle> {
+    bundle_of(HANDLER)
+}
+
+fn bundle_of(source: &str) -> Arc<Bundle> {
     let mut files = BTreeMap::new();
-    files.insert("function.js".to_string(), HANDLER.as_bytes().to_vec());
+    files.insert("function.js".to_string(), source.as_bytes().to_vec());
     files.insert("manifest.json".to_string(), MANIFEST.as_bytes().to_vec());
     Arc::new(bundle::parse_tar(&bundle::pack(&files).expect("pack")).expect("bundle"))
 }
@@ -63,6 +127,8 @@ fn job(bundle: &Arc<Bundle>, tenant: &str) -> Job {
             activation_id: "00000000-0000-4000-8000-000000000000".into(),
             capabilities: Arc::new(bundle.manifest.capabilities.clone()),
             deadline,
+            trigger: "api".into(),
+            heartbeat: None,
             policy: Default::default(),
             calls: Default::default(),
         },
@@ -72,7 +138,21 @@ fn job(bundle: &Arc<Bundle>, tenant: &str) -> Job {
         ),
         deadline,
         log_sink: None,
+        env: Default::default(),
     }
+}
+
+/// A `cs.invoke` task payload (a `cs.envelope.v1` InvocationRequest) carrying `event`.
+fn invoke_envelope(event: &str) -> Vec<u8> {
+    format!(
+        r#"{{"schema":"cs.envelope.v1","id":"msg_1","ts_ms":1,"tenant":"json","type":"InvocationRequest","body":{{"activation_id":"6f1c2b3a-1d2e-4f50-8a9b-0c1d2e3f4a5b","request_id":"req_0123456789","tenant":"json","namespace":"bench","ref":{{"function":"f","alias":"prod"}},"trigger":{{"type":"api","source":{{}}}},"principal":{{"sub":"bench","roles":[]}},"deadline_ms":4102444800000,"event":{event}}}}}"#
+    )
+    .into_bytes()
+}
+
+/// The event text the pipeline hands to the child for `req` (what `Pipeline::execute` does).
+fn event_text(req: &request::InvocationRequest) -> String {
+    req.event.get().to_string()
 }
 
 /// `field` of `/proc/PID/smaps_rollup`, in KiB. `Pss` is what an idle stem child costs the
@@ -215,6 +295,53 @@ fn main() {
     let mut warm_us = warm(&sandbox);
     let mut warm_bare_us = warm(&bare);
 
+    // 3b. The JSON path as production walks it, per call: the `cs.invoke` envelope decoded
+    //     and validated (`request::decode`), the event handed to the child, the result back and
+    //     the InvocationResult serialised (as for the task answer). Three functions: trivial
+    //     (a 10-byte event, `body: 'ok'`), passthrough (the 12 KB event in, a 12 KB body out,
+    //     next to no work between) and realistic (the same event, a handler that reads and
+    //     totals it), interleaved call by call on one confined pool so that load changes hit
+    //     all three alike. json_path = passthrough − trivial.
+    let json_n = env_usize("BENCH_JSON_N", 2000);
+    let event_12k = realistic_event();
+    let (pass_b, real_b) = (bundle_of(PASSTHROUGH_HANDLER), bundle_of(REALISTIC_HANDLER));
+    let (mut json_trivial_us, mut json_pass_us, mut json_real_us) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let (small_env, big_env) = (invoke_envelope(r#"{"n":1}"#), invoke_envelope(&event_12k));
+    rt.block_on(async {
+        let mut cfg = PoolConfig::new(bin.clone(), Arc::clone(&sandbox));
+        cfg.prewarm = 3;
+        let pool = Pool::start(cfg).expect("pool");
+        for round in 0..=json_n {
+            for (which, bundle, payload) in [
+                (0, &b, &small_env),
+                (1, &pass_b, &big_env),
+                (2, &real_b, &big_env),
+            ] {
+                let t = Instant::now();
+                let (_, req) = request::decode(payload).expect("valid request");
+                let mut j = job(bundle, "json");
+                j.event_json = event_text(&req);
+                let ex = pool.invoke(&j, &host).await;
+                let answer = serde_json::to_vec(&ex.to_invocation_result(
+                    &req.activation_id,
+                    &req.request_id,
+                    1,
+                ))
+                .expect("result json");
+                let us = t.elapsed().as_secs_f64() * 1e6;
+                std::hint::black_box(answer);
+                assert!(ex.outcome.is_ok(), "{:?}", ex.outcome);
+                if round == 0 {
+                    continue; // the cold call of each binding
+                }
+                assert_eq!(ex.start, StartKind::Warm);
+                [&mut json_trivial_us, &mut json_pass_us, &mut json_real_us][which].push(us);
+            }
+        }
+        pool.shutdown().await;
+    });
+
     // 4. Throughput: pool sized to the cores, as many concurrent callers as children.
     let tp_n = env_usize("BENCH_THROUGHPUT_N", 40_000);
     let throughput = rt.block_on(async {
@@ -291,6 +418,9 @@ fn main() {
     let warm_p50 = percentile(&mut warm_us, 0.5);
     let warm_p99 = percentile(&mut warm_us, 0.99);
     let node_p50 = percentile(&mut node_ms, 0.5);
+    let json_trivial_p50 = percentile(&mut json_trivial_us, 0.5);
+    let json_pass_p50 = percentile(&mut json_pass_us, 0.5);
+    let json_real_p50 = percentile(&mut json_real_us, 0.5);
     let results = serde_json::json!({
         "spawn_ready_ms_p50": spawn_p50,
         "spawn_ready_confined_ms_p50": if sandbox.is_confined() { serde_json::json!(spawn_confined_p50) } else { serde_json::Value::Null },
@@ -303,12 +433,18 @@ fn main() {
         "warm_invoke_us_p50": warm_p50,
         "warm_invoke_us_p99": warm_p99,
         "throughput_per_s": throughput,
+        "warm_invoke_trivial_interleaved_us_p50": json_trivial_p50,
+        "warm_invoke_12kb_passthrough_us_p50": json_pass_p50,
+        "warm_invoke_12kb_realistic_us_p50": json_real_p50,
+        "json_path_12kb_us_p50": json_pass_p50 - json_trivial_p50,
+        "event_12kb_bytes": event_12k.len(),
         "baseline_node_ms_p50": if node_ok { serde_json::json!(node_p50) } else { serde_json::Value::Null },
         "cold_vs_node_ratio": if node_ok { serde_json::json!(node_p50 / cold_p50) } else { serde_json::Value::Null },
         "warm_vs_node_ratio": if node_ok { serde_json::json!(node_p50 * 1e3 / warm_p50) } else { serde_json::Value::Null },
         "samples": {
             "spawn": spawn_n, "cold": cold_n, "warm": warm_n,
             "throughput": (tp_n / cores) * cores, "node": if node_ok { node_n } else { 0 },
+            "json": json_n,
         },
         "cores": cores,
     });
@@ -345,6 +481,19 @@ fn main() {
         "warm_invoke_unconfined_us_p50",
         warm_bare_p50,
         warm_p50 / warm_bare_p50
+    );
+    println!(
+        "{:<30} {:>12.1}  (12 KB event, 12 KB body, interleaved with trivial {:.1})",
+        "warm_invoke_12kb_passthrough_us_p50", json_pass_p50, json_trivial_p50
+    );
+    println!(
+        "{:<30} {:>12.1}  (passthrough - trivial)",
+        "json_path_12kb_us_p50",
+        json_pass_p50 - json_trivial_p50
+    );
+    println!(
+        "{:<30} {:>12.1}  (realistic handler, same event)",
+        "warm_invoke_12kb_realistic_us_p50", json_real_p50
     );
     println!(
         "{:<30} {:>12.0}  >= 10000/s",

@@ -87,6 +87,8 @@ fn job(bundle: &Arc<Bundle>, event: &str, deadline: Instant) -> Job {
             activation_id: "00000000-0000-4000-8000-000000000001".into(),
             capabilities: Arc::new(bundle.manifest.capabilities.clone()),
             deadline,
+            trigger: "api".into(),
+            heartbeat: None,
             policy: Default::default(),
             calls: Default::default(),
         },
@@ -94,6 +96,7 @@ fn job(bundle: &Arc<Bundle>, event: &str, deadline: Instant) -> Job {
         ctx_json: r#"{"activation_id":"a","request_id":"r","deadline_ms":0,"tenant":"t_bench1","namespace":"bench","function":"overrun","version":1,"ref":{"alias":null,"version":1},"trigger":{"type":"api"},"principal":{"sub":"bench","roles":[]}}"#.into(),
         deadline,
         log_sink: None,
+        env: Default::default(),
     }
 }
 

@@ -56,6 +56,15 @@ pub enum Command {
         /// of memory, so a local run reads and writes the same keys as production.
         #[arg(long, value_name = "URL")]
         kv_url: Option<String>,
+        /// `process.env` of the function (repeatable): what a version's config.env gives it
+        /// in production.
+        #[arg(long = "env", value_name = "NAME=VALUE")]
+        env: Vec<String>,
+        /// Let fetch and cs.http.fetch reach private and loopback addresses (a mock server on
+        /// this machine) for hosts in the manifest's allowHosts. A development aid: production
+        /// refuses them unless configured otherwise.
+        #[arg(long)]
+        allow_private_networks: bool,
     },
     /// Run the invoker daemon: claim cs.invoke tasks from codeQ, run them, answer and publish.
     /// Stops on SIGTERM/SIGINT after draining in-flight work.

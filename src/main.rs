@@ -41,6 +41,8 @@ fn main() {
             memory_mb,
             child_bin,
             kv_url,
+            env,
+            allow_private_networks,
         } => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -64,6 +66,8 @@ fn main() {
                 memory_mb,
                 child_bin,
                 kv_url,
+                env,
+                allow_private_networks,
             };
             match rt.block_on(run::run(args)) {
                 Ok(code) => code,

@@ -18,6 +18,7 @@
 //! | `cs_invoker_pool_spawns_total`, `cs_invoker_pool_spawn_failures_total` | counter | |
 //! | `cs_invoker_pool_kills_total` | counter | `reason` ([`crate::pool::KillReason`]) |
 //! | `cs_invoker_tasks_total` | counter | `outcome` (completed, failed, nacked, abandoned) |
+//! | `cs_cadence_heartbeat_total` | counter | |
 //! | `cs_invoker_store_errors_total` | counter | `op` |
 //! | `cs_invoker_codeq_errors_total` | counter | `stream` |
 //! | `cs_invoker_metrics_overflow_total` | counter | |
@@ -198,6 +199,7 @@ struct Inner {
     cache_bytes: AtomicU64,
     tasks: [AtomicU64; 4],
     overflow: AtomicU64,
+    heartbeats: AtomicU64,
 }
 
 /// The process's metrics. Cloning is cheap (one `Arc`); every clone records into the same set.
@@ -300,6 +302,11 @@ impl Metrics {
             spawn_failures: stats.spawn_failures,
             kills: stats.kills.clone(),
         });
+    }
+
+    /// `cs.cadence.heartbeat()` calls accepted (of all activations).
+    pub fn cadence_heartbeats(&self, n: u64) {
+        self.inner.heartbeats.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn task_outcome(&self, outcome: TaskOutcome) {
@@ -453,6 +460,18 @@ impl Metrics {
                 o.as_str()
             );
         }
+
+        header(
+            &mut out,
+            "cs_cadence_heartbeat_total",
+            "counter",
+            "cs.cadence.heartbeat() calls accepted; each extends its task's codeQ lease.",
+        );
+        let _ = writeln!(
+            out,
+            "cs_cadence_heartbeat_total {}",
+            self.inner.heartbeats.load(Ordering::Relaxed)
+        );
 
         header(
             &mut out,

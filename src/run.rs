@@ -40,6 +40,32 @@ pub struct RunArgs {
     pub child_bin: Option<PathBuf>,
     /// `--kv-url`: back `cs.kv` with this KVRocks/redis server instead of memory.
     pub kv_url: Option<String>,
+    /// `--env NAME=VALUE`, repeatable: `process.env`.
+    pub env: Vec<String>,
+    /// `--allow-private-networks`: the fetcher may reach private and loopback addresses.
+    pub allow_private_networks: bool,
+}
+
+/// `--env` values as `process.env` pairs, in the order given (a repeated name: the last wins).
+fn env_pairs(args: &RunArgs) -> Result<Vec<(String, String)>, UsageError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for e in &args.env {
+        match e.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.retain(|(n, _)| n != k);
+                out.push((k.to_string(), v.to_string()));
+            }
+            _ => return Err(usage(format!("--env takes NAME=VALUE, got \"{e}\""))),
+        }
+    }
+    let bytes: usize = out.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > crate::store::MAX_ENV_BYTES {
+        return Err(usage(format!(
+            "--env values hold {bytes} bytes, over the limit of {} (as config.env)",
+            crate::store::MAX_ENV_BYTES
+        )));
+    }
+    Ok(out)
 }
 
 /// Parses `--kv-url`: `redis://[:password@]host:port` or a bare `host:port`.
@@ -97,9 +123,10 @@ fn event_json(args: &RunArgs) -> Result<String, UsageError> {
         ),
         (None, None) => ("{}".to_string(), String::new()),
     };
-    let v: serde_json::Value = serde_json::from_str(&text)
+    // Checked, not rewritten: the function sees the event as written, keys in their order.
+    crate::pipeline::request::RawJson::from_text(&text)
         .map_err(|e| usage(format!("{source} is not valid JSON: {e}")))?;
-    Ok(v.to_string())
+    Ok(text)
 }
 
 fn check_args(args: &RunArgs) -> Result<(), UsageError> {
@@ -184,6 +211,7 @@ fn print_result(r: &InvocationResult) {
 pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
     check_args(&args)?;
     let event_json = event_json(&args)?;
+    let env = Arc::new(env_pairs(&args)?);
     let child_bin = match &args.child_bin {
         Some(p) => p.clone(),
         None => pool::default_child_bin().map_err(UsageError)?,
@@ -283,18 +311,30 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
             activation_id: activation_id.clone(),
             capabilities,
             deadline,
+            trigger: args.trigger.clone(),
+            heartbeat: None,
             policy: Default::default(),
             calls: Default::default(),
         },
         event_json,
         ctx_json,
         deadline,
+        env,
         log_sink: Some(Arc::new(|line: &str| {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "{line}");
         })),
     };
-    let http = HttpFetcher::new(HttpConfig::default());
+    let http = HttpFetcher::new(HttpConfig {
+        allow_private_networks: args.allow_private_networks,
+        ..HttpConfig::default()
+    });
+    if args.allow_private_networks {
+        eprintln!(
+            "cs-invoker-pool: --allow-private-networks: fetch may reach private and loopback \
+             addresses of the hosts in allowHosts"
+        );
+    }
     let ex = match store {
         None => pool.invoke(&job, &LocalHost::with_http(http)).await,
         Some(store) => {
@@ -307,15 +347,17 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
     print_result(&result);
     eprintln!(
         "cs-invoker-pool: activation {activation_id} status={} duration_ms={duration_ms} start={} \
-         wait_us={} load_us={} exec_us={} memory_peak_bytes={} host_calls={} \
+         wait_us={} load_us={} exec_us={} cpu_us={} memory_peak_bytes={} host_calls={} heartbeats={} \
          result_truncated={} logs_truncated={}",
         result.status,
         ex.start.as_str(),
         ex.wait.as_micros(),
         ex.load.as_micros(),
         ex.exec.as_micros(),
+        ex.cpu.as_micros(),
         ex.memory_peak_bytes,
         ex.host_calls.count,
+        ex.host_calls.heartbeats,
         ex.result_truncated,
         ex.logs_truncated,
     );

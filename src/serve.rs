@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::endpoints::{self, EndpointState, FnReadiness, ReadyReport};
 use crate::host::http::HttpFetcher;
 use crate::metrics::{InvocationLabels, Metrics, TaskOutcome};
-use crate::pipeline::{Answer, Pipeline, PipelineConfig, Processed};
+use crate::pipeline::{Answer, Pipeline, PipelineConfig, Processed, TaskContext};
 use crate::pool::Pool;
 use crate::queue::producer::{ProducerClient, ProducerConfig};
 use crate::queue::worker::{TaskHandler, TaskInfo, Worker, WorkerConfig};
@@ -40,9 +40,12 @@ struct Handler {
 impl TaskHandler for Handler {
     async fn handle(&self, task: TaskInfo) -> Answer {
         self.metrics.set_inflight(self.pipeline.inflight() + 1);
+        let ctx = TaskContext {
+            heartbeat: Some(task.heartbeat.clone()),
+        };
         let p = self
             .pipeline
-            .process_in_slot(&task.payload, &task.slot)
+            .process_task(&task.payload, &task.slot, &ctx)
             .await;
         self.metrics.set_inflight(self.pipeline.inflight());
         self.record(&task, &p);
@@ -64,6 +67,9 @@ impl Handler {
             }
             return;
         };
+        if a.heartbeats > 0 {
+            self.metrics.cadence_heartbeats(a.heartbeats);
+        }
         if let Some(lag) = a.queue_lag_ms {
             self.metrics
                 .observe_queue_lag(&self.invoke_topic, lag as f64);

@@ -342,16 +342,20 @@ fn module_scope_code_runs_before_the_handler() {
 
 #[test]
 fn node_and_quickjs_host_globals_are_absent() {
+    // `process` exists for `process.env`, but nothing that makes code believe it runs on Node
+    // (`process.versions.node`) and no `require`.
     let r = run_js(
         r#"export default () => ({ body: JSON.stringify({
              require: typeof require, process: typeof process, std: typeof std, os: typeof os,
-             scriptArgs: typeof scriptArgs, cs: typeof cs, console: typeof console }) });"#,
+             scriptArgs: typeof scriptArgs, cs: typeof cs, console: typeof console,
+             versions: typeof process.versions }) });"#,
         &[],
     );
     assert_eq!(
         r.body_json(),
-        json!({"require": "undefined", "process": "undefined", "std": "undefined",
-               "os": "undefined", "scriptArgs": "undefined", "cs": "object", "console": "object"}),
+        json!({"require": "undefined", "process": "object", "std": "undefined",
+               "os": "undefined", "scriptArgs": "undefined", "cs": "object", "console": "object",
+               "versions": "undefined"}),
         "{r:?}"
     );
 }

@@ -155,6 +155,8 @@ fn job(bundle: &Arc<Bundle>, event: &serde_json::Value) -> Job {
             activation_id: uuid::Uuid::new_v4().to_string(),
             capabilities: Arc::new(bundle.manifest.capabilities.clone()),
             deadline,
+            trigger: "api".into(),
+            heartbeat: None,
             policy: Default::default(),
             calls: Default::default(),
         },
@@ -168,6 +170,7 @@ fn job(bundle: &Arc<Bundle>, event: &serde_json::Value) -> Job {
         .to_string(),
         deadline,
         log_sink: None,
+        env: Default::default(),
     }
 }
 

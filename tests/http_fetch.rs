@@ -326,6 +326,8 @@ fn scope_with(deadline_in: Duration) -> HostScope {
         activation_id: "act-1".into(),
         capabilities: Arc::new(Capabilities::default()),
         deadline: Instant::now() + deadline_in,
+        trigger: "api".into(),
+        heartbeat: None,
         policy: Default::default(),
         calls: Default::default(),
     }

@@ -50,6 +50,8 @@ fn job(bundle: &Arc<Bundle>, tenant: &str, event: &str, timeout: Duration) -> Jo
             activation_id: uuid::Uuid::new_v4().to_string(),
             capabilities: Arc::new(bundle.manifest.capabilities.clone()),
             deadline,
+            trigger: "api".into(),
+            heartbeat: None,
             policy: Default::default(),
             calls: Default::default(),
         },
@@ -63,6 +65,7 @@ fn job(bundle: &Arc<Bundle>, tenant: &str, event: &str, timeout: Duration) -> Jo
         .to_string(),
         deadline,
         log_sink: None,
+        env: Default::default(),
     }
 }
 
@@ -287,13 +290,24 @@ async fn an_abandoned_invocation_kills_its_child() {
 /// that many bytes. `dd` reads exactly what it is asked for from a pipe, unlike `head`.
 const SKIP_FRAME: &str = "n=$(dd bs=1 count=4 2>/dev/null | od -An -tu1 | awk '{print $1*16777216+$2*65536+$3*256+$4}')\ndd bs=1 count=$n >/dev/null 2>&1\n";
 
-/// A fake `sandbox-child`: a shell script that answers the handshake correctly (Ready, version 1)
-/// and then writes `payload` (printf escapes) instead of the next frame, then lingers.
+/// A Ready frame of the current protocol version (pid 5), in printf escapes.
+fn ready_frame() -> String {
+    const { assert!(sandbox_child::protocol::PROTOCOL_VERSION < 8) };
+    format!(
+        "\\0\\0\\0\\3\\0\\{}\\5",
+        sandbox_child::protocol::PROTOCOL_VERSION
+    )
+}
+
+/// A fake `sandbox-child`: a shell script that answers the handshake correctly (Ready, this
+/// protocol version) and then writes `payload` (printf escapes) instead of the next frame, then
+/// lingers.
 fn fake_child(dir: &Path, name: &str, payload: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
+    let ready = ready_frame();
     let script = format!(
-        "#!/bin/sh\n{SKIP_FRAME}printf '\\0\\0\\0\\3\\0\\1\\5'\nhead -c 4 >/dev/null\nprintf '{payload}'\nexec sleep 30\n"
+        "#!/bin/sh\n{SKIP_FRAME}printf '{ready}'\nhead -c 4 >/dev/null\nprintf '{payload}'\nexec sleep 30\n"
     );
     std::fs::write(&path, script).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -337,9 +351,15 @@ async fn hostile_frames_are_refused_and_never_disturb_other_children() {
             "malformed",
         ),
         // A second Ready in the middle of a load: out of order.
-        ("out-of-order", "\\0\\0\\0\\3\\0\\1\\5", "unexpected Ready"),
+        ("out-of-order", "READY", "unexpected Ready"),
     ];
     for (name, payload, want) in cases {
+        let ready = ready_frame();
+        let payload = if payload == "READY" {
+            ready.as_str()
+        } else {
+            payload
+        };
         let (ex, hostile, took) = hostile_run(fake_child(dir.path(), name, payload)).await;
         let err = ex.outcome.as_ref().unwrap_err();
         assert_eq!(err.kind, ErrorType::SandboxError, "{name}: {err:?}");

@@ -8,7 +8,7 @@ mod redis_support;
 #[path = "support/serve.rs"]
 mod serve_support;
 
-use codeq_emulator::{Emulator, EnqueueOptions, TaskStatus};
+use codeq_emulator::{Emulator, EnqueueOptions, TaskStatus, TaskView};
 use redis::Commands;
 use redis_support::RedisServer;
 use serde_json::{json, Value};
@@ -456,4 +456,188 @@ async fn it_claims_up_to_its_free_slots_and_never_more() {
         .await
         .unwrap()
         .success());
+}
+
+/// `process.env` is the version's `config.env` (Sous `VersionConfig.env`), from before the
+/// module's top-level code runs; two versions of the same bundle with different env never
+/// share a warm child; `{}` when the meta has none; a malformed one is a BundleError. And the
+/// event reaches the function with its keys in the producer's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_env_is_the_version_config_env_and_the_event_keeps_its_order() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    let src = "const atLoad = process.env.GREETING; \
+               export default () => ({ body: JSON.stringify({ atLoad, env: process.env }) });";
+    let m = manifest(5000, 8, json!({}));
+    publish_version(&mut raw, T, NS, "envy", 1, src, &m, &json!({}));
+    publish_version(
+        &mut raw,
+        T,
+        NS,
+        "envy",
+        2,
+        src,
+        &m,
+        &json!({"env": {"GREETING": "hola", "N": "1"}, "timeout_ms": 5000}),
+    );
+    publish_version(
+        &mut raw,
+        T,
+        NS,
+        "envy",
+        3,
+        src,
+        &m,
+        &json!({"env": {"GREETING": 7}}),
+    );
+    publish(
+        &mut raw,
+        "echo",
+        "export default (e) => ({ body: JSON.stringify(e) });",
+        5000,
+    );
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    let mut d = Daemon::start(&emu, &redis, "w-env", "");
+    d.wait_ready().await;
+
+    let body = |t: &TaskView| -> Value {
+        serde_json::from_str(
+            t.result_value().unwrap()["result"]["body"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    for (version, want) in [
+        (
+            2,
+            json!({"atLoad": "hola", "env": {"GREETING": "hola", "N": "1"}}),
+        ),
+        (1, json!({"env": {}})),
+        (
+            2,
+            json!({"atLoad": "hola", "env": {"GREETING": "hola", "N": "1"}}),
+        ),
+    ] {
+        let (_, p) = invocation_with("envy", json!({"version": version}), "api", json!({}));
+        let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+        let t = finished(&emu, &id, 20).await;
+        assert_eq!(t.status, TaskStatus::Completed, "{t:?}\n{}", d.log());
+        assert_eq!(body(&t), want, "version {version}");
+    }
+    let (_, p) = invocation_with("envy", json!({"version": 3}), "api", json!({}));
+    let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    let t = finished(&emu, &id, 20).await;
+    assert_eq!(t.status, TaskStatus::Failed);
+    let e = t.error.unwrap_or_default();
+    assert!(
+        e.starts_with("BundleError: ") && e.contains("config.env.GREETING must be a string"),
+        "{e}"
+    );
+
+    // The event's keys arrive in the producer's order (the payload written by hand: serde_json
+    // values would sort them).
+    let event = r#"{"zeta":{"y":1,"b":[{"d":1,"c":2}]},"alpha":true}"#;
+    let (_, p) = invocation("echo", json!("EVENT"));
+    let p = String::from_utf8(p).unwrap().replace(r#""EVENT""#, event);
+    let id = emu.enqueue("cs.invoke", p.into_bytes(), EnqueueOptions::default());
+    let t = finished(&emu, &id, 20).await;
+    assert_eq!(t.status, TaskStatus::Completed, "{t:?}\n{}", d.log());
+    assert_eq!(t.result_value().unwrap()["result"]["body"], json!(event));
+}
+
+/// `cs.cadence.heartbeat()` extends the codeQ lease of the task now (a Heartbeat), only for a
+/// cadence trigger; it counts in the ActivationRecord and in `cs_cadence_heartbeat_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cadence_heartbeat_extends_the_lease_of_the_task() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    publish(
+        &mut raw,
+        "cadence",
+        "export default async () => { \
+           const sleep = (ms) => new Promise((r) => setTimeout(r, ms)); \
+           let denied = null; \
+           await sleep(700); \
+           try { cs.cadence.heartbeat(); cs.cadence.heartbeat(); } catch (e) { denied = e.message; } \
+           await sleep(900); \
+           return { body: JSON.stringify({ denied }) }; };",
+        10_000,
+    );
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    // A 30 s lease: the daemon's own heartbeats come every 10 s, so within this 1.6 s
+    // activation only the function's can move the lease.
+    let mut d = Daemon::start_opts(
+        &emu,
+        &redis,
+        &Opts {
+            worker_id: "w-cadence",
+            lease_seconds: 30,
+            ..Opts::default()
+        },
+    );
+    d.wait_ready().await;
+
+    let (aid, p) = invocation_with("cadence", json!({"alias": "prod"}), "cadence", json!({}));
+    let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    let claimed = emu
+        .wait_for_task(&id, Duration::from_secs(20), |t| t.lease_until.is_some())
+        .await
+        .unwrap();
+    let first = claimed.lease_until.unwrap();
+    let moved = emu
+        .wait_for_task(&id, Duration::from_secs(20), |t| {
+            t.status.is_terminal() || t.lease_until.is_some_and(|l| l > first)
+        })
+        .await
+        .unwrap();
+    let second = moved
+        .lease_until
+        .unwrap_or_else(|| panic!("finished before any heartbeat: {moved:?}\n{}", d.log()));
+    // Extended by the call made ~700 ms after the claim (the lease becomes now + lease).
+    assert!(
+        second.duration_since(first) >= Duration::from_millis(400),
+        "lease moved by {:?}",
+        second.duration_since(first)
+    );
+    let t = finished(&emu, &id, 20).await;
+    assert_eq!(t.status, TaskStatus::Completed, "{t:?}\n{}", d.log());
+    assert_eq!(
+        t.result_value().unwrap()["result"]["body"],
+        json!(r#"{"denied":null}"#)
+    );
+    let rec: Value = serde_json::from_str(
+        &raw.get::<_, String>(format!("cs:act:{T}:{aid}:meta"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["host_calls"]["heartbeats"], json!(2), "{rec}");
+    let (_, metrics) = d.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("\ncs_cadence_heartbeat_total 2\n"),
+        "{metrics}"
+    );
+
+    // Any other trigger: denied with the capability error, which the function can catch.
+    let (aid, p) = invocation_with("cadence", json!({"alias": "prod"}), "api", json!({}));
+    let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    let t = finished(&emu, &id, 20).await;
+    let body: Value = serde_json::from_str(
+        t.result_value().unwrap()["result"]["body"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let denied = body["denied"].as_str().unwrap_or_default();
+    assert!(
+        denied.starts_with("CS_RUNTIME_CAPABILITY_DENIED: cs.cadence.heartbeat"),
+        "{body}"
+    );
+    let rec: Value = serde_json::from_str(
+        &raw.get::<_, String>(format!("cs:act:{T}:{aid}:meta"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["host_calls"]["denied"], json!(1), "{rec}");
+    assert!(rec["host_calls"].get("heartbeats").is_none(), "{rec}");
 }

@@ -130,6 +130,7 @@ fn running(aid: &str) -> ActivationRecord {
         wait_ms: Some(2),
         child_id: None,
         memory_peak_bytes: None,
+        cpu_ms: None,
         host_calls: None,
     }
 }
@@ -155,6 +156,7 @@ fn success(aid: &str, duration_ms: u64) -> ActivationRecord {
         bytes_in: 10,
         bytes_out: 20,
         time_ms: 3,
+        heartbeats: 0,
     });
     r
 }

@@ -13,7 +13,7 @@
 use sandbox_child::bundle::{self, Bundle};
 use sandbox_child::confine::ConfineSettings;
 use sandbox_child::manifest::Manifest;
-use sandbox_child::messages::{CtxPrincipal, CtxRef, CtxTrigger, InvocationCtx};
+use sandbox_child::messages::{CtxPrincipal, CtxRef, CtxTrigger, HttpResult, InvocationCtx};
 use sandbox_child::protocol::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -84,6 +84,7 @@ fn to_child_seeds(hello: &Bundle) -> Vec<Vec<u8>> {
         files: hello.files.clone(),
         memory_limit_bytes: hello.memory_mb() << 20,
         limits: OutputLimits::default(),
+        env: vec![("API_URL".into(), "https://api.example.com".into())],
     });
     let invoke = ToChild::Invoke(Invoke {
         invocation_id: 1,
@@ -159,26 +160,31 @@ fn from_child_seeds() -> Vec<Vec<u8>> {
             body: Some(br#"{"q":1}"#.to_vec()),
             timeout_ms: Some(1500),
         },
+        HostOp::CadenceHeartbeat,
     ];
-    let calls: Vec<FromChild> = ops
+    let mut calls: Vec<FromChild> = ops
         .into_iter()
         .enumerate()
         .map(|(i, op)| FromChild::HostCall(HostCall { id: i as u64, op }))
         .collect();
+    calls.push(FromChild::HostCancel(HostCancel { id: 4 }));
     let log = FromChild::Log(LogLine {
         level: LogLevel::Info,
         line: "[info] greeting Sous (#42) for tenant t_abc".into(),
     });
     let done = FromChild::Outcome(Outcome {
         invocation_id: 1,
-        result: Ok(
-            r#"{"statusCode":200,"headers":{"content-type":"application/json"},"body":"{\"message\":\"Hello, Sous!\"}","isBase64Encoded":false}"#
-                .into(),
-        ),
+        result: Ok(HttpResult {
+            status_code: 200,
+            headers: [("content-type".to_string(), "application/json".to_string())].into(),
+            body: r#"{"message":"Hello, Sous!"}"#.into(),
+            is_base64_encoded: false,
+        }),
         result_truncated: false,
         logs_truncated: false,
         memory_peak_bytes: 1 << 20,
         exec_us: 950,
+        cpu_us: 900,
     });
     let failed = FromChild::Outcome(Outcome {
         invocation_id: 2,
@@ -191,6 +197,7 @@ fn from_child_seeds() -> Vec<Vec<u8>> {
         logs_truncated: true,
         memory_peak_bytes: 64 << 20,
         exec_us: 120_000,
+        cpu_us: 119_000,
     });
     let fatal = FromChild::Fatal(Fatal {
         step: "seccomp".into(),

@@ -36,7 +36,8 @@ The same as production:
 
 Still different (this is a development aid, not the production sandbox):
   - no supervisor, so no capability checks: cs.kv is an in-memory map open to every
-    key, cs.codeq.publish prints the message to stderr, cs.http.fetch always throws;
+    key, cs.codeq.publish prints the message to stderr, cs.http.fetch always throws
+    and fetch() always rejects;
   - the engine's own interrupt is the only deadline: there is no SIGKILL backstop, so
     code that never yields to the interrupt (some builtins) can overrun;
   - only the engine's allocator limit applies: there is no cgroup memory limit.
@@ -149,6 +150,17 @@ pub struct RunArgs {
     /// Skip confinement entirely, seccomp included (refused when CS_REQUIRE_SANDBOX=1).
     #[arg(long)]
     pub unconfined: bool,
+    /// `process.env` of the function (repeatable), as a version's config.env gives it.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = env_pair)]
+    pub env: Vec<(String, String)>,
+}
+
+/// Parses one `--env NAME=VALUE`.
+fn env_pair(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("--env takes NAME=VALUE (got '{value}')")),
+    }
 }
 
 /// The command line: the derived definition, with the top-level help ending in `run`'s own

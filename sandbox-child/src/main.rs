@@ -17,11 +17,11 @@ use sandbox_child::cli::{self, Command, Parsed, RunArgs, EXIT_USAGE};
 use sandbox_child::confine::{self, ConfineSettings, Report, StepStatus};
 use sandbox_child::engine::{Engine, Host};
 use sandbox_child::messages::{
-    CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, HttpResult, InvocationCtx, InvocationResult,
+    CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
 };
 use sandbox_child::pipe;
 use sandbox_child::protocol::{
-    ErrorKind, GuestError, HostError, HostOp, HostValue, LogLine, OutputLimits,
+    ErrorKind, GuestError, HostError, HostOp, HostValue, LogLine, OutputLimits, CAPABILITY_DENIED,
 };
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
 }
 
 fn serve_pipe() -> ExitCode {
-    let code = pipe::serve(std::io::stdin().lock(), std::io::stdout().lock());
+    let code = pipe::serve(pipe::StdinPipe::new(), std::io::stdout().lock());
     ExitCode::from(code as u8)
 }
 
@@ -158,6 +158,7 @@ const REQUIRE_ENV: &str = "CS_REQUIRE_SANDBOX";
 #[derive(Default)]
 struct LocalHost {
     kv: BTreeMap<String, String>,
+    trigger: String,
 }
 
 impl Host for LocalHost {
@@ -188,7 +189,25 @@ impl Host for LocalHost {
             HostOp::HttpFetch { .. } => Err(HostError {
                 message: "cs.http.fetch is not available in sandbox-child run".into(),
             }),
+            // No queue lease to extend here: the call is accepted for a cadence trigger only,
+            // as in production.
+            HostOp::CadenceHeartbeat if self.trigger == "cadence" => Ok(HostValue::Done),
+            HostOp::CadenceHeartbeat => Err(HostError {
+                message: format!(
+                    "{CAPABILITY_DENIED}: cs.cadence.heartbeat is only for a cadence trigger, \
+                     this is {}",
+                    self.trigger
+                ),
+            }),
         }
+    }
+
+    fn start(&mut self, _op: HostOp) -> Result<u64, HostError> {
+        Err(HostError {
+            message: "fetch is not available in sandbox-child run (no supervisor to perform \
+                      it): use cs-invoker-pool run"
+                .into(),
+        })
     }
 
     fn log(&mut self, line: LogLine) {
@@ -280,7 +299,11 @@ fn run(a: &RunArgs) -> ExitCode {
     let function = function_name(&a.path);
 
     // 2. The engine, before any of the bundle's code exists in it (as a pool child).
-    let mut engine = match Engine::new(Box::new(LocalHost::default())) {
+    let host = LocalHost {
+        kv: BTreeMap::new(),
+        trigger: a.trigger.as_str().to_string(),
+    };
+    let mut engine = match Engine::new(Box::new(host)) {
         Ok(e) => e,
         Err(m) => {
             note(&format!("sandbox-child: {m}"));
@@ -339,6 +362,7 @@ fn run(a: &RunArgs) -> ExitCode {
         bundle.entry(),
         memory_mb << 20,
         OutputLimits::default(),
+        &a.env,
     ) {
         let ms = load_start.elapsed().as_millis() as u64;
         report(status_of(&e), ms, None, Some(error_body(e)));
@@ -384,21 +408,13 @@ fn run(a: &RunArgs) -> ExitCode {
         note("sandbox-child: log output was truncated at the log limit");
     }
     match outcome.result {
-        Ok(json) => match serde_json::from_str::<HttpResult>(&json) {
-            Ok(r) => {
-                if report("success", duration_ms, Some(r), None) {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                }
-            }
-            Err(e) => {
-                note(&format!(
-                    "sandbox-child: the engine produced an unreadable result: {e}"
-                ));
+        Ok(r) => {
+            if report("success", duration_ms, Some(r), None) {
+                ExitCode::SUCCESS
+            } else {
                 ExitCode::from(1)
             }
-        },
+        }
         Err(e) => {
             report(status_of(&e), duration_ms, None, Some(error_body(e)));
             ExitCode::from(1)

@@ -21,7 +21,7 @@ pub struct InvocationResult {
 }
 
 /// The normalised return value of a handler.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 #[serde(deny_unknown_fields)]
 pub struct HttpResult {
     #[serde(rename = "statusCode")]

@@ -17,16 +17,90 @@
 //! handshake or a start-up step failed, after `Fatal`), [`EXIT_BREACH`] (a frame out of
 //! order, a malformed frame, or a broken pipe).
 
-use crate::engine::{Engine, Host};
+use crate::engine::{event_loop, Engine, Host};
 use crate::protocol::{
-    encode, read_frame, write_frame, Fatal, FrameError, FromChild, HostCall, HostError, HostOp,
-    HostValue, Init, Loaded, LogLine, Ready, ToChild, LIMIT_EXCEEDED, MAX_FRAME_TO_CHILD,
+    encode, read_frame, write_frame, Fatal, FrameError, FromChild, HostCall, HostCancel, HostError,
+    HostOp, HostValue, Init, Loaded, LogLine, Ready, ToChild, LIMIT_EXCEEDED, MAX_FRAME_TO_CHILD,
     PROTOCOL_VERSION,
 };
 use std::cell::RefCell;
-use std::io::{Read, Write};
+use std::collections::{HashSet, VecDeque};
+use std::io::{self, Read, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+/// The request pipe: frames can be read, and the event loop can wait for the next one with a
+/// timeout (a reply to a `fetch` while a timer is due sooner).
+pub trait PipeInput: Read {
+    /// Waits until reading would not block, or `timeout` passes; true when readable (data,
+    /// or the end of the stream).
+    fn wait_readable(&mut self, timeout: Duration) -> io::Result<bool>;
+}
+
+/// Standard input, read with `read(2)` through a small buffer of our own, so that
+/// [`PipeInput::wait_readable`] knows whether bytes are already here before it asks the kernel
+/// (`ppoll` on fd 0).
+pub struct StdinPipe {
+    buf: Box<[u8]>,
+    pos: usize,
+    len: usize,
+}
+
+impl StdinPipe {
+    pub fn new() -> Self {
+        StdinPipe {
+            buf: vec![0u8; 16 * 1024].into_boxed_slice(),
+            pos: 0,
+            len: 0,
+        }
+    }
+}
+
+impl Default for StdinPipe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn read_fd0(out: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `out` is a valid writable buffer of `out.len()` bytes; fd 0 is the request
+        // pipe the supervisor gave us (kept open by confinement).
+        let n = unsafe { libc::read(0, out.as_mut_ptr().cast(), out.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+impl Read for StdinPipe {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.len {
+            if out.len() >= self.buf.len() {
+                return read_fd0(out);
+            }
+            self.len = read_fd0(&mut self.buf)?;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.len - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl PipeInput for StdinPipe {
+    fn wait_readable(&mut self, timeout: Duration) -> io::Result<bool> {
+        if self.pos < self.len {
+            return Ok(true);
+        }
+        event_loop::wait_readable(0, timeout)
+    }
+}
 
 /// Orderly end.
 pub const EXIT_OK: i32 = 0;
@@ -61,7 +135,7 @@ pub fn confine(init: &Init) -> Result<(), StepFailure> {
 /// Serves the protocol on `input`/`output` until the end; returns the exit code. A protocol
 /// breach inside a host call ends the process at once with [`EXIT_BREACH`] (no more guest
 /// code may run once the conversation is broken).
-pub fn serve<R: Read + 'static, W: Write + 'static>(input: R, output: W) -> i32 {
+pub fn serve<R: PipeInput + 'static, W: Write + 'static>(input: R, output: W) -> i32 {
     serve_with(input, output, true)
 }
 
@@ -74,7 +148,7 @@ struct Io<R, W> {
     exit_on_breach: bool,
 }
 
-impl<R: Read, W: Write> Io<R, W> {
+impl<R: PipeInput, W: Write> Io<R, W> {
     fn send(&mut self, msg: &FromChild) -> Result<(), FrameError> {
         write_frame(&mut self.output, msg)
     }
@@ -103,20 +177,34 @@ type SharedIo<R, W> = Rc<RefCell<Io<R, W>>>;
 
 /// The engine's [`Host`] over the pipe: host calls are `HostCall`/`HostReply` round trips,
 /// log lines are `Log` frames sent at once.
+///
+/// Calls may overlap: `start` sends a call and returns; while the guest waits in a synchronous
+/// `call`, replies to started calls that arrive first are kept in `replies` for the event loop.
+/// A reply for an id that is neither the awaited one nor an open one is a breach.
 struct PipeHost<R, W> {
     io: SharedIo<R, W>,
     next_id: u64,
+    /// Started calls whose reply has not arrived.
+    open: HashSet<u64>,
+    /// Open calls the guest cancelled (a `HostCancel` was sent).
+    cancelled: HashSet<u64>,
+    /// Replies received for started calls, not yet handed to the event loop.
+    replies: VecDeque<(u64, Result<HostValue, HostError>)>,
 }
 
 const GONE: &str = "the connection to the supervisor is broken";
 
-impl<R: Read, W: Write> Host for PipeHost<R, W> {
-    fn call(&mut self, op: HostOp) -> Result<HostValue, HostError> {
+fn gone() -> HostError {
+    HostError {
+        message: GONE.into(),
+    }
+}
+
+impl<R: PipeInput, W: Write> PipeHost<R, W> {
+    fn send_call(&mut self, op: HostOp) -> Result<u64, HostError> {
         let mut io = self.io.borrow_mut();
         if io.failed.is_some() {
-            return Err(HostError {
-                message: GONE.into(),
-            });
+            return Err(gone());
         }
         self.next_id += 1;
         let id = self.next_id;
@@ -142,28 +230,88 @@ impl<R: Read, W: Write> Host for PipeHost<R, W> {
         };
         if let Err(e) = io.send_encoded(&frame) {
             io.breach(&format!("cannot send host call {id}: {e}"));
-            return Err(HostError {
-                message: GONE.into(),
-            });
+            return Err(gone());
         }
+        Ok(id)
+    }
+
+    /// Reads one frame, which must be the reply of an open call or of `awaited`.
+    fn read_reply(&mut self, awaited: Option<u64>) -> Option<(u64, Result<HostValue, HostError>)> {
+        let mut io = self.io.borrow_mut();
         match io.recv() {
-            Ok(ToChild::HostReply(reply)) if reply.id == id => reply.result,
+            Ok(ToChild::HostReply(reply))
+                if Some(reply.id) == awaited || self.open.contains(&reply.id) =>
+            {
+                self.open.remove(&reply.id);
+                self.cancelled.remove(&reply.id);
+                Some((reply.id, reply.result))
+            }
             Ok(other) => {
-                io.breach(&format!(
-                    "expected HostReply {id}, got {}",
-                    frame_name(&other)
-                ));
-                Err(HostError {
-                    message: GONE.into(),
-                })
+                io.breach(&format!("expected a HostReply, got {}", frame_name(&other)));
+                None
             }
             Err(e) => {
-                io.breach(&format!("expected HostReply {id}: {e}"));
-                Err(HostError {
-                    message: GONE.into(),
-                })
+                io.breach(&format!("expected a HostReply: {e}"));
+                None
             }
         }
+    }
+}
+
+impl<R: PipeInput, W: Write> Host for PipeHost<R, W> {
+    fn call(&mut self, op: HostOp) -> Result<HostValue, HostError> {
+        let id = self.send_call(op)?;
+        loop {
+            match self.read_reply(Some(id)) {
+                Some((got, result)) if got == id => return result,
+                Some(other) => self.replies.push_back(other),
+                None => return Err(gone()),
+            }
+        }
+    }
+
+    fn start(&mut self, op: HostOp) -> Result<u64, HostError> {
+        let id = self.send_call(op)?;
+        self.open.insert(id);
+        Ok(id)
+    }
+
+    fn cancel(&mut self, id: u64) {
+        if !self.open.contains(&id) || !self.cancelled.insert(id) {
+            return;
+        }
+        let mut io = self.io.borrow_mut();
+        if io.failed.is_some() {
+            return;
+        }
+        if let Err(e) = io.send(&FromChild::HostCancel(HostCancel { id })) {
+            io.breach(&format!("cannot cancel host call {id}: {e}"));
+        }
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Option<(u64, Result<HostValue, HostError>)> {
+        if let Some(r) = self.replies.pop_front() {
+            return Some(r);
+        }
+        if self.open.is_empty() || !self.is_connected() {
+            event_loop::sleep(timeout);
+            return None;
+        }
+        let readable = self.io.borrow_mut().input.wait_readable(timeout);
+        match readable {
+            Ok(true) => self.read_reply(None),
+            Ok(false) => None,
+            Err(e) => {
+                self.io
+                    .borrow_mut()
+                    .breach(&format!("waiting for a HostReply: {e}"));
+                None
+            }
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.io.borrow().failed.is_none()
     }
 
     fn log(&mut self, line: LogLine) {
@@ -186,7 +334,7 @@ fn frame_name(f: &ToChild) -> String {
     }
 }
 
-fn serve_with<R: Read + 'static, W: Write + 'static>(input: R, output: W, exit: bool) -> i32 {
+fn serve_with<R: PipeInput + 'static, W: Write + 'static>(input: R, output: W, exit: bool) -> i32 {
     let io: SharedIo<R, W> = Rc::new(RefCell::new(Io {
         input,
         output,
@@ -223,6 +371,9 @@ fn serve_with<R: Read + 'static, W: Write + 'static>(input: R, output: W, exit: 
     let host = PipeHost {
         io: io.clone(),
         next_id: 0,
+        open: HashSet::new(),
+        cancelled: HashSet::new(),
+        replies: VecDeque::new(),
     };
     let mut engine = match Engine::new(Box::new(host)) {
         Ok(e) => e,
@@ -263,7 +414,13 @@ fn serve_with<R: Read + 'static, W: Write + 'static>(input: R, output: W, exit: 
                         eprintln!("sandbox-child: cannot lower the address-space limit: {e}");
                     }
                 }
-                let r = engine.load(&lb.files, &lb.entry, lb.memory_limit_bytes, lb.limits);
+                let r = engine.load(
+                    &lb.files,
+                    &lb.entry,
+                    lb.memory_limit_bytes,
+                    lb.limits,
+                    &lb.env,
+                );
                 let failed = r.is_err();
                 let reply = FromChild::Loaded(r.map(|()| Loaded {
                     load_us: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -300,7 +457,7 @@ fn serve_with<R: Read + 'static, W: Write + 'static>(input: R, output: W, exit: 
 }
 
 /// Sends a reply unless the conversation already broke. Returns an exit code to stop with.
-fn send_reply<R: Read, W: Write>(io: &SharedIo<R, W>, msg: &FromChild) -> Option<i32> {
+fn send_reply<R: PipeInput, W: Write>(io: &SharedIo<R, W>, msg: &FromChild) -> Option<i32> {
     let mut io = io.borrow_mut();
     if let Some(code) = io.failed {
         return Some(code);
@@ -319,7 +476,7 @@ fn breach(message: &str) -> i32 {
     EXIT_BREACH
 }
 
-fn fatal<R: Read, W: Write>(io: &SharedIo<R, W>, step: &str, message: String) -> i32 {
+fn fatal<R: PipeInput, W: Write>(io: &SharedIo<R, W>, step: &str, message: String) -> i32 {
     eprintln!("sandbox-child: {step} failed: {message}");
     let msg = FromChild::Fatal(Fatal {
         step: step.to_string(),
@@ -336,6 +493,12 @@ mod tests {
         encode, BundleFile, ErrorKind, HostReply, Invoke, LoadBundle, Outcome, OutputLimits,
     };
     use std::io::Cursor;
+
+    impl PipeInput for Cursor<Vec<u8>> {
+        fn wait_readable(&mut self, _timeout: Duration) -> io::Result<bool> {
+            Ok(true)
+        }
+    }
 
     /// A writer the test can read back after `serve` consumed it.
     #[derive(Clone, Default)]
@@ -384,6 +547,7 @@ mod tests {
             }],
             memory_limit_bytes: 64 << 20,
             limits: OutputLimits::default(),
+            env: Vec::new(),
         })
     }
 
@@ -426,10 +590,9 @@ mod tests {
         );
         let o = outcome(&out[4]);
         assert_eq!(o.invocation_id, 7);
-        assert_eq!(
-            o.result.as_deref().unwrap(),
-            r#"{"statusCode":200,"headers":{},"body":"[1,2]","isBase64Encoded":false}"#
-        );
+        let r = o.result.as_ref().unwrap();
+        assert_eq!((r.status_code, r.body.as_str()), (200, "[1,2]"));
+        assert!(r.headers.is_empty() && !r.is_base64_encoded);
         assert_eq!(out.len(), 5);
     }
 

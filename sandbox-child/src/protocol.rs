@@ -15,10 +15,20 @@
 //!     LoadBundle{files..}  ─────▶
 //!                          ◀─────   Loaded(Ok | Err)
 //!     Invoke{id, event..}  ─────▶
-//!                          ◀─────   Log* / HostCall{id}  ──▶ HostReply{id}   (any number)
+//!                          ◀─────   Log* / HostCall{id} / HostCancel{id}     (any number)
+//!     HostReply{id}        ─────▶   (exactly one per HostCall, in any order)
 //!                          ◀─────   Outcome{id}
 //!     Invoke ...                    (warm reuse: same bundle, same tenant)
 //! ```
+//!
+//! Host calls may overlap. A synchronous one (`cs.kv.get`) blocks the guest until its reply;
+//! an asynchronous one (`fetch`) lets the child keep running its event loop — timers, other
+//! calls, log lines — while the supervisor performs it, and a `HostCancel` (an `AbortSignal`)
+//! asks the supervisor to drop it. Either way every `HostCall` gets exactly one `HostReply`
+//! (a cancelled one an error reply, unless its real reply was already on its way), and a child
+//! sends `Loaded`/`Outcome` only once every reply has arrived. The supervisor serves at most
+//! [`MAX_HOST_CALLS_IN_FLIGHT`] calls of one child at a time; one more is a breach, so a
+//! hostile child cannot make it hold unbounded work. The child queues what exceeds the cap.
 //!
 //! Any frame that does not fit this order is a protocol breach: the supervisor kills the child.
 
@@ -26,7 +36,12 @@ use bincode::{Decode, Encode};
 use std::io::{self, Read, Write};
 
 /// Bumped whenever a message changes shape; both sides refuse a different version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// Host calls of one child the supervisor serves at once. The child keeps at most
+/// `MAX_HOST_CALLS_IN_FLIGHT - 1` asynchronous calls open, so a synchronous one always has a
+/// slot; what a guest asks beyond that waits in the child.
+pub const MAX_HOST_CALLS_IN_FLIGHT: usize = 4;
 
 /// Largest frame the supervisor sends (a 16 MiB bundle plus an event, with room to spare).
 pub const MAX_FRAME_TO_CHILD: usize = 40 << 20;
@@ -106,8 +121,8 @@ pub enum FromChild {
     Ready(Ready),
     /// Answer to [`LoadBundle`]: the module compiled and evaluated, or why not.
     Loaded(Result<Loaded, GuestError>),
-    /// The guest called `cs.kv.*`, `cs.codeq.publish` or `cs.http.fetch`; the child blocks
-    /// until the matching [`HostReply`].
+    /// The guest called `cs.kv.*`, `cs.codeq.publish`, `cs.http.fetch`, `fetch` or
+    /// `cs.cadence.heartbeat`. Answered by exactly one [`HostReply`] with the same id.
     HostCall(HostCall),
     /// One line of `console.*` / `cs.log.*` output, already prefixed with `[level] `.
     Log(LogLine),
@@ -115,6 +130,11 @@ pub enum FromChild {
     Outcome(Outcome),
     /// A start-up step failed; the child exits right after sending this.
     Fatal(Fatal),
+    // Last, so the variant numbers above (hand-encoded by the SIGSYS reporter) stay put.
+    /// The guest no longer wants the answer of an open [`HostCall`] (an aborted `fetch`, or
+    /// calls still open when the handler settled): the supervisor drops the work and replies
+    /// at once with an error, unless the reply is already sent.
+    HostCancel(HostCancel),
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -177,6 +197,9 @@ pub struct LoadBundle {
     /// The manifest's `memoryMb`, in bytes, counted by the engine's allocator.
     pub memory_limit_bytes: u64,
     pub limits: OutputLimits,
+    /// `process.env`: the version's `config.env` (Sous `VersionConfig.env`), set before the
+    /// module's top-level code runs. Part of the warm binding, so it never changes for a child.
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -201,6 +224,11 @@ pub struct Invoke {
 pub struct HostCall {
     pub id: u64,
     pub op: HostOp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct HostCancel {
+    pub id: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -229,6 +257,9 @@ pub enum HostOp {
         body: Option<Vec<u8>>,
         timeout_ms: Option<u64>,
     },
+    /// `cs.cadence.heartbeat()`: extend the codeQ lease of the task running this activation.
+    /// Allowed only when the trigger is `cadence`.
+    CadenceHeartbeat,
 }
 
 impl HostOp {
@@ -240,6 +271,7 @@ impl HostOp {
             HostOp::KvDel { .. } => "cs.kv.del",
             HostOp::CodeqPublish { .. } => "cs.codeq.publish",
             HostOp::HttpFetch { .. } => "cs.http.fetch",
+            HostOp::CadenceHeartbeat => "cs.cadence.heartbeat",
         }
     }
 }
@@ -253,6 +285,7 @@ impl HostOp {
             HostOp::KvDel { .. } => "kv.del",
             HostOp::CodeqPublish { .. } => "codeq.publish",
             HostOp::HttpFetch { .. } => "http.fetch",
+            HostOp::CadenceHeartbeat => "cadence.heartbeat",
         }
     }
 }
@@ -347,9 +380,10 @@ pub struct GuestError {
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub struct Outcome {
     pub invocation_id: u64,
-    /// The normalised result object (`statusCode`, `headers`, `body`, `isBase64Encoded`) as
-    /// JSON text, or the error.
-    pub result: Result<String, GuestError>,
+    /// The normalised result object (`statusCode`, `headers`, `body`, `isBase64Encoded`), or
+    /// the error. Carried as fields rather than JSON text: a body is neither escaped here nor
+    /// unescaped on the other side.
+    pub result: Result<crate::messages::HttpResult, GuestError>,
     /// The result body was cut to fit `max_result_bytes`.
     pub result_truncated: bool,
     /// Log output went past `max_log_bytes`; later lines were dropped.
@@ -358,6 +392,10 @@ pub struct Outcome {
     pub memory_peak_bytes: u64,
     /// Time spent in the engine for this invocation, in microseconds.
     pub exec_us: u64,
+    /// CPU time the child used for this invocation (`CLOCK_PROCESS_CPUTIME_ID`), in
+    /// microseconds: next to `exec_us` it shows time spent waiting (timers, fetches) rather
+    /// than computing. Reported by the child, so for operators, not for enforcement.
+    pub cpu_us: u64,
 }
 
 /// Everything that can go wrong reading or writing a frame.

@@ -4,11 +4,35 @@ use super::{http, HostPolicy, RESERVED_TOPIC_PREFIX};
 use sandbox_child::manifest::{Capabilities, KvOp};
 use sandbox_child::protocol::{HostError, HostOp, CAPABILITY_DENIED};
 
+/// `Ok(())` when `op` is allowed by `caps` and the platform's `policy` for an activation of
+/// trigger type `trigger`, else the error thrown into the guest, whose message starts with
+/// `CS_RUNTIME_CAPABILITY_DENIED:` and says what would be needed.
+pub fn check_for(
+    op: &HostOp,
+    caps: &Capabilities,
+    policy: &HostPolicy,
+    trigger: &str,
+) -> Result<(), HostError> {
+    match op {
+        HostOp::CadenceHeartbeat if trigger == "cadence" => Ok(()),
+        HostOp::CadenceHeartbeat => Err(denied(format!(
+            "cs.cadence.heartbeat is only for a cadence trigger; this activation's trigger is \
+             \"{}\"",
+            trigger.chars().take(32).collect::<String>()
+        ))),
+        other => check(other, caps, policy),
+    }
+}
+
 /// `Ok(())` when `op` is allowed by `caps` and by the platform's `policy`, else the error
 /// thrown into the guest, whose message starts with `CS_RUNTIME_CAPABILITY_DENIED:` and says
-/// what the manifest would need.
+/// what the manifest would need. A cadence heartbeat depends on the trigger, not the manifest:
+/// see [`check_for`].
 pub fn check(op: &HostOp, caps: &Capabilities, policy: &HostPolicy) -> Result<(), HostError> {
     match op {
+        HostOp::CadenceHeartbeat => Err(denied(
+            "cs.cadence.heartbeat is only for a cadence trigger".to_string(),
+        )),
         HostOp::KvGet { key } => check_kv(KvOp::Get, key, caps),
         HostOp::KvSet { key, .. } => check_kv(KvOp::Set, key, caps),
         HostOp::KvDel { key } => check_kv(KvOp::Del, key, caps),

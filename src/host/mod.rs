@@ -29,10 +29,37 @@ pub struct HostScope {
     pub capabilities: Arc<Capabilities>,
     /// The activation's effective deadline; no host call may outlive it.
     pub deadline: Instant,
+    /// `trigger.type` of the request (`http`, `schedule`, `cadence`, `api`):
+    /// `cs.cadence.heartbeat` is allowed only for `cadence`.
+    pub trigger: String,
+    /// Extends the queue lease of the task this activation runs for; `None` when there is no
+    /// queue (a local run), where a heartbeat is accepted and does nothing.
+    pub heartbeat: Option<Heartbeat>,
     /// What the platform allows every function, whatever its manifest says.
     pub policy: Arc<HostPolicy>,
     /// What this activation has used so far.
     pub calls: Arc<CallCounters>,
+}
+
+/// `cs.cadence.heartbeat()`'s effect: a codeQ `Heartbeat` for the task running the activation.
+/// The queue worker provides it; it rate-limits what reaches codeQ itself.
+#[derive(Clone)]
+pub struct Heartbeat(Arc<dyn Fn() + Send + Sync>);
+
+impl Heartbeat {
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Self {
+        Heartbeat(Arc::new(f))
+    }
+
+    pub fn beat(&self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Heartbeat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Heartbeat")
+    }
 }
 
 /// codeQ's message limit (grpc-go's and tonic's default): a gRPC message over it fails the

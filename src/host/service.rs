@@ -138,6 +138,12 @@ impl<K: UserKv, P: Publisher> HostApi for ServiceHost<K, P> {
                 }
             }
             op @ HostOp::HttpFetch { .. } => self.http.fetch_op(scope, op).await,
+            HostOp::CadenceHeartbeat => {
+                if let Some(h) = &scope.heartbeat {
+                    h.beat();
+                }
+                Ok(HostValue::Done)
+            }
         }
     }
 }

@@ -26,8 +26,8 @@ pub mod request;
 use crate::host::http::HttpFetcher;
 use crate::host::local::unix_ms;
 use crate::host::service::ServiceHost;
-use crate::host::{HostPolicy, HostScope};
-use crate::pool::{ErrorType, ExecError, Execution, Job};
+use crate::host::{Heartbeat, HostPolicy, HostScope};
+use crate::pool::{Env, ErrorType, ExecError, Execution, Job};
 use crate::store::{
     ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, HostCallsRecord,
     RunningWrite, Store, StoreError, Terminal, UserKv,
@@ -185,6 +185,8 @@ pub struct ActivationSummary {
     pub lost_race: bool,
     /// `now - envelope.ts_ms`, when the envelope had a timestamp.
     pub queue_lag_ms: Option<u64>,
+    /// `cs.cadence.heartbeat()` calls the function made.
+    pub heartbeats: u64,
 }
 
 /// Why a step stopped the pipeline early.
@@ -247,8 +249,15 @@ pub struct Pipeline<S, P, E> {
     versions: Mutex<HashMap<VersionKey, Arc<VersionGate>>>,
     /// Activations waiting for their version's capacity, all versions together.
     waiting: Arc<AtomicUsize>,
-    /// Version → (sha256 of its meta, when read).
-    metas: Mutex<HashMap<VersionKey, (String, Instant)>>,
+    /// Version → (sha256 and `config.env` of its meta, when read).
+    metas: Mutex<HashMap<VersionKey, (String, Env, Instant)>>,
+}
+
+/// What the queue knows about the task an activation runs for.
+#[derive(Debug, Clone, Default)]
+pub struct TaskContext {
+    /// Extends the task's lease (`cs.cadence.heartbeat()`); `None` without a queue.
+    pub heartbeat: Option<Heartbeat>,
 }
 
 /// One published version of one tenant's function: the key of every per-version map. A typed
@@ -324,12 +333,25 @@ where
 
     /// Runs SPEC §1 for one task payload (the envelope bytes).
     pub async fn process(&self, payload: &[u8]) -> Processed {
-        self.process_in_slot(payload, &NoSlot).await
+        self.process_task(payload, &NoSlot, &TaskContext::default())
+            .await
     }
 
     /// [`Pipeline::process`] for a task that holds a claim slot: `slot` is told when the
     /// activation waits for its own version's capacity, so the slot can serve other work.
     pub async fn process_in_slot(&self, payload: &[u8], slot: &dyn CapacityWait) -> Processed {
+        self.process_task(payload, slot, &TaskContext::default())
+            .await
+    }
+
+    /// [`Pipeline::process_in_slot`] for a task of the queue, whose lease the function may
+    /// extend (`task`).
+    pub async fn process_task(
+        &self,
+        payload: &[u8],
+        slot: &dyn CapacityWait,
+        task: &TaskContext,
+    ) -> Processed {
         let arrived = Instant::now();
         let arrived_ms = unix_ms();
 
@@ -358,7 +380,15 @@ where
             ..ActivationSummary::default()
         };
         let answer = self
-            .activation(&envelope, &req, arrived, arrived_ms, &mut summary, slot)
+            .activation(
+                &envelope,
+                &req,
+                arrived,
+                arrived_ms,
+                &mut summary,
+                slot,
+                task,
+            )
             .await;
         Processed {
             answer,
@@ -366,6 +396,7 @@ where
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn activation(
         &self,
         _envelope: &Envelope,
@@ -374,6 +405,7 @@ where
         arrived_ms: u64,
         summary: &mut ActivationSummary,
         slot: &dyn CapacityWait,
+        task: &TaskContext,
     ) -> Answer {
         // 2 and 3 are independent reads: issued together, they cost one round trip to the
         // store instead of two. Resolution's outcome only counts when the activation is new.
@@ -412,6 +444,7 @@ where
             wait_ms: None,
             child_id: None,
             memory_peak_bytes: None,
+            cpu_ms: None,
             host_calls: None,
         };
 
@@ -424,7 +457,7 @@ where
             Ok::<_, Stop>((resolved, bundle))
         }
         .await;
-        let (resolved, bundle) = match prepared {
+        let (resolved, (bundle, env)) = match prepared {
             Ok(v) => v,
             Err(Stop::Retry(why)) => return Answer::RetryLater { reason: why },
             Err(Stop::Terminal(err)) => {
@@ -484,24 +517,35 @@ where
         let started = Instant::now();
         let waited = started.duration_since(arrived);
         let ex = self
-            .execute(req, resolved.version, bundle, deadline, deadline_ms)
+            .execute(
+                req,
+                resolved.version,
+                bundle,
+                env,
+                deadline,
+                deadline_ms,
+                task,
+            )
             .await;
         let duration_ms = started.elapsed().as_millis() as u64;
         drop(permits);
 
         summary.executed = true;
+        summary.heartbeats = u64::from(ex.host_calls.heartbeats);
         summary.cold_start = ex.start.is_cold();
         record.cold_start = ex.start.is_cold();
         record.start_kind = Some(ex.start.as_str().to_string());
         record.wait_ms = Some((waited + ex.wait).as_millis() as u64);
         record.child_id = (ex.child_id != 0).then_some(ex.child_id);
         record.memory_peak_bytes = (ex.memory_peak_bytes != 0).then_some(ex.memory_peak_bytes);
+        record.cpu_ms = ex.start.ran().then_some(ex.cpu.as_millis() as u64);
         record.host_calls = Some(HostCallsRecord {
             count: u64::from(ex.host_calls.count),
             denied: u64::from(ex.host_calls.denied),
             bytes_in: ex.host_calls.bytes_in,
             bytes_out: ex.host_calls.bytes_out,
             time_ms: ex.host_calls.time.as_millis() as u64,
+            heartbeats: u64::from(ex.host_calls.heartbeats),
         });
         record.result_truncated = ex.result_truncated || ex.logs_truncated;
         let result = ex.to_invocation_result(&req.activation_id, &req.request_id, duration_ms);
@@ -678,19 +722,20 @@ where
         }
     }
 
-    /// Step 4: version meta → sha256 → cache, else bytes from the store, verified and parsed.
+    /// Step 4: version meta → sha256 → cache, else bytes from the store, verified and parsed;
+    /// with the meta's `config.env` (`process.env`).
     async fn load_bundle(
         &self,
         req: &InvocationRequest,
         version: u64,
-    ) -> Result<Arc<Bundle>, Stop> {
+    ) -> Result<(Arc<Bundle>, Env), Stop> {
         let (t, ns, f) = (&req.tenant, &req.namespace, &req.reference.function);
         let meta_key = VersionKey::of(req, version);
-        if let Some(b) = self
-            .recent_sha(&meta_key)
-            .and_then(|sha| self.cache.get(&sha))
+        if let Some((b, env)) = self
+            .recent_meta(&meta_key)
+            .and_then(|(sha, env)| self.cache.get(&sha).map(|b| (b, env)))
         {
-            return Ok(b);
+            return Ok((b, env));
         }
         let meta = match self.store.version_meta(t, ns, f, version).await {
             Ok(Some(m)) => m,
@@ -708,9 +753,18 @@ where
                 )))
             }
         };
-        self.remember_sha(meta_key, &meta.sha256);
+        let env: Env = match meta.env() {
+            Ok(env) => Arc::new(env),
+            Err(e) => {
+                return Err(Stop::Terminal(ExecError::new(
+                    ErrorType::BundleError,
+                    format!("version {version} of \"{f}\" has unusable metadata: {e}"),
+                )))
+            }
+        };
+        self.remember_meta(meta_key, &meta.sha256, env.clone());
         if let Some(b) = self.cache.get(&meta.sha256) {
-            return Ok(b);
+            return Ok((b, env));
         }
         let bytes = match self.store.bundle(t, ns, f, version).await {
             Ok(Some(b)) => b,
@@ -748,7 +802,7 @@ where
             Ok(b) => {
                 let b = Arc::new(b);
                 self.cache.insert(b.clone());
-                Ok(b)
+                Ok((b, env))
             }
             Err(e) => {
                 let kind = match e {
@@ -763,23 +817,23 @@ where
     /// The sha256 of a version's meta read less than [`META_TTL`] ago. Published versions are
     /// immutable in Sous, so this only saves a round trip; the TTL bounds how long a version
     /// deleted and published again under the same number could run its old bundle.
-    fn recent_sha(&self, key: &VersionKey) -> Option<String> {
+    fn recent_meta(&self, key: &VersionKey) -> Option<(String, Env)> {
         let metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
         metas
             .get(key)
-            .filter(|(_, at)| at.elapsed() < META_TTL)
-            .map(|(sha, _)| sha.clone())
+            .filter(|(_, _, at)| at.elapsed() < META_TTL)
+            .map(|(sha, env, _)| (sha.clone(), env.clone()))
     }
 
-    fn remember_sha(&self, key: VersionKey, sha: &str) {
+    fn remember_meta(&self, key: VersionKey, sha: &str, env: Env) {
         let mut metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
         if metas.len() >= META_CACHE_MAX {
-            metas.retain(|_, (_, at)| at.elapsed() < META_TTL);
+            metas.retain(|_, (_, _, at)| at.elapsed() < META_TTL);
             if metas.len() >= META_CACHE_MAX {
                 metas.clear();
             }
         }
-        metas.insert(key, (sha.to_string(), Instant::now()));
+        metas.insert(key, (sha.to_string(), env, Instant::now()));
     }
 
     /// Step 5: the version's `maxConcurrency` permit first, then the replica's in-flight
@@ -889,13 +943,16 @@ where
     }
 
     /// Step 7: one run in a sandbox child.
+    #[allow(clippy::too_many_arguments)]
     async fn execute(
         &self,
         req: &InvocationRequest,
         version: u64,
         bundle: Arc<Bundle>,
+        env: Env,
         deadline: Instant,
         deadline_ms: u64,
+        task: &TaskContext,
     ) -> Execution {
         let ctx = InvocationCtx {
             activation_id: req.activation_id.clone(),
@@ -926,14 +983,17 @@ where
                 activation_id: req.activation_id.clone(),
                 capabilities: Arc::new(bundle.manifest.capabilities.clone()),
                 deadline,
+                trigger: req.trigger.kind.clone(),
+                heartbeat: task.heartbeat.clone(),
                 policy: self.policy.clone(),
                 calls: Default::default(),
             },
             bundle,
-            event_json: req.event.to_string(),
+            event_json: req.event.get().to_string(),
             ctx_json: serde_json::to_string(&ctx).unwrap_or_else(|_| "{}".into()),
             deadline,
             log_sink: None,
+            env,
         };
         self.executor.execute(&job, &self.host).await
     }

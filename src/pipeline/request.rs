@@ -7,6 +7,7 @@
 
 use crate::store::keys::{bad_name_char, NAME_CHARSET};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 pub const ENVELOPE_SCHEMA: &str = "cs.envelope.v1";
@@ -18,7 +19,41 @@ pub struct Envelope {
     pub id: String,
     pub ts_ms: u64,
     pub tenant: String,
-    pub body: Value,
+}
+
+/// A JSON value kept as the text it arrived as: the request's `event`, handed to the child as
+/// is. Never parsed into a tree (whose maps would sort its keys — a function must see them in
+/// their original order — and whose building and re-serialisation cost more than the rest of
+/// the request's handling), only checked to be well-formed JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(Box<RawValue>);
+
+impl RawJson {
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// `text` when it is one well-formed JSON value.
+    pub fn from_text(text: &str) -> Result<RawJson, serde_json::Error> {
+        serde_json::from_str::<&RawValue>(text).map(|r| RawJson(r.to_owned()))
+    }
+}
+
+/// The same JSON value: the same text, or texts that parse to equal values (whitespace and the
+/// order of object keys aside).
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+            || matches!(
+                (
+                    serde_json::from_str::<Value>(self.get()),
+                    serde_json::from_str::<Value>(other.get()),
+                ),
+                (Ok(a), Ok(b)) if a == b
+            )
+    }
 }
 
 /// A request that passed `cs.invoke.v1`.
@@ -33,7 +68,7 @@ pub struct InvocationRequest {
     pub trigger: Trigger,
     pub principal: Principal,
     pub deadline_ms: u64,
-    pub event: Value,
+    pub event: RawJson,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,19 +93,184 @@ pub struct Principal {
     pub roles: Vec<String>,
 }
 
+/// The envelope as one pass of the parser sees it: its members as [`Value`]s, except `body`,
+/// whose members are [`Value`]s too except `event`, which is kept as the text it was sent as
+/// (checked to be well-formed JSON, never built into a tree). A JSON string (a double-encoded
+/// envelope) is kept to be parsed again; anything else is not an envelope.
+enum Top<'a> {
+    Object {
+        env: Map<String, Value>,
+        body: Option<Body<'a>>,
+    },
+    Encoded(String),
+    Other,
+}
+
+/// `envelope.body`: its members but `event`, and `event` raw; `None` fields when it was not
+/// an object.
+struct Body<'a> {
+    fields: Option<Map<String, Value>>,
+    event: Option<&'a RawValue>,
+}
+
+/// Drains whatever is left of a value the envelope does not want.
+fn drain_seq<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an envelope object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Top<'de>, A::Error> {
+                let mut env = Map::new();
+                let mut body = None;
+                while let Some(k) = m.next_key::<String>()? {
+                    if k == "body" {
+                        body = Some(m.next_value::<Body<'de>>()?);
+                    } else {
+                        let v: Value = m.next_value()?;
+                        env.insert(k, v);
+                    }
+                }
+                Ok(Top::Object { env, body })
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Top<'de>, E> {
+                Ok(Top::Encoded(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Top<'de>, A::Error> {
+                drain_seq(seq)?;
+                Ok(Top::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Top<'de>, E> {
+                Ok(Top::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Top<'de>, E> {
+                Ok(Top::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Top<'de>, E> {
+                Ok(Top::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Top<'de>, E> {
+                Ok(Top::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Top<'de>, E> {
+                Ok(Top::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Body<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Body<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an InvocationRequest object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Body<'de>, A::Error> {
+                let mut fields = Map::new();
+                let mut event = None;
+                while let Some(k) = m.next_key::<String>()? {
+                    if k == "event" {
+                        event = Some(m.next_value::<&'de RawValue>()?);
+                    } else {
+                        let v: Value = m.next_value()?;
+                        fields.insert(k, v);
+                    }
+                }
+                Ok(Body {
+                    fields: Some(fields),
+                    event,
+                })
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Body<'de>, A::Error> {
+                drain_seq(seq)?;
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Body<'de>, E> {
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Body<'de>, E> {
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Body<'de>, E> {
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Body<'de>, E> {
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Body<'de>, E> {
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+            fn visit_unit<E>(self) -> Result<Body<'de>, E> {
+                Ok(Body {
+                    fields: None,
+                    event: None,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Decodes the task payload into the envelope and a validated request. `Err` is the
 /// `validation failed: ...` reason.
+///
+/// Every field is parsed and checked as before, except the body's `event`, which is only
+/// checked to be well-formed JSON and kept as its text ([`RawJson`]). One pass of the parser
+/// over the payload (two for a double-encoded one).
 pub fn decode(payload: &[u8]) -> Result<(Envelope, InvocationRequest), String> {
-    let mut v: Value =
-        serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+    let text = std::str::from_utf8(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+    let top: Top = serde_json::from_str(text).map_err(|e| format!("payload is not JSON: {e}"))?;
     // A JSON string that contains the envelope (some producers double-encode).
-    if let Value::String(s) = &v {
-        v = serde_json::from_str(s)
-            .map_err(|e| format!("payload is a JSON string that is not JSON: {e}"))?;
-    }
-    let env = v
-        .as_object()
-        .ok_or_else(|| "envelope: must be a JSON object".to_string())?;
+    let inner: String;
+    let top = match top {
+        Top::Encoded(s) => {
+            inner = s;
+            serde_json::from_str(&inner)
+                .map_err(|e| format!("payload is a JSON string that is not JSON: {e}"))?
+        }
+        other => other,
+    };
+    let (env, body) = match top {
+        Top::Object { env, body } => (env, body),
+        _ => return Err("envelope: must be a JSON object".into()),
+    };
     match env.get("schema") {
         Some(Value::String(s)) if s == ENVELOPE_SCHEMA => {}
         other => {
@@ -89,13 +289,14 @@ pub fn decode(payload: &[u8]) -> Result<(Envelope, InvocationRequest), String> {
             ))
         }
     }
-    let id = str_field(env, "envelope.", "id", 1, 128)?;
+    let id = str_field(&env, "envelope.", "id", 1, 128)?;
     let ts_ms = env.get("ts_ms").and_then(Value::as_u64).unwrap_or(0);
-    let env_tenant = name_field(env, "envelope.", "tenant", 3, 64)?;
-    let body = env
-        .get("body")
-        .ok_or_else(|| "envelope.body: missing".to_string())?;
-    let req = validate(body)?;
+    let env_tenant = name_field(&env, "envelope.", "tenant", 3, 64)?;
+    let body = body.ok_or_else(|| "envelope.body: missing".to_string())?;
+    let fields = body
+        .fields
+        .ok_or_else(|| "body: must be a JSON object".to_string())?;
+    let req = validate_fields(&fields, body.event)?;
     if req.tenant != env_tenant {
         return Err(format!(
             "tenant: the body's tenant \"{}\" differs from the envelope's \"{env_tenant}\"",
@@ -107,7 +308,6 @@ pub fn decode(payload: &[u8]) -> Result<(Envelope, InvocationRequest), String> {
             id,
             ts_ms,
             tenant: env_tenant,
-            body: body.clone(),
         },
         req,
     ))
@@ -196,6 +396,20 @@ pub fn validate(body: &Value) -> Result<InvocationRequest, String> {
     let o = body
         .as_object()
         .ok_or_else(|| "body: must be a JSON object".to_string())?;
+    let mut fields = o.clone();
+    let event = fields.remove("event").map(|e| e.to_string());
+    let raw = match &event {
+        Some(text) => Some(serde_json::from_str::<&RawValue>(text).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    validate_fields(&fields, raw)
+}
+
+/// Validates the members of a body (`event` apart, as raw JSON) against `cs.invoke.v1`.
+fn validate_fields(
+    o: &Map<String, Value>,
+    event: Option<&RawValue>,
+) -> Result<InvocationRequest, String> {
     allow_only(
         o,
         "",
@@ -306,10 +520,11 @@ pub fn validate(body: &Value) -> Result<InvocationRequest, String> {
         },
         None => return Err("deadline_ms: missing".into()),
     };
-    let event = o
-        .get("event")
-        .cloned()
-        .ok_or_else(|| "event: missing".to_string())?;
+    let event = RawJson(
+        event
+            .ok_or_else(|| "event: missing".to_string())?
+            .to_owned(),
+    );
 
     Ok(InvocationRequest {
         activation_id,
@@ -424,6 +639,24 @@ mod tests {
             let err = decode(&envelope(v)).unwrap_err();
             assert!(err.starts_with(want), "want {want:?}, got {err:?}");
         }
+    }
+
+    #[test]
+    fn the_event_is_kept_as_written() {
+        let event = r#"{"z":1,"a":{"y":[{"k2":0,"k1":1}],"b":null},"m":"é\u00e9"}"#;
+        let body = serde_json::to_string(&good()).unwrap();
+        let body = body.replace(r#""event":{"x":1}"#, &format!(r#""event":{event}"#));
+        let payload = format!(
+            r#"{{"schema":"cs.envelope.v1","id":"msg_1","ts_ms":5,"tenant":"t_abc","type":"InvocationRequest","body":{body}}}"#
+        );
+        let (_, req) = decode(payload.as_bytes()).unwrap();
+        assert_eq!(req.event.get(), event);
+        // Double-encoded: the same text once the outer string is decoded.
+        let as_string = Value::String(payload).to_string();
+        assert_eq!(decode(as_string.as_bytes()).unwrap().1.event.get(), event);
+        // Not JSON inside: refused, naming the field.
+        let bad = r#"{"schema":"cs.envelope.v1","id":"m","tenant":"t_abc","type":"InvocationRequest","body":{"event":nope}}"#;
+        assert!(decode(bad.as_bytes()).is_err());
     }
 
     #[test]

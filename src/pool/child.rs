@@ -215,27 +215,19 @@ impl ChildProcess {
     }
 
     pub async fn send(&mut self, msg: &ToChild) -> Result<(), ChildFailure> {
-        let buf = protocol::encode(msg)?;
-        self.stdin.write_all(&buf).await.map_err(pipe_error)?;
-        self.stdin.flush().await.map_err(pipe_error)?;
-        Ok(())
+        send_on(&mut self.stdin, msg).await
     }
 
     /// Reads one frame; the length is checked against [`protocol::MAX_FRAME_FROM_CHILD`] before
     /// the body is allocated.
     pub async fn recv(&mut self) -> Result<FromChild, ChildFailure> {
-        let mut prefix = [0u8; protocol::PREFIX_LEN];
-        self.stdout
-            .read_exact(&mut prefix)
-            .await
-            .map_err(pipe_error)?;
-        let len = protocol::body_len(prefix, protocol::MAX_FRAME_FROM_CHILD)?;
-        let mut body = vec![0u8; len];
-        self.stdout
-            .read_exact(&mut body)
-            .await
-            .map_err(pipe_error)?;
-        Ok(protocol::decode_body(&body)?)
+        recv_on(&mut self.stdout).await
+    }
+
+    /// The two pipes apart, so that a conversation can read the child's next frame while it
+    /// writes a reply (see `pool::conversation`).
+    pub(super) fn pipes(&mut self) -> (&mut ChildStdin, &mut BufReader<ChildStdout>) {
+        (&mut self.stdin, &mut self.stdout)
     }
 
     /// Sends SIGKILL (idempotent; the process is reaped by [`Self::exit_description`] or by
@@ -257,6 +249,35 @@ impl ChildProcess {
             Err(_) => "the process has not exited".into(),
         }
     }
+}
+
+/// Writes one frame to a child's request pipe.
+pub(super) async fn send_on(stdin: &mut ChildStdin, msg: &ToChild) -> Result<(), ChildFailure> {
+    let buf = protocol::encode(msg)?;
+    write_frame_bytes(stdin, &buf).await
+}
+
+/// Writes an encoded frame to a child's request pipe.
+pub(super) async fn write_frame_bytes(
+    stdin: &mut ChildStdin,
+    buf: &[u8],
+) -> Result<(), ChildFailure> {
+    stdin.write_all(buf).await.map_err(pipe_error)?;
+    stdin.flush().await.map_err(pipe_error)?;
+    Ok(())
+}
+
+/// Reads one frame from a child's reply pipe (not cancel-safe: a caller that may stop waiting
+/// keeps the future until it completes).
+pub(super) async fn recv_on(
+    stdout: &mut BufReader<ChildStdout>,
+) -> Result<FromChild, ChildFailure> {
+    let mut prefix = [0u8; protocol::PREFIX_LEN];
+    stdout.read_exact(&mut prefix).await.map_err(pipe_error)?;
+    let len = protocol::body_len(prefix, protocol::MAX_FRAME_FROM_CHILD)?;
+    let mut body = vec![0u8; len];
+    stdout.read_exact(&mut body).await.map_err(pipe_error)?;
+    Ok(protocol::decode_body(&body)?)
 }
 
 fn pipe_error(e: std::io::Error) -> ChildFailure {
@@ -312,6 +333,7 @@ pub fn frame_name(f: &FromChild) -> &'static str {
         FromChild::Log(_) => "Log",
         FromChild::Outcome(_) => "Outcome",
         FromChild::Fatal(_) => "Fatal",
+        FromChild::HostCancel(_) => "HostCancel",
     }
 }
 

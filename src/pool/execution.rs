@@ -10,12 +10,18 @@ use std::time::{Duration, Instant};
 /// Receives each log line of an activation as the child produces it.
 pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// A warm child is bound to exactly one (tenant, bundle sha256) and serves nothing else.
+/// A warm child is bound to exactly one (tenant, bundle sha256, `process.env`) and serves
+/// nothing else: the environment is set before the module's top-level code runs, so two
+/// versions of the same bundle with different `config.env` need different children.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Binding {
     pub tenant: String,
     pub sha256: String,
+    pub env: Env,
 }
+
+/// `process.env` of a job: the version's `config.env` (Sous `VersionConfig.env`), in order.
+pub type Env = Arc<Vec<(String, String)>>;
 
 pub struct Job {
     pub bundle: Arc<Bundle>,
@@ -27,6 +33,8 @@ pub struct Job {
     /// The effective deadline (SPEC §1 step 7).
     pub deadline: Instant,
     pub log_sink: Option<LogSink>,
+    /// `process.env` (empty when the version has no `config.env`).
+    pub env: Env,
 }
 
 impl Job {
@@ -34,6 +42,7 @@ impl Job {
         Binding {
             tenant: self.scope.tenant.clone(),
             sha256: self.bundle.sha256.clone(),
+            env: self.env.clone(),
         }
     }
 }
@@ -115,6 +124,11 @@ impl StartKind {
             StartKind::None => "none",
         }
     }
+    /// A child ran the activation.
+    pub fn ran(self) -> bool {
+        !matches!(self, StartKind::None)
+    }
+
     /// A cold start compiled the bundle for this activation.
     pub fn is_cold(self) -> bool {
         matches!(self, StartKind::Stem | StartKind::Spawned)
@@ -131,6 +145,8 @@ pub struct HostCallStats {
     /// Bytes returned to the guest.
     pub bytes_in: u64,
     pub time: Duration,
+    /// `cs.cadence.heartbeat()` calls accepted.
+    pub heartbeats: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +165,9 @@ pub struct Execution {
     pub load: Duration,
     /// Time from sending Invoke to the outcome.
     pub exec: Duration,
+    /// CPU time the child reported for the invocation (its event loop sleeps without using
+    /// any while it waits for timers and fetches).
+    pub cpu: Duration,
     pub memory_peak_bytes: u64,
     pub host_calls: HostCallStats,
 }
@@ -167,6 +186,7 @@ impl Execution {
             wait: Duration::ZERO,
             load: Duration::ZERO,
             exec: Duration::ZERO,
+            cpu: Duration::ZERO,
             memory_peak_bytes: 0,
             host_calls: HostCallStats::default(),
         }

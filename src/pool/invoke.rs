@@ -1,15 +1,13 @@
 //! Running one [`Job`] on a child: checkout, bind (load), invoke, serve host calls, collect
 //! logs, enforce the deadline with SIGKILL, and decide the child's fate.
 
-use super::child::{describe_failure, frame_name, ChildFailure, KillReason};
+use super::child::{describe_failure, ChildFailure, KillReason};
+use super::conversation::{converse, Until};
 use super::execution::{ErrorType, ExecError, Execution, Job, StartKind};
 use super::{Idle, Inner, Pool};
-use crate::host::{capabilities, HostApi};
-use sandbox_child::messages::{one_line, truncate_result, truncate_utf8, HttpResult};
-use sandbox_child::protocol::{
-    Fatal, FromChild, GuestError, HostOp, HostReply, HostValue, Invoke, LoadBundle, LogLine,
-    ToChild,
-};
+use crate::host::HostApi;
+use sandbox_child::messages::{truncate_result, truncate_utf8};
+use sandbox_child::protocol::{Fatal, FromChild, GuestError, Invoke, LoadBundle, ToChild};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,7 +64,7 @@ impl Drop for Lease<'_> {
 }
 
 /// Why a run on a child ended without an outcome frame.
-enum Stop {
+pub(super) enum Stop {
     Failure(ChildFailure),
     /// The child reported that it is dying (a seccomp violation caught by its SIGSYS handler).
     Fatal(Fatal),
@@ -305,14 +303,13 @@ async fn drive<H: HostApi>(
                 files: job.bundle.files.clone(),
                 memory_limit_bytes,
                 limits,
+                env: job.env.as_ref().clone(),
             }))
             .await
             .map_err(fail)?;
-        let loaded = loop {
-            match idle.child.recv().await.map_err(fail)? {
-                FromChild::Loaded(r) => break r,
-                other => serve_side_frame(idle, other, job, host, ex, limits).await?,
-            }
+        let loaded = match converse(&mut idle.child, job, host, ex, limits, Until::Loaded).await? {
+            FromChild::Loaded(r) => r,
+            _ => return Err(fail(ChildFailure::Breach("expected Loaded".into()))),
         };
         ex.load = t.elapsed();
         idle.binding = Some(job.binding());
@@ -340,11 +337,9 @@ async fn drive<H: HostApi>(
         }))
         .await
         .map_err(fail)?;
-    let outcome = loop {
-        match idle.child.recv().await.map_err(fail)? {
-            FromChild::Outcome(o) => break o,
-            other => serve_side_frame(idle, other, job, host, ex, limits).await?,
-        }
+    let outcome = match converse(&mut idle.child, job, host, ex, limits, Until::Outcome).await? {
+        FromChild::Outcome(o) => o,
+        _ => return Err(fail(ChildFailure::Breach("expected Outcome".into()))),
     };
     ex.exec = t.elapsed();
     if outcome.invocation_id != invocation_id {
@@ -354,15 +349,11 @@ async fn drive<H: HostApi>(
         ))));
     }
     ex.memory_peak_bytes = outcome.memory_peak_bytes;
+    ex.cpu = Duration::from_micros(outcome.cpu_us);
     ex.logs_truncated |= outcome.logs_truncated;
     ex.result_truncated |= outcome.result_truncated;
     match outcome.result {
-        Ok(json) => {
-            let mut result: HttpResult = serde_json::from_str(&json).map_err(|e| {
-                fail(ChildFailure::Breach(format!(
-                    "the result is not a valid result object: {e}"
-                )))
-            })?;
+        Ok(mut result) => {
             if !result.status_is_valid() {
                 return Err(fail(ChildFailure::Breach(format!(
                     "the result has statusCode {}, which the child must refuse",
@@ -403,76 +394,6 @@ fn guest_error(e: GuestError, limits: sandbox_child::protocol::OutputLimits) -> 
         message,
         stack,
     }
-}
-
-/// Serves a frame that may arrive while waiting for Loaded or Outcome: a log line or a host
-/// call. Anything else is a protocol breach.
-async fn serve_side_frame<H: HostApi>(
-    idle: &mut Idle,
-    frame: FromChild,
-    job: &Job,
-    host: &H,
-    ex: &mut Execution,
-    limits: sandbox_child::protocol::OutputLimits,
-) -> Result<(), Stop> {
-    match frame {
-        FromChild::Log(line) => {
-            let line = record_line(line);
-            let cost = line.line.len() + 1;
-            if ex.logs_truncated || ex.log_bytes + cost > limits.max_log_bytes as usize {
-                ex.logs_truncated = true;
-            } else {
-                ex.log_bytes += cost;
-                if let Some(sink) = &job.log_sink {
-                    sink(&line.line);
-                }
-                ex.logs.push(line.line);
-            }
-            Ok(())
-        }
-        FromChild::HostCall(call) => {
-            let t = Instant::now();
-            ex.host_calls.count += 1;
-            ex.host_calls.bytes_out += op_bytes(&call.op) as u64;
-            let result =
-                match capabilities::check(&call.op, &job.scope.capabilities, &job.scope.policy) {
-                    Err(denied) => {
-                        ex.host_calls.denied += 1;
-                        Err(denied)
-                    }
-                    Ok(()) => host.call(&job.scope, call.op).await,
-                };
-            if let Ok(v) = &result {
-                ex.host_calls.bytes_in += value_bytes(v) as u64;
-            }
-            ex.host_calls.time += t.elapsed();
-            idle.child
-                .send(&ToChild::HostReply(HostReply {
-                    id: call.id,
-                    result,
-                }))
-                .await
-                .map_err(Stop::Failure)
-        }
-        FromChild::Fatal(f) => Err(Stop::Fatal(f)),
-        other => Err(Stop::Failure(ChildFailure::Breach(format!(
-            "unexpected {} frame",
-            frame_name(&other)
-        )))),
-    }
-}
-
-/// A child's log line as the supervisor records it: one line (no line break inside, see
-/// [`one_line`]) that starts with its own level. The child does this already; a child that
-/// does not cannot forge a record of another level or a second record.
-fn record_line(mut line: LogLine) -> LogLine {
-    let prefix = format!("[{}] ", line.level.as_str());
-    let text = line.line.strip_prefix(&prefix).unwrap_or(&line.line);
-    let text = one_line(text);
-    if text.len() + prefix.len() != line.line.len() || !line.line.starts_with(&prefix) {
-        line.line = format!("{prefix}{text}");
-    }
-    line
 }
 
 /// Exit status of a child that reported its own native allocation failure.
@@ -537,41 +458,4 @@ fn died(child: &super::child::ChildProcess, how: &str, memory_mb: u64) -> (ExecE
         ),
         KillReason::Died,
     )
-}
-
-fn op_bytes(op: &HostOp) -> usize {
-    match op {
-        HostOp::KvGet { key } | HostOp::KvDel { key } => key.len(),
-        HostOp::KvSet {
-            key, value_json, ..
-        } => key.len() + value_json.len(),
-        HostOp::CodeqPublish {
-            topic,
-            payload_json,
-        } => topic.len() + payload_json.len(),
-        HostOp::HttpFetch {
-            url, headers, body, ..
-        } => {
-            url.len()
-                + headers
-                    .iter()
-                    .map(|(k, v)| k.len() + v.len())
-                    .sum::<usize>()
-                + body.as_ref().map_or(0, Vec::len)
-        }
-    }
-}
-
-fn value_bytes(v: &HostValue) -> usize {
-    match v {
-        HostValue::Kv(v) => v.as_ref().map_or(0, String::len),
-        HostValue::Done => 0,
-        HostValue::Http { headers, body, .. } => {
-            headers
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
-                + body.len()
-        }
-    }
 }

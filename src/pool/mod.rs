@@ -12,13 +12,14 @@
 //! the least recently used one is evicted.
 
 pub mod child;
+mod conversation;
 mod deadline;
 mod execution;
 mod invoke;
 
 pub use child::{describe_status, signal_name, KillReason};
 pub use execution::{
-    Binding, ErrorType, ExecError, Execution, HostCallStats, Job, LogSink, StartKind,
+    Binding, Env, ErrorType, ExecError, Execution, HostCallStats, Job, LogSink, StartKind,
 };
 
 use crate::cgroup::CgroupLimits;

@@ -29,6 +29,7 @@ use super::pb::workerpb::{
     self, server_event, worker_event, worker_stream_client::WorkerStreamClient, WorkerEvent,
 };
 use super::{endpoint_uri, is_handshake_refusal, Backoff, StreamState};
+use crate::host::Heartbeat;
 use crate::pipeline::Answer;
 use crate::secret::Secret;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -52,10 +53,17 @@ pub struct TaskInfo {
     pub attempts: i32,
     pub max_attempts: i32,
     pub tenant_id: String,
+    /// Sends a Heartbeat for this task now (`cs.cadence.heartbeat()`), at most one per
+    /// [`MIN_EXTRA_HEARTBEAT_GAP`]; more calls in that gap are absorbed, so a function calling
+    /// it in a loop cannot flood codeQ.
+    pub heartbeat: Heartbeat,
     /// The task's claim slot: the handler says when the task waits for capacity of its own
     /// (its function's `maxConcurrency`), so that the slot is given to other work meanwhile.
     pub slot: Slot,
 }
+
+/// Shortest gap between two Heartbeats a function asks for (the periodic ones aside).
+pub const MIN_EXTRA_HEARTBEAT_GAP: Duration = Duration::from_secs(1);
 
 /// A task's claim slot. While the task is [`Slot::waiting`] it does not count against the
 /// worker's `slots` when it asks codeQ for work: a task that waits for its own function's
@@ -674,6 +682,18 @@ impl<H: TaskHandler> Loop<H> {
                 continue;
             }
             self.shared.counters.claimed.fetch_add(1, Ordering::Relaxed);
+            let heartbeat = {
+                let (tx, id) = (self.from_tasks_tx.clone(), t.id.clone());
+                let last: Mutex<Option<Instant>> = Mutex::new(None);
+                Heartbeat::new(move || {
+                    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                    if last.is_some_and(|at| at.elapsed() < MIN_EXTRA_HEARTBEAT_GAP) {
+                        return;
+                    }
+                    *last = Some(Instant::now());
+                    let _ = tx.send(FromTask::Heartbeat(id.clone()));
+                })
+            };
             let info = TaskInfo {
                 id: t.id.clone(),
                 command: t.command,
@@ -681,6 +701,7 @@ impl<H: TaskHandler> Loop<H> {
                 attempts: t.attempts,
                 max_attempts: t.max_attempts,
                 tenant_id: t.tenant_id,
+                heartbeat,
                 slot: Slot {
                     id: t.id.clone(),
                     tx: self.from_tasks_tx.clone(),

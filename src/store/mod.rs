@@ -48,7 +48,7 @@ mod redis;
 pub use self::redis::RedisStore;
 pub use records::{
     chunk_logs, ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, AliasRecord,
-    HostCallsRecord, VersionMeta, LOG_CHUNK_BYTES,
+    HostCallsRecord, VersionMeta, LOG_CHUNK_BYTES, MAX_ENV_BYTES,
 };
 pub use sandbox_child::bundle::MAX_BUNDLE_BYTES;
 

@@ -31,6 +31,60 @@ pub struct VersionMeta {
     pub published_at_ms: u64,
 }
 
+/// Most bytes (names and values) of a version's `config.env`: far more than any function
+/// needs (Lambda allows 4 KiB), and small enough that the `LoadBundle` frame and each warm
+/// child's binding stay cheap.
+pub const MAX_ENV_BYTES: usize = 64 * 1024;
+
+impl VersionMeta {
+    /// `config.env` (Sous `VersionConfig.env`, a map of strings) as `process.env` pairs: empty
+    /// when absent or null; an error naming the problem when it is not an object of strings
+    /// or is over [`MAX_ENV_BYTES`].
+    pub fn env(&self) -> Result<Vec<(String, String)>, String> {
+        let env = match self.config.get("env") {
+            None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
+            Some(serde_json::Value::Object(m)) => m,
+            Some(other) => {
+                return Err(format!(
+                    "config.env must be an object of strings, got {}",
+                    json_kind(other)
+                ))
+            }
+        };
+        let mut out = Vec::with_capacity(env.len());
+        let mut bytes = 0usize;
+        for (k, v) in env {
+            let Some(v) = v.as_str() else {
+                let mut name = k.clone();
+                sandbox_child::messages::truncate_utf8(&mut name, 64);
+                return Err(format!(
+                    "config.env.{name} must be a string, got {}",
+                    json_kind(v)
+                ));
+            };
+            bytes += k.len() + v.len();
+            out.push((k.clone(), v.to_string()));
+        }
+        if bytes > MAX_ENV_BYTES {
+            return Err(format!(
+                "config.env holds {bytes} bytes, over the limit of {MAX_ENV_BYTES}"
+            ));
+        }
+        Ok(out)
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 /// `status` of an activation; also the plain value of `cs:act:{t}:{aid}:status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -97,7 +151,8 @@ pub struct ActivationTrigger {
     pub source: Option<serde_json::Value>,
 }
 
-/// Host calls made by the activation (`cs.kv`, `cs.codeq`, `cs.http`), for operators.
+/// Host calls made by the activation (`cs.kv`, `cs.codeq`, `cs.http`, `fetch`,
+/// `cs.cadence`), for operators.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostCallsRecord {
     pub count: u64,
@@ -109,6 +164,14 @@ pub struct HostCallsRecord {
     /// Bytes the guest sent.
     pub bytes_out: u64,
     pub time_ms: u64,
+    /// `cs.cadence.heartbeat()` calls accepted (each extended the task's codeQ lease, at most
+    /// one Heartbeat per second reaching codeQ).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub heartbeats: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `cs:act:{t}:{aid}:meta` (SPEC §3), plus what an operator needs.
@@ -153,6 +216,10 @@ pub struct ActivationRecord {
     pub child_id: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_peak_bytes: Option<u64>,
+    /// CPU time the child reported for the activation; far below `duration_ms` when the
+    /// function mostly waited (timers, fetches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_calls: Option<HostCallsRecord>,
 }

@@ -65,6 +65,31 @@ pub fn publish_as(
     source: &str,
     manifest: &Value,
 ) {
+    publish_version(
+        raw,
+        tenant,
+        namespace,
+        function,
+        1,
+        source,
+        manifest,
+        &json!({}),
+    );
+}
+
+/// Publishes `version` of `tenant`/`namespace`/`function` with this version meta `config`
+/// (Sous `VersionConfig`: `env`, ...); the alias `prod` points at it.
+#[allow(clippy::too_many_arguments)]
+pub fn publish_version(
+    raw: &mut redis::Connection,
+    tenant: &str,
+    namespace: &str,
+    function: &str,
+    version: u64,
+    source: &str,
+    manifest: &Value,
+    config: &Value,
+) {
     let mut files = BTreeMap::new();
     files.insert("function.js".to_string(), source.as_bytes().to_vec());
     files.insert(
@@ -74,17 +99,18 @@ pub fn publish_as(
     let tar = bundle::pack(&files).unwrap();
     let sha = bundle::sha256_hex(&tar);
     let p = format!("cs:fn:{tenant}:{namespace}:{function}");
-    let _: () = raw.set(format!("{p}:ver:1:bundle"), &tar).unwrap();
+    let _: () = raw.set(format!("{p}:ver:{version}:bundle"), &tar).unwrap();
     let _: () = raw
         .set(
-            format!("{p}:ver:1:meta"),
-            json!({"version": 1, "sha256": sha, "config": {}, "published_at_ms": 1u64}).to_string(),
+            format!("{p}:ver:{version}:meta"),
+            json!({"version": version, "sha256": sha, "config": config, "published_at_ms": 1u64})
+                .to_string(),
         )
         .unwrap();
     let _: () = raw
         .set(
             format!("{p}:alias:prod"),
-            json!({"alias": "prod", "version": 1, "updated_at_ms": 1u64}).to_string(),
+            json!({"alias": "prod", "version": version, "updated_at_ms": 1u64}).to_string(),
         )
         .unwrap();
 }
@@ -122,11 +148,42 @@ pub fn invocation_as(
     function: &str,
     event: Value,
 ) -> (String, Vec<u8>) {
+    invocation_full(
+        tenant,
+        namespace,
+        function,
+        json!({"alias": "prod"}),
+        "api",
+        event,
+    )
+}
+
+/// An invocation of `function` (tenant [`T`], namespace [`NS`]) at `reference`
+/// (`{"alias": ..}` or `{"version": ..}`) by a `trigger` of that type.
+pub fn invocation_with(
+    function: &str,
+    reference: Value,
+    trigger: &str,
+    event: Value,
+) -> (String, Vec<u8>) {
+    invocation_full(T, NS, function, reference, trigger, event)
+}
+
+fn invocation_full(
+    tenant: &str,
+    namespace: &str,
+    function: &str,
+    reference: Value,
+    trigger: &str,
+    event: Value,
+) -> (String, Vec<u8>) {
     let aid = uuid::Uuid::new_v4().to_string();
+    let mut r = reference;
+    r["function"] = json!(function);
     let body = json!({
         "activation_id": aid, "request_id": format!("req-{}", &aid[..8]), "tenant": tenant,
-        "namespace": namespace, "ref": {"function": function, "alias": "prod"},
-        "trigger": {"type": "api", "source": {}}, "principal": {"sub": "u1", "roles": []},
+        "namespace": namespace, "ref": r,
+        "trigger": {"type": trigger, "source": {}}, "principal": {"sub": "u1", "roles": []},
         "deadline_ms": now_ms() + 120_000, "event": event,
     });
     let env = json!({"schema": "cs.envelope.v1", "id": format!("msg_{aid}"), "ts_ms": now_ms(),
@@ -151,6 +208,8 @@ pub struct Opts<'a> {
     pub envs: &'a [(&'a str, &'a str)],
     /// YAML lines appended under `cs_invoker_pool.codeq` (indented four spaces).
     pub codeq_extra: &'a str,
+    /// `cs_invoker_pool.codeq.lease_seconds` (2 by default: heartbeats every ~0.7 s).
+    pub lease_seconds: u32,
 }
 
 impl Default for Opts<'_> {
@@ -161,6 +220,7 @@ impl Default for Opts<'_> {
             token: "worker-token",
             envs: &[],
             codeq_extra: "",
+            lease_seconds: 2,
         }
     }
 }
@@ -194,7 +254,7 @@ impl Daemon {
                 extra,
                 token,
                 envs,
-                codeq_extra: "",
+                ..Opts::default()
             },
         )
     }
@@ -207,6 +267,7 @@ impl Daemon {
             token,
             envs,
             codeq_extra,
+            lease_seconds,
         } = *o;
         let dir = tempfile::tempdir().unwrap();
         let http = format!("127.0.0.1:{}", free_port());
@@ -229,7 +290,7 @@ cs_invoker_pool:
     threads: 2
     max_inflight: 4
   codeq:
-    lease_seconds: 2
+    lease_seconds: {lease_seconds}
     worker_id: {worker_id}
 {codeq_extra}  shutdown:
     drain_seconds: 3

@@ -56,6 +56,12 @@ impl LogBudget {
 pub struct Shared {
     pub host: RefCell<Box<dyn Host>>,
     pub logs: RefCell<LogBudget>,
+    /// Timers and asynchronous host calls.
+    pub event_loop: super::event_loop::EventLoop,
+    /// When the engine was created: the origin of `Event.timeStamp`.
+    pub started: std::time::Instant,
+    /// The bundle's files (for error messages that quote the source).
+    pub files: super::loader::Files,
 }
 
 impl Shared {
@@ -239,6 +245,21 @@ pub fn install<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> Result<()> {
         .with_name("fetch")?,
     )?;
     cs.set("http", http)?;
+
+    let cadence = Object::new(ctx.clone())?;
+    let sh = shared.clone();
+    cadence.set(
+        "heartbeat",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>| {
+            done(
+                &ctx,
+                "cs.cadence.heartbeat",
+                sh.call(HostOp::CadenceHeartbeat),
+            )
+        })?
+        .with_name("heartbeat")?,
+    )?;
+    cs.set("cadence", cadence)?;
 
     globals.set("cs", cs)?;
     #[cfg(feature = "escape-tests")]

@@ -5,6 +5,14 @@
 //! compile when a bundle arrives ([`Engine::load`]). It then serves any number of
 //! [`Engine::invoke`]s of that one bundle.
 //!
+//! Pieces: [`globals`] (`console`, `cs`), [`web`] (the Web platform globals, built lazily),
+//! [`event_loop`] (timers and asynchronous host calls, driven while a promise is pending),
+//! [`handler`] (which export is the handler: Sous, Lambda, Workers or CommonJS shapes),
+//! [`loader`] (imports inside the bundle), [`normalise`] (the return value to a result).
+//!
+//! The deadline also bounds the event loop: while it sleeps for a timer or a host reply it
+//! wakes at the deadline at the latest, and that is a `Timeout` too.
+//!
 //! Limits are enforced inside the engine as a fast path; the supervisor's SIGKILL at the
 //! deadline and the cgroup memory limit are the guarantee:
 //! - **deadline**: QuickJS polls an interrupt handler while it runs; ours returns true once the
@@ -23,8 +31,10 @@ pub mod alloc;
 pub mod console;
 pub mod error_stack;
 mod errors;
+pub mod event_loop;
 pub mod ffi;
 pub mod globals;
+pub mod handler;
 pub mod loader;
 pub mod normalise;
 pub mod strings;
@@ -32,14 +42,17 @@ pub mod web;
 
 use crate::messages::{truncate_result, truncate_utf8, HttpResult};
 use crate::protocol::{
-    BundleFile, ErrorKind, GuestError, HostError, HostOp, HostValue, LogLine, Outcome, OutputLimits,
+    BundleFile, ErrorKind, GuestError, HostError, HostOp, HostValue, LogLevel, LogLine, Outcome,
+    OutputLimits,
 };
 use alloc::{CountingAllocator, MemoryState};
 use globals::{LogBudget, Shared};
 use loader::{BundleLoader, BundleResolver, Files};
 use normalise::NormaliseError;
 use rquickjs::context::intrinsic;
-use rquickjs::{CatchResultExt, CaughtError, Context, Ctx, Function, Module, Persistent, Runtime};
+use rquickjs::{
+    CatchResultExt, CaughtError, Context, Ctx, Function, JsLifetime, Module, Persistent, Runtime,
+};
 
 use rquickjs::{Promise, Value};
 use std::cell::{Cell, RefCell};
@@ -50,12 +63,60 @@ use std::time::{Duration, Instant};
 /// Side effects of the guest, performed by whoever runs the engine: the pipe to the
 /// supervisor in production, an in-process stand-in for `sandbox-child run`.
 pub trait Host {
-    /// Performs `cs.kv.*`, `cs.codeq.publish` or `cs.http.fetch`. Blocks until done; the
-    /// error's message is thrown into the guest as an `Error`.
+    /// Performs `cs.kv.*`, `cs.codeq.publish`, `cs.http.fetch` or `cs.cadence.heartbeat`.
+    /// Blocks until done; the error's message is thrown into the guest as an `Error`.
     fn call(&mut self, op: HostOp) -> Result<HostValue, HostError>;
+    /// Starts `op` (a `fetch`) without waiting; its reply comes out of [`Host::wait`] under the
+    /// returned id. By default asynchronous calls are not available.
+    fn start(&mut self, op: HostOp) -> Result<u64, HostError> {
+        let _ = op;
+        Err(HostError {
+            message: "fetch is not available here".into(),
+        })
+    }
+    /// The guest no longer wants the reply of call `id`; it still comes out of `wait`.
+    fn cancel(&mut self, id: u64) {
+        let _ = id;
+    }
+    /// Waits up to `timeout` for the reply of a started call. With none started it sleeps
+    /// the whole `timeout` (the event loop waiting for a timer) and returns `None`.
+    fn wait(&mut self, timeout: Duration) -> Option<(u64, Result<HostValue, HostError>)> {
+        event_loop::sleep(timeout);
+        None
+    }
+    /// False once the connection to whoever performs the calls is gone.
+    fn is_connected(&self) -> bool {
+        true
+    }
     /// One log line, as soon as it is produced (already within `max_log_bytes`).
     fn log(&mut self, line: LogLine);
 }
+
+/// The engine's [`Shared`] state, reachable from any function through the context's userdata
+/// (the lazy Web groups are built from there).
+struct SharedRef(Rc<Shared>);
+
+// SAFETY: `SharedRef` holds no `'js` value (only an `Rc` of plain Rust state, whose JavaScript
+// values are `Persistent`s cleared before the runtime goes), so it is the same type at every
+// lifetime.
+unsafe impl<'js> JsLifetime<'js> for SharedRef {
+    type Changed<'to> = SharedRef;
+}
+
+/// The engine state of the runtime `ctx` belongs to.
+pub fn shared_of(ctx: &Ctx<'_>) -> rquickjs::Result<Rc<Shared>> {
+    match ctx.userdata::<SharedRef>() {
+        Some(s) => Ok(s.0.clone()),
+        None => Err(rquickjs::Exception::throw_internal(
+            ctx,
+            "the cs-js runtime state is missing",
+        )),
+    }
+}
+
+/// How long [`Engine::invoke`] waits, at the end of an activation, for the supervisor to
+/// answer the host calls it cancelled (it answers at once; this only bounds a broken pipe).
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
 
 /// Maximum native stack QuickJS may use (deep recursion beyond it is a `RangeError`).
 /// Well under the 2 MiB of a Rust test thread and the 8 MiB of the main thread.
@@ -123,7 +184,7 @@ impl Engine {
 
         // ECMAScript only, nor QuickJS's libc helpers (rquickjs does not compile them in without
         // its `std` feature anyway): the Web platform globals (`web::install`) are ours, built
-        // lazily, with no I/O of their own.
+        // lazily, with no I/O of their own but the event loop's host calls.
         type Ecma = (
             intrinsic::Date,
             intrinsic::Eval,
@@ -142,9 +203,13 @@ impl Engine {
         let shared = Rc::new(Shared {
             host: RefCell::new(host),
             logs: RefCell::new(LogBudget::default()),
+            event_loop: event_loop::EventLoop::default(),
+            started: Instant::now(),
+            files: files.clone(),
         });
         context
-            .with(|ctx| {
+            .with(|ctx| -> rquickjs::Result<()> {
+                let _ = ctx.store_userdata(SharedRef(shared.clone()));
                 globals::install(&ctx, &shared)?;
                 console::install(&ctx, &shared)?;
                 error_stack::install(&ctx)?;
@@ -187,9 +252,10 @@ impl Engine {
         self.memory.live() as u64
     }
 
-    /// Compiles and evaluates `entry` as an ES module and keeps its default export, which must
-    /// be a function. `memory_limit_bytes` applies from now on to everything the runtime holds
-    /// (including what it held already); `limits` bound every later outcome.
+    /// Compiles and evaluates `entry` as an ES module (or a CommonJS one, see [`handler`]) and
+    /// keeps its handler. `process.env` is `env` from before the module's top-level code runs.
+    /// `memory_limit_bytes` applies from now on to everything the runtime holds (including what
+    /// it held already); `limits` bound every later outcome.
     ///
     /// Log lines of the module's top-level code are kept and handed to the first invocation.
     pub fn load(
@@ -198,6 +264,7 @@ impl Engine {
         entry: &str,
         memory_limit_bytes: u64,
         limits: OutputLimits,
+        env: &[(String, String)],
     ) -> Result<(), GuestError> {
         if self.poisoned {
             return Err(sandbox_error(
@@ -232,38 +299,44 @@ impl Engine {
         }
 
         self.arm(self.load_budget);
+        self.shared.event_loop.begin();
         let limits = self.limits;
+        let (clock, memory, shared) = (&self.clock, &self.memory, &self.shared);
         let result =
             self.context
                 .with(|ctx| -> Result<Persistent<Function<'static>>, GuestError> {
+                    let js = |e| caught(&ctx, e, &limits);
+                    let env = web::process::set_env(&ctx, env).catch(&ctx).map_err(js)?;
+                    let cjs = handler::prepare(&ctx).catch(&ctx).map_err(js)?;
                     let module = Module::declare(ctx.clone(), entry, source)
                         .catch(&ctx)
-                        .map_err(|e| caught(&ctx, e, &limits))?;
-                    let (module, promise) = module
-                        .eval()
-                        .catch(&ctx)
-                        .map_err(|e| caught(&ctx, e, &limits))?;
-                    settle(
+                        .map_err(js)?;
+                    let (module, promise) = module.eval().catch(&ctx).map_err(js)?;
+                    let settled = settle(
                         &ctx,
+                        shared,
                         &promise,
-                        &self.clock,
-                        &self.memory,
+                        clock,
+                        memory,
                         &limits,
                         "module evaluation",
-                    )?;
-                    let default: Value = module
-                        .get("default")
+                    );
+                    let cancelled = shared.event_loop.finish(&shared.host, CANCEL_WAIT);
+                    if let Some(w) = cancelled.warning("the module finished loading") {
+                        shared.log(LogLevel::Warn, &w);
+                    }
+                    settled?;
+                    let ns = module.namespace().catch(&ctx).map_err(js)?;
+                    match handler::find(&ctx, &ns, cjs, &env)
                         .catch(&ctx)
-                        .map_err(|e| caught(&ctx, e, &limits))?;
-                    match default.into_function() {
-                        Some(f) => Ok(Persistent::save(&ctx, f)),
-                        None => Err(GuestError {
-                            kind: ErrorKind::ValidationError,
-                            message: format!(
-                        "the default export of '{entry}' must be a function `handle(event, ctx)`"
-                    ),
-                            stack: None,
-                        }),
+                        .map_err(js)?
+                    {
+                        handler::Found::Handler(f) => Ok(handler::save(&ctx, f)),
+                        handler::Found::Nothing(found) => Err(errors::exception(
+                            handler::missing(entry, &found),
+                            None,
+                            &limits,
+                        )),
                     }
                 });
         self.disarm();
@@ -292,7 +365,9 @@ impl Engine {
             logs_truncated: false,
             memory_peak_bytes: 0,
             exec_us: 0,
+            cpu_us: 0,
         };
+        let cpu_start = cpu_time();
         if self.poisoned {
             outcome.result = Err(sandbox_error(
                 "the engine is poisoned by an earlier failure",
@@ -307,7 +382,8 @@ impl Engine {
         self.arm(budget);
 
         let limits = self.limits;
-        let (clock, memory) = (&self.clock, &self.memory);
+        let (clock, memory, shared) = (&self.clock, &self.memory, &self.shared);
+        shared.event_loop.begin();
         let result = self.context.with(|ctx| -> Result<HttpResult, GuestError> {
             let handler = handler
                 .restore(&ctx)
@@ -325,7 +401,7 @@ impl Engine {
                 .catch(&ctx)
                 .map_err(|e| caught(&ctx, e, &limits))?;
             let value = match ret.as_promise() {
-                Some(p) => settle(&ctx, p, clock, memory, &limits, "handler promise")?,
+                Some(p) => settle(&ctx, shared, p, clock, memory, &limits, "handler promise")?,
                 None => ret,
             };
             // Normalised while the deadline is still armed: reading the result may run
@@ -348,8 +424,19 @@ impl Engine {
             // Work the handler left queued (a promise it did not await) runs now, inside this
             // activation's deadline, rather than at the start of the next one.
             while !clock.fired.get() && !memory.exceeded() && ctx.execute_pending_job() {}
+            // An event listener that threw (Node: an uncaught exception) fails the activation
+            // even when the handler did not wait for anything.
+            if let Some(e) = shared.event_loop.take_uncaught(&ctx, &limits) {
+                return Err(e);
+            }
             Ok(normalised)
         });
+        // Nothing outlives the activation: timers and fetches still pending are cancelled,
+        // whatever the outcome, and said so.
+        let cancelled = shared.event_loop.finish(&shared.host, CANCEL_WAIT);
+        if let Some(w) = cancelled.warning("the handler settled") {
+            shared.log(LogLevel::Warn, &w);
+        }
         self.disarm();
 
         let result = match self.limit_error(&format!(
@@ -359,14 +446,15 @@ impl Engine {
             Some(e) => Err(e),
             None => result,
         };
-        outcome.result = result.and_then(|mut r| {
+        outcome.result = result.map(|mut r| {
             outcome.result_truncated = truncate_result(&mut r, limits.max_result_bytes as usize);
-            serde_json::to_string(&r)
-                .map_err(|e| sandbox_error(&format!("cannot serialise the result: {e}")))
+            r
         });
         outcome.logs_truncated = self.shared.logs.borrow().truncated;
         outcome.memory_peak_bytes = self.memory.peak() as u64;
         outcome.exec_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        outcome.cpu_us =
+            u64::try_from(cpu_time().saturating_sub(cpu_start).as_micros()).unwrap_or(u64::MAX);
         outcome
     }
 
@@ -428,6 +516,22 @@ impl Engine {
     }
 }
 
+/// CPU time of this process so far (`clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`).
+fn cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365)
 }
@@ -449,10 +553,12 @@ fn caught<'js>(ctx: &Ctx<'js>, e: CaughtError<'js>, limits: &OutputLimits) -> Gu
     }
 }
 
-/// Runs pending jobs until `promise` settles. Stops early when a limit was hit (the caller
-/// reports it). `what` names the promise in the "never settled" error.
+/// Runs the event loop until `promise` settles. Stops early when a limit was hit (the caller
+/// reports it) or a timer callback threw. `what` names the promise in the "never settled"
+/// error.
 fn settle<'js>(
     ctx: &Ctx<'js>,
+    shared: &Shared,
     promise: &Promise<'js>,
     clock: &Clock,
     memory: &MemoryState,
@@ -460,27 +566,29 @@ fn settle<'js>(
     what: &str,
 ) -> Result<Value<'js>, GuestError> {
     use rquickjs::promise::PromiseState;
-    loop {
-        match promise.state() {
-            PromiseState::Resolved | PromiseState::Rejected => {
-                return match promise.result::<Value>() {
-                    Some(r) => r.catch(ctx).map_err(|e| caught(ctx, e, limits)),
-                    None => Err(sandbox_error("promise settled without a result")),
-                };
-            }
-            PromiseState::Pending => {
-                if clock.fired.get() || memory.exceeded() {
-                    return Err(sandbox_error("stopped at a limit"));
-                }
-                if !ctx.execute_pending_job() {
-                    return Err(errors::exception(
-                        format!("Error: {what} never settled"),
-                        None,
-                        limits,
-                    ));
-                }
-            }
-        }
+    let done = || !matches!(promise.state(), PromiseState::Pending);
+    match shared
+        .event_loop
+        .run_until(ctx, &shared.host, &done, clock, memory, limits)
+    {
+        Ok(()) => match promise.result::<Value>() {
+            Some(r) => r.catch(ctx).map_err(|e| caught(ctx, e, limits)),
+            None => Err(sandbox_error("promise settled without a result")),
+        },
+        Err(event_loop::Stop::Limit) => Err(sandbox_error("stopped at a limit")),
+        Err(event_loop::Stop::Thrown(e)) => Err(e),
+        Err(event_loop::Stop::Stalled) => Err(errors::exception(
+            format!("Error: {what} never settled"),
+            None,
+            limits,
+        )),
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // JavaScript values held outside the heap go before the runtime does.
+        self.shared.event_loop.clear();
     }
 }
 

@@ -37,6 +37,7 @@ impl Host for TestHost {
                 headers: vec![("X-A".into(), "1".into()), ("x-a".into(), "2".into())],
                 body: b"hi!".to_vec(),
             }),
+            HostOp::CadenceHeartbeat => Ok(HostValue::Done),
         }
     }
     fn log(&mut self, line: LogLine) {
@@ -71,7 +72,7 @@ fn load_with(src: &str, mem: u64, limits: OutputLimits) -> (T, Result<(), GuestE
     let mut t = engine();
     let r = t
         .engine
-        .load(&[file("function.js", src)], "function.js", mem, limits);
+        .load(&[file("function.js", src)], "function.js", mem, limits, &[]);
     (t, r)
 }
 
@@ -88,7 +89,7 @@ fn run(t: &mut T) -> Outcome {
 
 fn ok(o: &Outcome) -> serde_json::Value {
     match &o.result {
-        Ok(s) => serde_json::from_str(s).unwrap(),
+        Ok(r) => serde_json::to_value(r).unwrap(),
         Err(e) => panic!("expected success, got {e:?}"),
     }
 }
@@ -96,7 +97,7 @@ fn ok(o: &Outcome) -> serde_json::Value {
 fn err(o: &Outcome) -> &GuestError {
     match &o.result {
         Err(e) => e,
-        Ok(s) => panic!("expected an error, got {s}"),
+        Ok(r) => panic!("expected an error, got {r:?}"),
     }
 }
 
@@ -129,12 +130,30 @@ fn warm_invocations_reuse_the_module() {
 }
 
 #[test]
-fn default_export_must_be_a_function() {
-    for src in ["export default 42;", "export const x = 1;"] {
+fn a_module_without_a_handler_names_what_it_exports() {
+    for (src, found) in [
+        ("export default 42;", "it exports: default (a number)"),
+        ("export const x = 1;", "it exports: x (a number)"),
+        (
+            "export const handle = () => 1, n = 'x';",
+            "it exports: handle (a function), n (a string)",
+        ),
+        (
+            "exports.other = () => 1;",
+            "it exports: exports.other (a function)",
+        ),
+        ("const a = 1;", "it exports nothing"),
+    ] {
         let (_, r) = load_with(src, 64 << 20, OutputLimits::default());
         let e = r.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::ValidationError, "{src}");
-        assert!(e.message.contains("must be a function"), "{}", e.message);
+        assert_eq!(e.kind, ErrorKind::Exception, "{src}");
+        assert!(
+            e.message
+                .starts_with("TypeError: 'function.js' has no handler"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.ends_with(found), "{src}: {}", e.message);
     }
 }
 
@@ -174,6 +193,7 @@ fn relative_imports_work_and_everything_else_is_refused() {
             "function.js",
             64 << 20,
             OutputLimits::default(),
+            &[],
         )
         .unwrap();
     assert_eq!(ok(&run(&mut t))["body"], "ba");
@@ -208,12 +228,13 @@ fn no_host_globals_beyond_the_runtime_api() {
     let mut t = loaded(
         "export default () => ({body: JSON.stringify([typeof require, typeof std, typeof os, \
          typeof print, typeof scriptArgs, typeof performance.now, typeof cs.kv.get, \
-         typeof console.log, typeof URL, typeof crypto.subtle.digest])});",
+         typeof console.log, typeof URL, typeof crypto.subtle.digest, typeof process, \
+         typeof setTimeout, typeof fetch])});",
     );
     let v = ok(&run(&mut t));
     assert_eq!(
         v["body"],
-        r#"["undefined","undefined","undefined","undefined","undefined","function","function","function","function","function"]"#
+        r#"["undefined","undefined","undefined","undefined","undefined","function","function","function","function","function","object","function","function"]"#
     );
 }
 
@@ -331,6 +352,7 @@ fn top_level_loop_is_stopped_at_load() {
             "function.js",
             64 << 20,
             OutputLimits::default(),
+            &[],
         )
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout);
@@ -492,7 +514,8 @@ fn large_results_are_truncated() {
     r.unwrap();
     let o = run(&mut t);
     assert!(o.result_truncated);
-    assert!(o.result.as_ref().unwrap().len() <= 1000);
+    let r = o.result.as_ref().unwrap();
+    assert!(serde_json::to_string(r).unwrap().len() <= 1000);
 }
 
 #[test]
@@ -644,6 +667,7 @@ fn timings() {
                 "function.js",
                 64 << 20,
                 OutputLimits::default(),
+                &[],
             )
             .unwrap();
         load.push(s.elapsed());
@@ -679,6 +703,7 @@ fn hostile_sources_and_inputs_do_not_panic() {
             "function.js",
             64 << 20,
             OutputLimits::default(),
+            &[],
         );
         if r.is_ok() {
             let _ = run(&mut t);
@@ -692,7 +717,7 @@ fn hostile_sources_and_inputs_do_not_panic() {
     let mut t = engine();
     let e = t
         .engine
-        .load(&[], "function.js", 64 << 20, OutputLimits::default())
+        .load(&[], "function.js", 64 << 20, OutputLimits::default(), &[])
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::SandboxError);
 }

@@ -46,20 +46,28 @@ where
 }
 
 /// The response headers as SPEC §6 gives them to the guest: names lower-cased (hyper already
-/// does), in order of first appearance, repeated ones joined with `", "`.
+/// does), in order of first appearance, repeated ones joined with `", "` — except Set-Cookie.
 pub fn headers(resp: &Response<Incoming>) -> Vec<(String, String)> {
     let h = resp.headers();
-    h.keys()
-        .map(|name| {
-            let joined = h
-                .get_all(name)
-                .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .collect::<Vec<_>>()
-                .join(", ");
-            (name.as_str().to_ascii_lowercase(), joined)
-        })
-        .collect()
+    let text = |v: &hyper::header::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+    let mut out = Vec::with_capacity(h.keys_len());
+    for name in h.keys() {
+        let lower = name.as_str().to_ascii_lowercase();
+        // Set-Cookie values cannot be joined (RFC 6265 §3: a cookie's Expires holds a comma);
+        // each stays its own pair, so `fetch`'s `headers.getSetCookie()` sees them apart.
+        if name == hyper::header::SET_COOKIE {
+            out.extend(h.get_all(name).iter().map(|v| (lower.clone(), text(v))));
+            continue;
+        }
+        let joined = h
+            .get_all(name)
+            .iter()
+            .map(text)
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push((lower, joined));
+    }
+    out
 }
 
 /// Reads the body, failing as soon as it would exceed `max` bytes (a `Content-Length` over the

@@ -17,14 +17,23 @@
 //! realm: a guest that patches `Array.prototype` before first touch only harms itself.
 //!
 //! Everything here is pure computation inside the confined child: no I/O, no new syscall
-//! (randomness uses `getrandom`, which the seccomp policy already allowed; see [`crypto`]).
+//! (randomness uses `getrandom`, which the seccomp policy already allowed; see [`crypto`]) —
+//! except what needs the event loop ([`crate::engine::event_loop`]): [`timers`], [`events`]
+//! (`AbortSignal.timeout`) and [`fetch`], whose I/O is the supervisor's `cs.http.fetch` host
+//! call. The timers and [`process`] (`process.env`, `nextTick`) are a handful of natives and
+//! are installed at once; `Event`/`EventTarget`/`AbortController`/`AbortSignal` and
+//! `fetch`/`Headers`/`Request`/`Response` are lazy groups like the others.
 
 pub mod buffer;
 pub mod clone;
 pub mod crypto;
 pub mod dom_exception;
 pub mod encoding;
+pub mod events;
+pub mod fetch;
 pub mod performance;
+pub mod process;
+pub mod timers;
 pub mod url;
 
 use rquickjs::convert::Coerced;
@@ -53,13 +62,31 @@ const GROUPS: &[(&str, &[&str], Builder)] = &[
     ("clone", &["structuredClone"], clone::build),
     ("performance", &["performance"], performance::build),
     ("dom_exception", &["DOMException"], dom_exception::build),
+    (
+        "events",
+        &[
+            "Event",
+            "CustomEvent",
+            "EventTarget",
+            "AbortController",
+            "AbortSignal",
+        ],
+        events::build,
+    ),
+    (
+        "fetch",
+        &["fetch", "Headers", "Request", "Response"],
+        fetch::build,
+    ),
 ];
 
-/// Installs the Web globals: the eager part (a per-child seeded `Math.random`) and one lazy
-/// accessor per global name.
+/// Installs the Web globals: the eager part (a per-child seeded `Math.random`, the timers,
+/// `process`) and one lazy accessor per global name.
 pub fn install<'js>(ctx: &Ctx<'js>) -> Result<()> {
     performance::init();
     crypto::install_math_random(ctx)?;
+    timers::install(ctx)?;
+    process::install(ctx)?;
     let globals = ctx.globals();
     for (group, names, _) in GROUPS {
         for name in *names {
@@ -336,4 +363,45 @@ pub fn common_natives<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
         Function::new(ctx.clone(), |v: Value<'js>| brand(&v))?,
     )?;
     Ok(n)
+}
+
+/// UTF-8 bytes of a JavaScript string the glue made well-formed (`toWellFormed()`), as a new
+/// `Uint8Array`.
+pub fn utf8_encode<'js>(ctx: &Ctx<'js>, s: rquickjs::String<'js>) -> Result<Value<'js>> {
+    let s = s.to_string()?;
+    Ok(rquickjs::TypedArray::<u8>::new(ctx.clone(), s.into_bytes())?.into_value())
+}
+
+/// The bytes of a `Uint8Array` (any subclass) or an `ArrayBuffer`, copied; `None` for
+/// anything else.
+pub fn bytes_of(v: &Value<'_>) -> Option<Vec<u8>> {
+    if let Ok(a) = rquickjs::TypedArray::<u8>::from_value(v.clone()) {
+        // SAFETY: copied at once; no JavaScript runs meanwhile, so the buffer cannot be
+        // detached or resized under the slice.
+        return Some(unsafe { a.as_bytes() }.unwrap_or(&[]).to_vec());
+    }
+    if let Some(b) = rquickjs::ArrayBuffer::from_value(v.clone()) {
+        // SAFETY: as above.
+        return Some(unsafe { b.as_bytes() }.unwrap_or(&[]).to_vec());
+    }
+    None
+}
+
+/// UTF-8 decoding as the Fetch standard's `text()` does it: a leading BOM dropped, invalid
+/// sequences replaced by U+FFFD (maximal subparts, as `String::from_utf8_lossy` does).
+pub fn utf8_decode(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf8_decode;
+
+    #[test]
+    fn decoding_drops_a_bom_and_replaces_invalid_bytes() {
+        assert_eq!(utf8_decode(b"\xEF\xBB\xBFhi"), "hi");
+        assert_eq!(utf8_decode(b"a\xFFb"), "a\u{FFFD}b");
+        assert_eq!(utf8_decode("é✓".as_bytes()), "é✓");
+    }
 }

@@ -7,10 +7,13 @@
 //!   lone `.js` file) into files the engine can load.
 //! - [`engine`]: the QuickJS runtime (`cs-js`, SPEC §6).
 //! - [`pipe`]: the child's side of the protocol, driving the engine.
+//! - [`cli`]: the `sandbox-child` command line (clap), shared by the binary and the generated
+//!   man page and shell completions.
 //!
 //! This crate knows nothing of the supervisor, codeQ or KVRocks.
 
 pub mod bundle;
+pub mod cli;
 pub mod confine;
 pub mod engine;
 pub mod manifest;

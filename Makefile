@@ -166,7 +166,7 @@ ZIGBUILD := CARGO_ZIGBUILD_PYTHON_PATH=$(ZIG_VENV)/bin/python3 $(CARGO) zigbuild
 ## sandbox-child, plus cs-invoker-pool-docs, which pkg-docs runs and nothing ships), linked
 ## against glibc $(GLIBC_MIN) (target/<triple>/release)
 bins: package-deps-build
-	$(ZIGBUILD) --release -p cs-invoker-pool -p sandbox-child --bins --target $(RUST_TARGET).$(GLIBC_MIN)
+	$(ZIGBUILD) --release -p cs-invoker-pool -p sandbox-child -p cs-invoker-pool-docs --bins --target $(RUST_TARGET).$(GLIBC_MIN)
 
 ## pkg-docs: man pages (gzip -9n) and bash/zsh/fish completions of both commands, generated from
 ## their clap definitions by cs-invoker-pool-docs (target/<triple>/release/docs)

@@ -15,7 +15,7 @@ mod redis_support;
 
 use codeq_emulator::{Emulator, EmulatorConfig, EnqueueOptions, TaskStatus};
 use redis_support::RedisServer;
-use sandbox_child::bundle;
+use sandbox_proto::bundle;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;

@@ -18,7 +18,7 @@ use cs_invoker_pool::pool::{Job, Pool, PoolConfig};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
 use cs_invoker_pool::store::{RedisStore, StoreConfig};
 use redis_support::RedisServer;
-use sandbox_child::bundle;
+use sandbox_proto::bundle;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -53,7 +53,7 @@ use crate::queue::worker::WorkerConfig;
 use crate::sandbox::{Sandbox, SandboxPolicy};
 use crate::secret::Secret;
 use crate::store::StoreConfig;
-use sandbox_child::protocol::OutputLimits;
+use sandbox_proto::protocol::OutputLimits;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;

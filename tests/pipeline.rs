@@ -14,7 +14,7 @@ use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
 use cs_invoker_pool::store::{RedisStore, StoreConfig};
 use redis::Commands;
 use redis_support::RedisServer;
-use sandbox_child::bundle;
+use sandbox_proto::bundle;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -226,7 +226,7 @@ fn runs(h: &mut Harness, aid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn completed(a: &Answer) -> &sandbox_child::messages::InvocationResult {
+fn completed(a: &Answer) -> &sandbox_proto::messages::InvocationResult {
     match a {
         Answer::Completed(r) => r,
         other => panic!("expected Completed, got {other:?}"),

@@ -5,7 +5,7 @@ use cs_invoker_pool::host::local::LocalHost;
 use cs_invoker_pool::host::HostScope;
 use cs_invoker_pool::pool::{ErrorType, Execution, Job, KillReason, Pool, PoolConfig, StartKind};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
-use sandbox_child::bundle::{self, Bundle};
+use sandbox_proto::bundle::{self, Bundle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -292,10 +292,10 @@ const SKIP_FRAME: &str = "n=$(dd bs=1 count=4 2>/dev/null | od -An -tu1 | awk '{
 
 /// A Ready frame of the current protocol version (pid 5), in printf escapes.
 fn ready_frame() -> String {
-    const { assert!(sandbox_child::protocol::PROTOCOL_VERSION < 8) };
+    const { assert!(sandbox_proto::protocol::PROTOCOL_VERSION < 8) };
     format!(
         "\\0\\0\\0\\3\\0\\{}\\5",
-        sandbox_child::protocol::PROTOCOL_VERSION
+        sandbox_proto::protocol::PROTOCOL_VERSION
     )
 }
 

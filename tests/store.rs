@@ -15,7 +15,7 @@ use cs_invoker_pool::store::{
     VersionMeta, LOG_CHUNK_BYTES, MAX_BUNDLE_BYTES,
 };
 use redis_support::RedisServer;
-use sandbox_child::messages::{ErrorBody, HttpResult, InvocationResult};
+use sandbox_proto::messages::{ErrorBody, HttpResult, InvocationResult};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

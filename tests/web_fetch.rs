@@ -404,8 +404,8 @@ mod bound {
     use cs_invoker_pool::host::HostScope;
     use cs_invoker_pool::pool::{ErrorType, Job, KillReason, Pool, PoolConfig};
     use cs_invoker_pool::sandbox::Sandbox;
-    use sandbox_child::bundle;
-    use sandbox_child::protocol::{
+    use sandbox_proto::bundle;
+    use sandbox_proto::protocol::{
         encode, FromChild, HostCall, HostOp, MAX_HOST_CALLS_IN_FLIGHT, PROTOCOL_VERSION,
     };
     use std::collections::BTreeMap;
@@ -419,7 +419,7 @@ mod bound {
     fn fake_child(dir: &std::path::Path, frames: &[u8]) -> std::path::PathBuf {
         let data = dir.join("frames.bin");
         std::fs::write(&data, frames).unwrap();
-        let ready = encode(&FromChild::Ready(sandbox_child::protocol::Ready {
+        let ready = encode(&FromChild::Ready(sandbox_proto::protocol::Ready {
             protocol_version: PROTOCOL_VERSION,
             pid: 5,
         }))

@@ -12,15 +12,15 @@ mod oom;
 #[global_allocator]
 static ALLOCATOR: oom::ReportingAlloc = oom::ReportingAlloc;
 
-use sandbox_child::bundle::{self, BundleError};
 use sandbox_child::cli::{self, Command, Parsed, RunArgs, EXIT_USAGE};
 use sandbox_child::confine::{self, ConfineSettings, Report, StepStatus};
 use sandbox_child::engine::{Engine, Host};
-use sandbox_child::messages::{
+use sandbox_child::pipe;
+use sandbox_proto::bundle::{self, BundleError};
+use sandbox_proto::messages::{
     CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
 };
-use sandbox_child::pipe;
-use sandbox_child::protocol::{
+use sandbox_proto::protocol::{
     ErrorKind, GuestError, HostError, HostOp, HostValue, LogLine, OutputLimits, CAPABILITY_DENIED,
 };
 use std::collections::BTreeMap;

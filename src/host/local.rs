@@ -9,7 +9,7 @@ use super::service::ServiceHost;
 use super::{HostApi, HostScope};
 use crate::pipeline::ports::{PublishError, Publisher};
 use crate::store::{StoreError, UserKv};
-use sandbox_child::protocol::{HostError, HostOp, HostValue};
+use sandbox_proto::protocol::{HostError, HostOp, HostValue};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -6,7 +6,7 @@
 //! bytecode never crosses a process boundary.
 
 use lru::LruCache;
-use sandbox_child::bundle::Bundle;
+use sandbox_proto::bundle::Bundle;
 use std::sync::{Arc, Mutex};
 
 pub struct BundleCache {
@@ -129,8 +129,8 @@ mod tests {
             "manifest.json".to_string(),
             br#"{"schema":"cs.function.script.v1"}"#.to_vec(),
         );
-        let tar = sandbox_child::bundle::pack(&files).unwrap();
-        Arc::new(sandbox_child::bundle::parse_tar(&tar).unwrap())
+        let tar = sandbox_proto::bundle::pack(&files).unwrap();
+        Arc::new(sandbox_proto::bundle::parse_tar(&tar).unwrap())
     }
 
     #[test]

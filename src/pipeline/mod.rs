@@ -35,8 +35,8 @@ use crate::store::{
 use cache::{BundleCache, CacheStats};
 use ports::{CapacityWait, Executor, NoSlot, PublishError, Publisher};
 use request::{Envelope, InvocationRequest};
-use sandbox_child::bundle::{self, Bundle};
-use sandbox_child::messages::{
+use sandbox_proto::bundle::{self, Bundle};
+use sandbox_proto::messages::{
     truncate_utf8, CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
 };
 use std::collections::HashMap;

@@ -318,7 +318,7 @@ fn shown(v: Option<&Value>) -> String {
         None => "nothing".into(),
         Some(v) => {
             let mut s = v.to_string();
-            sandbox_child::messages::truncate_utf8(&mut s, 80);
+            sandbox_proto::messages::truncate_utf8(&mut s, 80);
             s
         }
     }
@@ -328,7 +328,7 @@ fn allow_only(o: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<()
     for k in o.keys() {
         if !allowed.contains(&k.as_str()) {
             let mut k = k.clone();
-            sandbox_child::messages::truncate_utf8(&mut k, 64);
+            sandbox_proto::messages::truncate_utf8(&mut k, 64);
             return Err(format!("{path}{k}: unknown field"));
         }
     }

@@ -1,9 +1,9 @@
 //! What one invocation asks of the pool ([`Job`]) and what it gets back ([`Execution`]).
 
 use crate::host::HostScope;
-use sandbox_child::bundle::Bundle;
-use sandbox_child::messages::{ErrorBody, HttpResult, InvocationResult};
-use sandbox_child::protocol::ErrorKind;
+use sandbox_proto::bundle::Bundle;
+use sandbox_proto::messages::{ErrorBody, HttpResult, InvocationResult};
+use sandbox_proto::protocol::ErrorKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

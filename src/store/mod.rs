@@ -50,10 +50,10 @@ pub use records::{
     chunk_logs, ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, AliasRecord,
     HostCallsRecord, VersionMeta, LOG_CHUNK_BYTES, MAX_ENV_BYTES,
 };
-pub use sandbox_child::bundle::MAX_BUNDLE_BYTES;
+pub use sandbox_proto::bundle::MAX_BUNDLE_BYTES;
 
 use crate::secret::Secret;
-use sandbox_child::messages::InvocationResult;
+use sandbox_proto::messages::InvocationResult;
 use std::future::Future;
 use std::time::Duration;
 

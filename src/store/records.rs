@@ -4,7 +4,7 @@
 //! later versions still load) and strict about the ones they need: a missing or mistyped required
 //! field is [`StoreError::Corrupt`](super::StoreError::Corrupt).
 
-use sandbox_child::messages::{ErrorBody, HttpResult};
+use sandbox_proto::messages::{ErrorBody, HttpResult};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -56,7 +56,7 @@ impl VersionMeta {
         for (k, v) in env {
             let Some(v) = v.as_str() else {
                 let mut name = k.clone();
-                sandbox_child::messages::truncate_utf8(&mut name, 64);
+                sandbox_proto::messages::truncate_utf8(&mut name, 64);
                 return Err(format!(
                     "config.env.{name} must be a string, got {}",
                     json_kind(v)

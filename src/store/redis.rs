@@ -23,7 +23,7 @@ use ::redis::{
     AsyncConnectionConfig, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisConnectionInfo,
     RedisError, RedisResult, ServerErrorKind, Value,
 };
-use sandbox_child::messages::InvocationResult;
+use sandbox_proto::messages::InvocationResult;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};

@@ -6,7 +6,7 @@
 
 use super::redis_support::RedisServer;
 use codeq_emulator::{Emulator, EmulatorConfig, TaskView};
-use sandbox_child::bundle;
+use sandbox_proto::bundle;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

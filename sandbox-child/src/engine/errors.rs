@@ -6,9 +6,9 @@
 //! other values as JSON where possible), and no stack.
 
 use super::strings::{lossy, CoercedLossy};
-use crate::messages::truncate_utf8;
-use crate::protocol::{ErrorKind, GuestError, OutputLimits};
 use rquickjs::{Ctx, Value};
+use sandbox_proto::messages::truncate_utf8;
+use sandbox_proto::protocol::{ErrorKind, GuestError, OutputLimits};
 
 /// Appended to `ReferenceError: require is not defined`: `require` stays absent (code that
 /// tests `typeof require` must keep taking its non-Node path), but the author is told what to

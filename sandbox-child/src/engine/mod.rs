@@ -41,11 +41,6 @@ pub mod normalise;
 pub mod strings;
 pub mod web;
 
-use crate::messages::{truncate_result, truncate_utf8, HttpResult};
-use crate::protocol::{
-    BundleFile, ErrorKind, GuestError, HostError, HostOp, HostValue, LogLevel, LogLine, Outcome,
-    OutputLimits,
-};
 use alloc::{CountingAllocator, MemoryState};
 use globals::{LogBudget, Shared};
 use loader::{BundleLoader, BundleResolver, Files};
@@ -53,6 +48,11 @@ use normalise::NormaliseError;
 use rquickjs::context::intrinsic;
 use rquickjs::{
     CatchResultExt, CaughtError, Context, Ctx, Function, JsLifetime, Module, Persistent, Runtime,
+};
+use sandbox_proto::messages::{truncate_result, truncate_utf8, HttpResult};
+use sandbox_proto::protocol::{
+    BundleFile, ErrorKind, GuestError, HostError, HostOp, HostValue, LogLevel, LogLine, Outcome,
+    OutputLimits,
 };
 
 use rquickjs::{Promise, Value};

@@ -6,8 +6,8 @@
 //! guest getters; that happens while the activation's deadline is still armed.
 
 use super::strings::{lossy, CoercedLossy, Lossy};
-use crate::messages::HttpResult;
 use rquickjs::{Ctx, Object, Value};
+use sandbox_proto::messages::HttpResult;
 use std::collections::BTreeMap;
 
 /// Why a return value could not be normalised.
@@ -167,7 +167,7 @@ pub fn describe<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> String {
         if text.is_empty() {
             return "an object".into();
         }
-        if crate::messages::truncate_utf8(&mut text, 100) {
+        if sandbox_proto::messages::truncate_utf8(&mut text, 100) {
             text.push('…');
         }
         return text;

@@ -17,8 +17,8 @@
 
 use codeq_emulator::{Emulator, EmulatorConfig, EnqueueOptions, Listen, TaskStatus, TaskView};
 use redis::Commands;
+use sandbox_proto::bundle;
 use serde_json::{json, Value};
-use sha2::Digest;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -190,22 +190,6 @@ fn journal(r: &Report, lines: &str) {
 
 // --- functions and tasks ----------------------------------------------------------------------
 
-/// A bundle packed exactly as `sandbox_child::bundle::pack` does.
-fn pack(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, contents) in files {
-        let mut h = tar::Header::new_ustar();
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_size(contents.len() as u64);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, name, contents.as_slice()).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
 /// Publishes `function` version 1 with alias `prod`, as tests/serve.rs `publish()` does.
 fn publish(
     raw: &mut redis::Connection,
@@ -227,8 +211,8 @@ fn publish(
         "manifest.json".to_string(),
         manifest.to_string().into_bytes(),
     );
-    let tar = pack(&files);
-    let sha = hex::encode(sha2::Sha256::digest(&tar));
+    let tar = bundle::pack(&files).expect("pack the bundle");
+    let sha = bundle::sha256_hex(&tar);
     let p = format!("cs:fn:{T}:{NS}:{function}");
     let _: () = raw.set(format!("{p}:ver:1:bundle"), &tar).unwrap();
     let _: () = raw

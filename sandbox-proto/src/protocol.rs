@@ -144,7 +144,7 @@ pub struct Init {
     pub child_id: u64,
     /// How the child confines itself before Ready; `None` runs unconfined (a host where the
     /// supervisor cannot confine, and said so).
-    pub confine: Option<crate::confine::ConfineSettings>,
+    pub confine: Option<crate::settings::ConfineSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]

@@ -1,6 +1,6 @@
 //! cs-invoker-pool: the execution engine of Sous.
 //!
-//! The supervisor side: the [`pipeline`] of SPEC §1 and the ports it drives — the KVRocks
+//! The supervisor side: the [`pipeline`] of contract §1 and the ports it drives — the KVRocks
 //! [`store`], the codeQ clients in [`queue`], the [`pool`] of pre-started `sandbox-child`
 //! processes (confined by [`sandbox`] and [`cgroup`]) — the [`host`] API that performs side
 //! effects on a child's behalf after capability checks, and the two commands: [`run`] (one

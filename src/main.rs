@@ -14,7 +14,7 @@ fn main() {
             })
         })
     };
-    // `serve` logs one JSON object per line (SPEC §8); the other commands talk to a person.
+    // `serve` logs one JSON object per line (contract §8); the other commands talk to a person.
     if matches!(cli.command, Command::Serve { .. }) {
         tracing_subscriber::fmt()
             .json()

@@ -1,6 +1,9 @@
 //! The pool through the real `sandbox-child` binary: warm reuse and its boundaries, recovery
 //! from children that die or misbehave, recycling, refills.
 
+#[macro_use]
+mod support;
+
 use cs_invoker_pool::host::local::LocalHost;
 use cs_invoker_pool::host::HostScope;
 use cs_invoker_pool::pool::{ErrorType, Execution, Job, KillReason, Pool, PoolConfig, StartKind};
@@ -10,20 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn child_bin() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_cs-invoker-pool"))
-        .parent()
-        .expect("binary has a directory")
-        .to_path_buf();
-    let bin = dir.join("sandbox-child");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build the workspace first (make test does)",
-        bin.display()
-    );
-    bin
-}
+use support::child_bin;
 
 fn make_bundle(source: &str, manifest: &str) -> Arc<Bundle> {
     let mut files = BTreeMap::new();

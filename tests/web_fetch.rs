@@ -6,14 +6,15 @@
 //! the same fetch is denied. Expected values are what Node 20's `fetch` computes for the same
 //! module against an equivalent server (kept in each test, with a comment saying so).
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::cli::*;
 
 /// What the test server saw of one request to `/slow`: when the client went away, if it did.
 #[derive(Debug, Default)]

@@ -10,9 +10,10 @@
 //! another answer than Node 20, the case is in [`DIFFERENCES`] with both values and the reason,
 //! not bent to match.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
+use support::cli::*;
 
 /// (JavaScript expression, `JSON.stringify` of its value in Node 20).
 const CASES: &[(&str, &str)] = &[

@@ -1,4 +1,4 @@
-//! The capability checks of SPEC §6, made by the supervisor from the manifest it parsed itself.
+//! The capability checks of contract §6, made by the supervisor from the manifest it parsed itself.
 
 use super::{http, HostPolicy, RESERVED_TOPIC_PREFIX};
 use sandbox_proto::manifest::{Capabilities, KvOp};

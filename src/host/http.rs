@@ -1,4 +1,4 @@
-//! `cs.http.fetch` (SPEC §6): an HTTP/1.1 client that cannot be turned against the platform.
+//! `cs.http.fetch` (contract §6): an HTTP/1.1 client that cannot be turned against the platform.
 //!
 //! For every hop (the first request and each redirect) the fetcher
 //! 1. parses the URL (WHATWG rules, `url` crate): `http`/`https` only, no credentials;

@@ -152,7 +152,7 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The `RuntimePublish` envelope of SPEC §3 for one `cs.codeq.publish`.
+/// The `RuntimePublish` envelope of contract §3 for one `cs.codeq.publish`.
 pub fn runtime_publish_envelope(
     scope: &HostScope,
     topic: &str,

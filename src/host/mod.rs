@@ -1,4 +1,4 @@
-//! Side effects performed by the supervisor on a child's behalf (SPEC §6 `cs.kv`, `cs.codeq`,
+//! Side effects performed by the supervisor on a child's behalf (contract §6 `cs.kv`, `cs.codeq`,
 //! `cs.http`).
 //!
 //! A child can open nothing itself; it asks with a `HostCall` frame. The pool checks the call

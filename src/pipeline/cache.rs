@@ -1,4 +1,4 @@
-//! The bundle cache (SPEC §1 step 4): parsed bundles keyed by sha256, least recently used
+//! The bundle cache (contract §1 step 4): parsed bundles keyed by sha256, least recently used
 //! first out, bounded by count (`cache.bundles_max`) and by bytes (`cache.bytes_max`).
 //!
 //! It holds what is safe to share between processes: the verified bytes' parse — files and

@@ -1,4 +1,4 @@
-//! Decoding and validating what arrives on `cs.invoke` (SPEC §1 step 1, §3).
+//! Decoding and validating what arrives on `cs.invoke` (contract §1 step 1, §3).
 //!
 //! The payload is a `cs.envelope.v1` envelope (an object, or a JSON string that contains one)
 //! whose `body` is a `cs.invoke.v1` InvocationRequest. Validation follows the published JSON

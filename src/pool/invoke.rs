@@ -73,7 +73,7 @@ pub(super) enum Stop {
 
 impl Pool {
     /// Runs `job` on a child. Never fails: every failure is an [`Execution`] with an error
-    /// type (SPEC §6); the child is replaced when it cannot be trusted to serve again.
+    /// type (contract §6); the child is replaced when it cannot be trusted to serve again.
     pub async fn invoke<H: HostApi>(&self, job: &Job, host: &H) -> Execution {
         let inner = &*self.inner;
         inner.counters.invocations.fetch_add(1, Ordering::Relaxed);

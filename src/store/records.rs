@@ -1,4 +1,4 @@
-//! The JSON shapes stored in KVRocks (SPEC §3, §4) and the log chunking rule.
+//! The JSON shapes stored in KVRocks (contract §3, §4) and the log chunking rule.
 //!
 //! Reads are lenient about fields they do not know (records written by other Sous components or
 //! later versions still load) and strict about the ones they need: a missing or mistyped required
@@ -174,7 +174,7 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// `cs:act:{t}:{aid}:meta` (SPEC §3), plus what an operator needs.
+/// `cs:act:{t}:{aid}:meta` (contract §3), plus what an operator needs.
 ///
 /// While `running`, `end_ms`, `duration_ms`, `result` and `error` are absent. A terminal
 /// record carries `result` when `success` and `error` otherwise. Optional operator fields are

@@ -1,6 +1,6 @@
 //! Turning what JavaScript threw into a [`GuestError`] of kind `Exception`.
 //!
-//! SPEC §6 wants `message = "Name: message"` and a stack of at most 8 KiB. Error objects give
+//! contract §6 wants `message = "Name: message"` and a stack of at most 8 KiB. Error objects give
 //! their `name`, `message` and `stack`; anything else that was thrown (a string, a number, a
 //! plain object) is reported as `Error: <text>` with the value as text (strings as they are,
 //! other values as JSON where possible), and no stack.

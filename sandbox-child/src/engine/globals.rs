@@ -1,4 +1,4 @@
-//! The host global of `cs-js` (SPEC §6): `cs`, and the log plumbing `console` shares
+//! The host global of `cs-js` (contract §6): `cs`, and the log plumbing `console` shares
 //! (`console` itself, with Node's formatting, is `engine/console.rs`).
 //!
 //! The context is built without QuickJS's libc helpers (no `std`/`os`, `print`, timers) and

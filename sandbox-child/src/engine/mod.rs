@@ -1,4 +1,4 @@
-//! The `cs-js` runtime (SPEC §6): one QuickJS runtime and context per child.
+//! The `cs-js` runtime (contract §6): one QuickJS runtime and context per child.
 //!
 //! An [`Engine`] is created before the child knows its bundle, so a pre-forked ("stem") child
 //! has already paid for the runtime, the context and the globals and pays only the module

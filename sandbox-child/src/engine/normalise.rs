@@ -1,4 +1,4 @@
-//! Turning a handler's return value into the SPEC §6 result object.
+//! Turning a handler's return value into the contract §6 result object.
 //!
 //! Done in Rust on the live JavaScript value, not on `JSON.stringify(result)`, so that a bad
 //! shape is reported precisely (`statusCode must be an integer in 100..599, got "200"`) and so

@@ -16,9 +16,12 @@ pub mod host;
 pub mod metrics;
 pub mod pipeline;
 pub mod pool;
+pub mod publish;
 pub mod queue;
 pub mod run;
 pub mod sandbox;
 pub mod secret;
 pub mod serve;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

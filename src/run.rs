@@ -2,10 +2,11 @@
 //! `sandbox-child`, with the local host API. Prints exactly one InvocationResult line on stdout.
 
 use crate::host::http::{HttpConfig, HttpFetcher};
-use crate::host::local::{unix_ms, LocalHost, StderrPublisher};
+use crate::host::local::{LocalHost, StderrPublisher};
 use crate::host::service::ServiceHost;
 use crate::host::HostScope;
 use crate::pool::{self, Job, Pool, PoolConfig};
+use crate::publish::unix_ms;
 use crate::sandbox::{Sandbox, SandboxPolicy};
 use crate::secret::Secret;
 use crate::store::{keys, RedisStore, StoreConfig};

@@ -13,6 +13,7 @@
 use crate::config::Config;
 use crate::endpoints::{self, EndpointState, FnReadiness, ReadyReport};
 use crate::host::http::HttpFetcher;
+use crate::host::service::ServiceHost;
 use crate::metrics::{InvocationLabels, Metrics, TaskOutcome};
 use crate::pipeline::{Answer, Pipeline, PipelineConfig, Processed, TaskContext};
 use crate::pool::Pool;
@@ -27,7 +28,8 @@ use std::time::Duration;
 /// How long start-up waits for each codeQ stream before going on not-ready.
 const STARTUP_CONNECT_WAIT: Duration = Duration::from_secs(5);
 
-type ServePipeline = Pipeline<RedisStore, ProducerClient, Pool>;
+type ServePipeline =
+    Pipeline<RedisStore, ProducerClient, Pool, ServiceHost<RedisStore, ProducerClient>>;
 
 /// The task handler of `serve`: the pipeline plus one structured log line and the metrics of
 /// each activation.
@@ -185,7 +187,11 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         store.clone(),
         producer.clone(),
         pool.clone(),
-        Arc::new(HttpFetcher::new(http)),
+        Arc::new(ServiceHost::new(
+            store.clone(),
+            producer.clone(),
+            Arc::new(HttpFetcher::new(http)),
+        )),
     ));
 
     let metrics = Metrics::new();

@@ -16,21 +16,21 @@
 //! answer is [`Answer::RetryLater`] and nothing terminal is written, so a later delivery of the
 //! same task finds the activation absent or `running` and runs it again.
 //!
-//! The pipeline knows no gRPC, Redis or process types: it drives a [`Store`], a [`Publisher`]
-//! and an [`Executor`] (see [`ports`]), so its tests use a real store with a recording publisher.
+//! The pipeline knows no gRPC, Redis or process types: it drives a [`Store`], a [`Publisher`],
+//! an [`Executor`] and the [`HostApi`] its functions call (see [`ports`]), all given to
+//! [`Pipeline::new`]. Its unit tests (`tests.rs`) drive it with the in-memory doubles of
+//! [`crate::testing`], faults injected; `tests/pipeline.rs` with redis and real children.
 
 pub mod cache;
 pub mod ports;
 pub mod request;
 
-use crate::host::http::HttpFetcher;
-use crate::host::local::unix_ms;
-use crate::host::service::ServiceHost;
-use crate::host::{Heartbeat, HostPolicy, HostScope};
+use crate::host::{Heartbeat, HostApi, HostPolicy, HostScope};
 use crate::pool::{Env, ErrorType, ExecError, Execution, Job};
+use crate::publish::{self, unix_ms};
 use crate::store::{
     ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, HostCallsRecord,
-    RunningWrite, Store, StoreError, Terminal, UserKv,
+    RunningWrite, Store, StoreError, Terminal,
 };
 use cache::{BundleCache, CacheStats};
 use ports::{CapacityWait, Executor, NoSlot, PublishError, Publisher};
@@ -235,12 +235,12 @@ impl Drop for Waiting<'_> {
 }
 
 /// One InvocationRequest's journey; see the module documentation.
-pub struct Pipeline<S, P, E> {
+pub struct Pipeline<S, P, E, H> {
     cfg: PipelineConfig,
     store: Arc<S>,
     publisher: Arc<P>,
     executor: Arc<E>,
-    host: ServiceHost<S, P>,
+    host: Arc<H>,
     cache: BundleCache,
     policy: Arc<HostPolicy>,
     inflight: Arc<Semaphore>,
@@ -290,20 +290,22 @@ const META_CACHE_MAX: usize = 16_384;
 /// Per-version semaphores kept before idle ones are pruned.
 const VERSION_SEMAPHORES_SOFT_MAX: usize = 4096;
 
-impl<S, P, E> Pipeline<S, P, E>
+impl<S, P, E, H> Pipeline<S, P, E, H>
 where
-    S: Store + UserKv,
+    S: Store,
     P: Publisher,
     E: Executor,
+    H: HostApi,
 {
+    /// `host` serves the functions' host calls (in production a
+    /// [`crate::host::service::ServiceHost`] over the same store and publisher).
     pub fn new(
         cfg: PipelineConfig,
         store: Arc<S>,
         publisher: Arc<P>,
         executor: Arc<E>,
-        http: Arc<HttpFetcher>,
+        host: Arc<H>,
     ) -> Self {
-        let host = ServiceHost::new(store.clone(), publisher.clone(), http);
         Pipeline {
             cache: BundleCache::new(cfg.cache_bundles_max, cfg.cache_bytes_max),
             policy: Arc::new(cfg.host_policy()),
@@ -619,15 +621,9 @@ where
 
     /// The `cs.envelope.v1` of type `InvalidInvocationRequest` carrying `body`, as bytes.
     fn dlq_envelope(&self, tenant: &str, body: &serde_json::Value) -> Vec<u8> {
-        let msg = serde_json::json!({
-            "schema": request::ENVELOPE_SCHEMA,
-            "id": format!("msg_{}", uuid::Uuid::new_v4()),
-            "ts_ms": unix_ms(),
-            "tenant": tenant,
-            "type": "InvalidInvocationRequest",
-            "body": body,
-        });
-        serde_json::to_vec(&msg).unwrap_or_default()
+        publish::Envelope::new(tenant, "InvalidInvocationRequest", body)
+            .to_vec()
+            .unwrap_or_default()
     }
 
     /// Step 2: a terminal record means the activation already ran; its stored result is
@@ -995,7 +991,7 @@ where
             log_sink: None,
             env,
         };
-        self.executor.execute(&job, &self.host).await
+        self.executor.execute(&job, &*self.host).await
     }
 
     /// A terminal outcome decided before any code ran (steps 3, 4, 7): recorded and published
@@ -1095,7 +1091,7 @@ where
     /// `cs.results` with idempotency key `result:{activation_id}`.
     async fn publish_result(&self, tenant: &str, result: &InvocationResult) -> Result<(), Answer> {
         let env = result_envelope(tenant, result);
-        let bytes = serde_json::to_vec(&env).map_err(|e| Answer::RetryLater {
+        let bytes = env.to_vec().map_err(|e| Answer::RetryLater {
             reason: format!("cannot encode the result: {e}"),
         })?;
         self.publisher
@@ -1110,15 +1106,11 @@ where
 }
 
 /// The `cs.envelope.v1` that carries an InvocationResult on `cs.results`.
-pub fn result_envelope(tenant: &str, result: &InvocationResult) -> serde_json::Value {
-    serde_json::json!({
-        "schema": request::ENVELOPE_SCHEMA,
-        "id": format!("msg_{}", uuid::Uuid::new_v4()),
-        "ts_ms": unix_ms(),
-        "tenant": tenant,
-        "type": "InvocationResult",
-        "body": result,
-    })
+pub fn result_envelope<'a, 'r>(
+    tenant: &'a str,
+    result: &'r InvocationResult,
+) -> publish::Envelope<'a, &'r InvocationResult> {
+    publish::Envelope::new(tenant, "InvocationResult", result)
 }
 
 fn publish_failed(topic: &str, e: PublishError) -> Answer {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-pub const ENVELOPE_SCHEMA: &str = "cs.envelope.v1";
+pub use crate::publish::ENVELOPE_SCHEMA;
 pub const TRIGGER_TYPES: [&str; 4] = ["http", "schedule", "cadence", "api"];
 
 /// The envelope fields the pipeline uses.

@@ -22,6 +22,8 @@
 //! [`crate::testing`], faults injected; `tests/pipeline.rs` with redis and real children.
 
 pub mod cache;
+#[cfg(test)]
+mod memory_tests;
 pub mod ports;
 pub mod request;
 

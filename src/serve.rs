@@ -15,7 +15,7 @@ use crate::endpoints::{self, EndpointState, FnReadiness, ReadyReport};
 use crate::host::http::HttpFetcher;
 use crate::host::service::ServiceHost;
 use crate::metrics::{InvocationLabels, Metrics, TaskOutcome};
-use crate::pipeline::{Answer, Pipeline, PipelineConfig, Processed, TaskContext};
+use crate::pipeline::{Answer, Pipeline, PipelineConfig, Processed, RetryCause, TaskContext};
 use crate::pool::Pool;
 use crate::queue::producer::{ProducerClient, ProducerConfig};
 use crate::queue::worker::{TaskHandler, TaskInfo, Worker, WorkerConfig};
@@ -97,13 +97,19 @@ impl Handler {
             );
         }
         match &p.answer {
-            Answer::RetryLater { reason } => {
-                self.metrics.store_error("pipeline");
+            Answer::RetryLater { cause, reason } => {
+                // Counted by what failed: a codeQ outage is not a store error, and a version
+                // with too many waiting (capacity) is no error at all (tasks_total{nacked}).
+                match cause {
+                    RetryCause::Store => self.metrics.store_error("pipeline"),
+                    RetryCause::Queue => self.metrics.codeq_error("producer"),
+                    RetryCause::Capacity | RetryCause::Internal => {}
+                }
                 tracing::warn!(
                     task_id = %task.id, attempts = task.attempts,
                     request_id = %a.request_id, tenant = %a.tenant, namespace = %a.namespace,
                     function = %a.function, activation_id = %a.activation_id,
-                    reason = %reason, "activation deferred: retry later"
+                    cause = cause.as_str(), reason = %reason, "activation deferred: retry later"
                 );
             }
             _ => tracing::info!(

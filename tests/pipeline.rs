@@ -8,7 +8,7 @@ mod support;
 
 use cs_invoker_pool::host::http::{HttpConfig, HttpFetcher};
 use cs_invoker_pool::host::service::ServiceHost;
-use cs_invoker_pool::pipeline::{Answer, Pipeline, PipelineConfig};
+use cs_invoker_pool::pipeline::{Answer, Pipeline, PipelineConfig, RetryCause};
 use cs_invoker_pool::pool::{Pool, PoolConfig};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
 use cs_invoker_pool::store::{RedisStore, StoreConfig};
@@ -917,7 +917,10 @@ async fn a_store_outage_mid_activation_is_retried_and_writes_nothing_terminal() 
     proxy.cut();
     let p = run.await.unwrap();
     match &p.answer {
-        Answer::RetryLater { reason } => assert!(reason.contains("unavailable"), "{reason}"),
+        Answer::RetryLater { cause, reason } => {
+            assert_eq!(*cause, RetryCause::Store, "{reason}");
+            assert!(reason.contains("unavailable"), "{reason}")
+        }
         other => panic!("expected RetryLater, got {other:?}"),
     }
     assert_eq!(
@@ -1203,7 +1206,10 @@ async fn a_terminal_write_whose_reply_is_lost_keeps_its_logs() {
     let first = h.pipeline.process(&payload).await;
     assert!(proxy.is_stalled(), "the terminal write went out");
     match &first.answer {
-        Answer::RetryLater { reason } => assert!(reason.contains("unavailable"), "{reason}"),
+        Answer::RetryLater { cause, reason } => {
+            assert_eq!(*cause, RetryCause::Store, "{reason}");
+            assert!(reason.contains("unavailable"), "{reason}")
+        }
         other => panic!("expected RetryLater, got {other:?}"),
     }
     // The store applied it.

@@ -282,9 +282,10 @@ async fn an_outage_at_every_store_step_answers_retry_later_and_writes_nothing_te
         h.store.fail_nth(op, 1, fault);
         let a = aid();
         let p = h.pipeline.process(&payload(&a, FN, soon())).await;
-        let Answer::RetryLater { reason } = &p.answer else {
+        let Answer::RetryLater { cause, reason } = &p.answer else {
             panic!("{op:?} {fault:?}: {:?}", p.answer)
         };
+        assert_eq!(*cause, RetryCause::Store, "{op:?}: {reason}");
         assert!(reason.contains("injected fault"), "{op:?}: {reason}");
         assert!(
             !h.status(&a).is_some_and(|s| s.is_terminal()),
@@ -344,9 +345,14 @@ async fn a_queue_outage_after_the_terminal_write_retries_and_republishes() {
     h.publisher.fail.store(true, Ordering::SeqCst);
     let a = aid();
     let p = h.pipeline.process(&payload(&a, FN, soon())).await;
-    let Answer::RetryLater { reason } = &p.answer else {
+    let Answer::RetryLater { cause, reason } = &p.answer else {
         panic!("{:?}", p.answer)
     };
+    assert_eq!(
+        *cause,
+        RetryCause::Queue,
+        "a codeQ outage is not a store error"
+    );
     assert!(
         reason.starts_with("publish to cs.results failed"),
         "{reason}"
@@ -372,7 +378,17 @@ async fn an_outage_while_republishing_answers_retry_later() {
         assert!(matches!(first.answer, Answer::Completed(_)));
         h.store.fail_next(op, Fault::Unavailable);
         let again = h.pipeline.process(&payload(&a, FN, soon())).await;
-        assert!(is_retry(&again.answer), "{op:?}: {:?}", again.answer);
+        assert!(
+            matches!(
+                again.answer,
+                Answer::RetryLater {
+                    cause: RetryCause::Store,
+                    ..
+                }
+            ),
+            "{op:?}: {:?}",
+            again.answer
+        );
         assert_eq!(h.exec.started(), 1, "{op:?}");
         let third = h.pipeline.process(&payload(&a, FN, soon())).await;
         assert_eq!(third.answer, first.answer, "{op:?}");
@@ -384,9 +400,10 @@ async fn a_dead_letter_that_cannot_be_published_is_retried() {
     let h = Harness::new(PipelineConfig::default(), FakeExecutor::returning("ok"));
     h.publisher.fail.store(true, Ordering::SeqCst);
     let p = h.pipeline.process(b"not json").await;
-    let Answer::RetryLater { reason } = &p.answer else {
+    let Answer::RetryLater { cause, reason } = &p.answer else {
         panic!("{:?}", p.answer)
     };
+    assert_eq!(*cause, RetryCause::Queue);
     assert!(
         reason.starts_with("publish to cs.dlq.invoke failed"),
         "{reason}"
@@ -418,9 +435,10 @@ async fn past_the_waiting_bound_a_task_is_retried_later_instead_of_waiting() {
     .await;
     let c = aid();
     let third = h.pipeline.process(&payload(&c, FN, soon())).await;
-    let Answer::RetryLater { reason } = &third.answer else {
+    let Answer::RetryLater { cause, reason } = &third.answer else {
         panic!("{:?}", third.answer)
     };
+    assert_eq!(*cause, RetryCause::Capacity);
     assert!(reason.contains("is saturated"), "{reason}");
     assert_eq!(h.status(&c), None, "the refused task wrote nothing");
     h.exec.release(2);

@@ -138,8 +138,44 @@ pub enum Answer {
     /// `error` / `timeout` (`"{type}: {message}"`) or an invalid request
     /// (`validation failed: ...`): Result FAILED, not retried.
     Failed { error: String },
-    /// A transient infrastructure failure: Nack with backoff. Nothing terminal was written.
-    RetryLater { reason: String },
+    /// A transient infrastructure failure, or no room to wait: Nack with backoff. Nothing
+    /// terminal was written.
+    RetryLater { cause: RetryCause, reason: String },
+}
+
+/// Why a task is handed back to codeQ ([`Answer::RetryLater`]): what operators count it as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryCause {
+    /// KVRocks could not be reached or answered inconsistently.
+    Store,
+    /// codeQ refused or did not acknowledge a publish (`cs.results`, the dead-letter topic).
+    Queue,
+    /// Too many activations already wait for the version's `maxConcurrency` here.
+    Capacity,
+    /// A failure inside the supervisor (a closed semaphore, a failed blocking task, an
+    /// unencodable result).
+    Internal,
+}
+
+impl RetryCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryCause::Store => "store",
+            RetryCause::Queue => "queue",
+            RetryCause::Capacity => "capacity",
+            RetryCause::Internal => "internal",
+        }
+    }
+}
+
+impl Answer {
+    /// [`Answer::RetryLater`] for a store failure.
+    fn store_retry(reason: impl Into<String>) -> Answer {
+        Answer::RetryLater {
+            cause: RetryCause::Store,
+            reason: reason.into(),
+        }
+    }
 }
 
 impl Answer {
@@ -195,13 +231,13 @@ pub struct ActivationSummary {
 enum Stop {
     /// A terminal outcome decided before execution (step 3, 4 or 7): recorded and published.
     Terminal(ExecError),
-    /// Infrastructure: retry later, write nothing terminal.
-    Retry(String),
+    /// Infrastructure or capacity: retry later, write nothing terminal.
+    Retry(RetryCause, String),
 }
 
 impl From<StoreError> for Stop {
     fn from(e: StoreError) -> Self {
-        Stop::Retry(e.to_string())
+        Stop::Retry(RetryCause::Store, e.to_string())
     }
 }
 
@@ -418,7 +454,7 @@ where
         match idempotency {
             Ok(Some(stored)) => return self.republish(stored, summary).await,
             Ok(None) => {}
-            Err(e) => return Answer::RetryLater { reason: e },
+            Err(e) => return Answer::store_retry(e),
         }
 
         let mut record = ActivationRecord {
@@ -463,7 +499,7 @@ where
         .await;
         let (resolved, (bundle, env)) = match prepared {
             Ok(v) => v,
-            Err(Stop::Retry(why)) => return Answer::RetryLater { reason: why },
+            Err(Stop::Retry(cause, reason)) => return Answer::RetryLater { cause, reason },
             Err(Stop::Terminal(err)) => {
                 return self
                     .finish_without_running(record, err, arrived, summary)
@@ -479,7 +515,7 @@ where
         }
         let permits = match self.acquire_permits(req, &resolved, &bundle, slot).await {
             Ok(p) => p,
-            Err(Stop::Retry(why)) => return Answer::RetryLater { reason: why },
+            Err(Stop::Retry(cause, reason)) => return Answer::RetryLater { cause, reason },
             Err(Stop::Terminal(err)) => {
                 return self
                     .finish_without_running(record, err, arrived, summary)
@@ -504,17 +540,13 @@ where
                 drop(permits);
                 return match self.stored_result(&req.tenant, &req.activation_id).await {
                     Ok(Some(stored)) => self.republish(stored, summary).await,
-                    Ok(None) => Answer::RetryLater {
-                        reason: "the activation turned terminal but its record is missing".into(),
-                    },
-                    Err(e) => Answer::RetryLater { reason: e },
+                    Ok(None) => Answer::store_retry(
+                        "the activation turned terminal but its record is missing",
+                    ),
+                    Err(e) => Answer::store_retry(e),
                 };
             }
-            Err(e) => {
-                return Answer::RetryLater {
-                    reason: e.to_string(),
-                }
-            }
+            Err(e) => return Answer::store_retry(e.to_string()),
         }
 
         // 7 and 8: execute; logs come back with the execution.
@@ -683,9 +715,7 @@ where
         summary.status = Some(stored.status.clone());
         summary.duration_ms = stored.duration_ms;
         if let Err(e) = self.store.write_result(&summary.tenant, &stored).await {
-            return Answer::RetryLater {
-                reason: e.to_string(),
-            };
+            return Answer::store_retry(e.to_string());
         }
         if let Err(answer) = self.publish_result(&summary.tenant, &stored).await {
             return answer;
@@ -795,7 +825,12 @@ where
         // Parsing a 16 MiB tar is CPU work: keep it off the async workers.
         let parsed = tokio::task::spawn_blocking(move || bundle::parse_tar(&bytes))
             .await
-            .map_err(|e| Stop::Retry(format!("bundle parse task failed: {e}")))?;
+            .map_err(|e| {
+                Stop::Retry(
+                    RetryCause::Internal,
+                    format!("bundle parse task failed: {e}"),
+                )
+            })?;
         match parsed {
             Ok(b) => {
                 let b = Arc::new(b);
@@ -866,7 +901,12 @@ where
                 .clone()
         };
         let deadline = deadline_instant(req.deadline_ms);
-        let closed = || Stop::Retry("internal error: a capacity semaphore is closed".into());
+        let closed = || {
+            Stop::Retry(
+                RetryCause::Internal,
+                "internal error: a capacity semaphore is closed".into(),
+            )
+        };
         let version = match gate.permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(TryAcquireError::Closed) => return Err(closed()),
@@ -929,13 +969,16 @@ where
         };
         if per_version > self.cfg.max_waiting_per_version || total > self.cfg.max_waiting {
             drop(counted);
-            return Err(Stop::Retry(format!(
-                "version {version} of \"{}\" is saturated: {} activations already wait for \
+            return Err(Stop::Retry(
+                RetryCause::Capacity,
+                format!(
+                    "version {version} of \"{}\" is saturated: {} activations already wait for \
                  its capacity (maxConcurrency {}); retried later",
-                req.reference.function,
-                per_version - 1,
-                gate.max
-            )));
+                    req.reference.function,
+                    per_version - 1,
+                    gate.max
+                ),
+            ));
         }
         Ok(counted)
     }
@@ -1069,17 +1112,13 @@ where
                         summary.status = Some(stored.status.clone());
                         self.republish(stored, summary).await
                     }
-                    Ok(None) => Answer::RetryLater {
-                        reason: "lost the terminal write but the winner's record is missing".into(),
-                    },
-                    Err(e) => Answer::RetryLater { reason: e },
+                    Ok(None) => Answer::store_retry(
+                        "lost the terminal write but the winner's record is missing",
+                    ),
+                    Err(e) => Answer::store_retry(e),
                 };
             }
-            Err(e) => {
-                return Answer::RetryLater {
-                    reason: e.to_string(),
-                }
-            }
+            Err(e) => return Answer::store_retry(e.to_string()),
         }
         // The record, its logs and the correlation key were written together: whatever
         // happens from here, a redelivery finds them all and only republishes (step 2).
@@ -1094,6 +1133,7 @@ where
     async fn publish_result(&self, tenant: &str, result: &InvocationResult) -> Result<(), Answer> {
         let env = result_envelope(tenant, result);
         let bytes = env.to_vec().map_err(|e| Answer::RetryLater {
+            cause: RetryCause::Internal,
             reason: format!("cannot encode the result: {e}"),
         })?;
         self.publisher
@@ -1119,6 +1159,7 @@ fn publish_failed(topic: &str, e: PublishError) -> Answer {
     // Even a permanent refusal is not the function's outcome: leave the task to codeQ's retries
     // and dead-letter set rather than lose the result.
     Answer::RetryLater {
+        cause: RetryCause::Queue,
         reason: format!("publish to {topic} failed: {e}"),
     }
 }

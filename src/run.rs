@@ -13,6 +13,7 @@ use crate::store::{keys, RedisStore, StoreConfig};
 use sandbox_proto::bundle::{self, BundleError};
 use sandbox_proto::messages::{
     truncate_utf8, CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
+    Trigger,
 };
 use sandbox_proto::protocol::OutputLimits;
 use std::io::Write;
@@ -24,8 +25,6 @@ use std::time::{Duration, Instant};
 pub const EXIT_SUCCESS: i32 = 0;
 pub const EXIT_FUNCTION_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
-
-pub const TRIGGER_TYPES: [&str; 4] = ["http", "schedule", "cadence", "api"];
 
 #[derive(Debug, Clone)]
 pub struct RunArgs {
@@ -131,10 +130,10 @@ fn event_json(args: &RunArgs) -> Result<String, UsageError> {
 }
 
 fn check_args(args: &RunArgs) -> Result<(), UsageError> {
-    if !TRIGGER_TYPES.contains(&args.trigger.as_str()) {
+    if args.trigger.parse::<Trigger>().is_err() {
         return Err(usage(format!(
             "--trigger must be one of {}, got \"{}\"",
-            TRIGGER_TYPES.join(", "),
+            Trigger::names(),
             args.trigger
         )));
     }

@@ -6,12 +6,12 @@
 //! because the person reading the dead-letter queue has to find the producer's bug.
 
 use crate::store::keys::{bad_name_char, NAME_CHARSET};
+use sandbox_proto::messages::Trigger as TriggerType;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 pub use crate::publish::ENVELOPE_SCHEMA;
-pub const TRIGGER_TYPES: [&str; 4] = ["http", "schedule", "cadence", "api"];
 
 /// The envelope fields the pipeline uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -461,11 +461,11 @@ fn validate_fields(
     let t = object(o, "trigger")?;
     allow_only(t, "trigger.", &["type", "source"])?;
     let kind = match t.get("type") {
-        Some(Value::String(s)) if TRIGGER_TYPES.contains(&s.as_str()) => s.clone(),
+        Some(Value::String(s)) if s.parse::<TriggerType>().is_ok() => s.clone(),
         other => {
             return Err(format!(
                 "trigger.type: must be one of {}, got {}",
-                TRIGGER_TYPES.join(", "),
+                TriggerType::names(),
                 shown(other)
             ))
         }

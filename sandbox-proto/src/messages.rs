@@ -218,7 +218,10 @@ mod tests {
     fn triggers_are_named_as_on_the_wire() {
         assert_eq!(Trigger::names(), "http, schedule, cadence, api");
         for t in Trigger::ALL {
-            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.as_str()));
+            assert_eq!(
+                serde_json::to_string(&t).unwrap(),
+                format!("\"{}\"", t.as_str())
+            );
             assert_eq!(t.as_str().parse::<Trigger>(), Ok(t));
         }
         assert!("Http".parse::<Trigger>().is_err());

@@ -541,7 +541,7 @@ async fn waiting_for_capacity_ends_at_the_deadline_as_a_timeout() {
         "{error}"
     );
     assert!(waited >= Duration::from_millis(40), "{waited:?}");
-    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
     assert_eq!(h.status(&a), Some(ActivationStatus::Timeout));
     assert_eq!(h.exec.started(), 1);
     h.exec.release(1);
@@ -562,6 +562,7 @@ async fn the_job_runs_to_the_earlier_of_the_request_deadline_and_the_timeout() {
         .process(&payload(&aid(), FN, unix_ms() + 60_000))
         .await;
     assert!(matches!(p.answer, Answer::Completed(_)));
+    let before_second = Instant::now();
     let p = h
         .pipeline
         .process(&payload(&aid(), OTHER, unix_ms() + 300))
@@ -570,12 +571,14 @@ async fn the_job_runs_to_the_earlier_of_the_request_deadline_and_the_timeout() {
     let seen = h.exec.seen();
     let by_timeout = seen[0].deadline.duration_since(before);
     assert!(
-        by_timeout > Duration::from_millis(900) && by_timeout <= Duration::from_millis(1_100),
+        by_timeout > Duration::from_millis(900) && by_timeout < Duration::from_secs(5),
         "timeoutMs 1000 bounds a far deadline: {by_timeout:?}"
     );
-    let by_request = seen[1].deadline.duration_since(before);
+    // Fixed by the request, however long the pipeline took to get there (rounding to the
+    // millisecond aside).
+    let by_request = seen[1].deadline.duration_since(before_second);
     assert!(
-        by_request > Duration::from_millis(200) && by_request <= Duration::from_millis(400),
+        by_request > Duration::from_millis(250) && by_request <= Duration::from_millis(350),
         "a request deadline 300 ms away bounds timeoutMs 60000: {by_request:?}"
     );
 }

@@ -164,8 +164,7 @@ impl Peers {
                     cmp.ivm_async_us.extend(samples(&t, "warm_async_us"));
                     cmp.ivm_cold_ms
                         .extend(samples(&t, "cold_us").iter().map(|us| us / 1e3));
-                    cmp.ivm_throughput
-                        .extend(t["throughput_per_s"].as_f64().into_iter());
+                    cmp.ivm_throughput.extend(t["throughput_per_s"].as_f64());
                     cmp.ivm_real_sync_us.extend(samples(&r, "warm_sync_us"));
                     cmp.ivm_real_async_us.extend(samples(&r, "warm_async_us"));
                 }
@@ -258,6 +257,9 @@ pub async fn ours_round(
     r
 }
 
+/// (figure, peer, ours, peer's, higher is better).
+type Row = (&'static str, &'static str, Option<f64>, Option<f64>, bool);
+
 fn median(v: &mut [f64]) -> Option<f64> {
     let m = percentile(v, 0.5);
     m.is_finite().then_some(m)
@@ -272,15 +274,63 @@ impl Comparison {
         let ours_real = median(&mut self.ours_real_us);
         let ours_cold = median(&mut self.ours_cold_ms);
         let ours_tp = median(&mut self.ours_throughput);
-        let rows: Vec<(&str, &str, Option<f64>, Option<f64>, bool)> = vec![
-            ("warm_trivial_us", "isolated-vm sync", ours_warm, median(&mut self.ivm_sync_us), false),
-            ("warm_trivial_us", "isolated-vm async", ours_warm, median(&mut self.ivm_async_us), false),
-            ("warm_12kb_realistic_us", "isolated-vm sync", ours_real, median(&mut self.ivm_real_sync_us), false),
-            ("warm_12kb_realistic_us", "isolated-vm async", ours_real, median(&mut self.ivm_real_async_us), false),
-            ("cold_first_call_ms", "isolated-vm new isolate", ours_cold, median(&mut self.ivm_cold_ms), false),
-            ("cold_first_call_ms", "deno fresh process", ours_cold, median(&mut self.deno_ms), false),
-            ("cold_first_call_ms", "node fresh process", ours_cold, median(&mut self.node_ms), false),
-            ("throughput_per_s", "isolated-vm, isolate per core", ours_tp, median(&mut self.ivm_throughput), true),
+        let rows: Vec<Row> = vec![
+            (
+                "warm_trivial_us",
+                "isolated-vm sync",
+                ours_warm,
+                median(&mut self.ivm_sync_us),
+                false,
+            ),
+            (
+                "warm_trivial_us",
+                "isolated-vm async",
+                ours_warm,
+                median(&mut self.ivm_async_us),
+                false,
+            ),
+            (
+                "warm_12kb_realistic_us",
+                "isolated-vm sync",
+                ours_real,
+                median(&mut self.ivm_real_sync_us),
+                false,
+            ),
+            (
+                "warm_12kb_realistic_us",
+                "isolated-vm async",
+                ours_real,
+                median(&mut self.ivm_real_async_us),
+                false,
+            ),
+            (
+                "cold_first_call_ms",
+                "isolated-vm new isolate",
+                ours_cold,
+                median(&mut self.ivm_cold_ms),
+                false,
+            ),
+            (
+                "cold_first_call_ms",
+                "deno fresh process",
+                ours_cold,
+                median(&mut self.deno_ms),
+                false,
+            ),
+            (
+                "cold_first_call_ms",
+                "node fresh process",
+                ours_cold,
+                median(&mut self.node_ms),
+                false,
+            ),
+            (
+                "throughput_per_s",
+                "isolated-vm, isolate per core",
+                ours_tp,
+                median(&mut self.ivm_throughput),
+                true,
+            ),
         ];
         println!();
         println!("peers, interleaved in this run (medians):");

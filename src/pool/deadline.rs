@@ -236,7 +236,10 @@ mod tests {
         let d = Deadlines::start();
         let far = d.arm(Instant::now() + Duration::from_secs(30), u32::MAX);
         std::thread::sleep(Duration::from_millis(20)); // the thread now sleeps for `far`
-        let mut a = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut a = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let armed = d.arm(Instant::now() + Duration::from_millis(30), a.id());
         let t = Instant::now();
         assert_eq!(a.wait().unwrap().signal(), Some(libc::SIGKILL));
@@ -247,7 +250,10 @@ mod tests {
         // armed while it sleeps (no wake-up) is found when it wakes.
         let near = d.arm(Instant::now() + Duration::from_millis(40), u32::MAX);
         std::thread::sleep(Duration::from_millis(5));
-        let mut b = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut b = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let armed = d.arm(Instant::now() + Duration::from_millis(80), b.id());
         assert_eq!(b.wait().unwrap().signal(), Some(libc::SIGKILL));
         assert!(armed.disarm());

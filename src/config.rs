@@ -1,4 +1,4 @@
-//! The `serve` configuration: one YAML file shared with the rest of Sous (SPEC §7).
+//! The `serve` configuration: one YAML file shared with the rest of Sous (contract §7).
 //!
 //! Operators keep a single Sous `config.yaml`; the invoker reads the sections it uses and ignores
 //! the others (`cs_http_gateway`, `tikti`, `plugins.authn`, the legacy top-level `kvrocks:` and
@@ -53,7 +53,7 @@ use crate::queue::worker::WorkerConfig;
 use crate::sandbox::{Sandbox, SandboxPolicy};
 use crate::secret::Secret;
 use crate::store::StoreConfig;
-use sandbox_child::protocol::OutputLimits;
+use sandbox_proto::protocol::OutputLimits;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
@@ -242,7 +242,7 @@ impl CgroupChoice {
 pub struct WorkersSettings {
     /// Tokio worker threads of the supervisor.
     pub threads: usize,
-    /// The replica's in-flight permit count (SPEC §1 step 5).
+    /// The replica's in-flight permit count (contract §1 step 5).
     pub max_inflight: usize,
     /// Activations that may wait for their own version's `maxConcurrency` at once, holding no
     /// in-flight permit and no claim slot (default: `max_inflight`).
@@ -438,7 +438,7 @@ impl Config {
         }
     }
 
-    /// The output bounds sent to children; the stack bound is not configurable (SPEC §9).
+    /// The output bounds sent to children; the stack bound is not configurable (contract §9).
     pub fn output_limits(&self) -> OutputLimits {
         OutputLimits {
             max_result_bytes: self.limits.max_result_bytes,

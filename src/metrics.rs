@@ -1,7 +1,7 @@
-//! Prometheus metrics (SPEC §8), rendered in the text exposition format 0.0.4.
+//! Prometheus metrics (contract §8), rendered in the text exposition format 0.0.4.
 //!
 //! Hand-written rather than through a client library: the series are few and fixed, the format
-//! is simple, and this keeps the exact names SPEC §8 fixes (a library would add or require
+//! is simple, and this keeps the exact names contract §8 fixes (a library would add or require
 //! suffixes, and the OpenMetrics flavour is not what `text/plain; version=0.0.4` scrapers expect).
 //!
 //! # Series
@@ -88,7 +88,7 @@ pub struct InvocationLabels<'a> {
 /// What became of a claimed codeQ task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskOutcome {
-    /// Answered COMPLETED: the function succeeded (SPEC §2 mapping).
+    /// Answered COMPLETED: the function succeeded (contract §2 mapping).
     Completed,
     /// Answered FAILED: the function's `error` or `timeout` (`"{type}: {message}"`), or an
     /// invalid request sent to the dead-letter topic.

@@ -16,7 +16,7 @@ use super::{env_usize, job, percentile, HANDLER, REALISTIC_HANDLER};
 use cs_invoker_pool::host::local::LocalHost;
 use cs_invoker_pool::pool::{Pool, PoolConfig, StartKind};
 use cs_invoker_pool::sandbox::Sandbox;
-use sandbox_child::bundle::Bundle;
+use sandbox_proto::bundle::Bundle;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;

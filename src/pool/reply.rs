@@ -17,7 +17,7 @@
 
 use super::child::ChildFailure;
 use super::spin::Spin;
-use sandbox_child::protocol::{self, FromChild};
+use sandbox_proto::protocol::{self, FromChild};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;

@@ -198,11 +198,9 @@ async fn a_warm_child_that_died_while_idle_is_replaced_within_the_next_call() {
         .invoke(&job(&b, "t1", "{}", Duration::from_secs(5)), &host)
         .await;
     assert_eq!(body(&first), "1");
+    let pid = first.child_pid as i32;
     // SAFETY: sending SIGKILL to a child process this test's pool started.
-    assert_eq!(
-        unsafe { libc::kill(first.child_pid as i32, libc::SIGKILL) },
-        0
-    );
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     // Let the process die, but call before the background check (every 500 ms) runs.
     std::thread::sleep(Duration::from_millis(50));
     let next = pool

@@ -38,6 +38,9 @@ use tokio::process::ChildStdin;
 /// the other way round as well.)
 pub(super) enum Stop {
     Failure(ChildFailure),
+    /// The child's request pipe was closed before the first frame of this run could be written:
+    /// it died while idle (nothing of this activation ran); another child is taken.
+    DeadIdle,
     /// The child reported that it is dying (a seccomp violation caught by its SIGSYS handler).
     Fatal(Fatal),
     Deadline,

@@ -18,5 +18,7 @@ pub mod queue;
 pub mod run;
 pub mod sandbox;
 pub mod secret;
+pub mod secrets;
 pub mod serve;
 pub mod store;
+pub mod trace;

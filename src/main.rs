@@ -59,6 +59,10 @@ enum Command {
         /// in production.
         #[arg(long = "env", value_name = "NAME=VALUE")]
         env: Vec<String>,
+        /// A secret for cs.secrets.get(NAME), repeatable. Its value (and base64 forms) is
+        /// replaced by [REDACTED:NAME] in the logs and the error, as in production.
+        #[arg(long = "secret", value_name = "NAME=VALUE")]
+        secret: Vec<String>,
         /// Let fetch and cs.http.fetch reach private and loopback addresses (a mock server on
         /// this machine) for hosts in the manifest's allowHosts. A development aid: production
         /// refuses them unless configured otherwise.
@@ -122,6 +126,7 @@ fn main() {
             child_bin,
             kv_url,
             env,
+            secret,
             allow_private_networks,
         } => {
             let rt = match tokio::runtime::Builder::new_current_thread()
@@ -147,6 +152,7 @@ fn main() {
                 child_bin,
                 kv_url,
                 env,
+                secrets: secret,
                 allow_private_networks,
             };
             match rt.block_on(run::run(args)) {

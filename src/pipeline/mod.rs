@@ -26,12 +26,16 @@ pub mod request;
 use crate::host::http::HttpFetcher;
 use crate::host::local::unix_ms;
 use crate::host::service::ServiceHost;
+use crate::host::ActivationContext;
 use crate::host::{Heartbeat, HostPolicy, HostScope};
+use crate::pipeline::ports::TraceHeaders;
 use crate::pool::{Env, ErrorType, ExecError, Execution, Job};
+use crate::secrets::{SecretRef, Secrets};
 use crate::store::{
     ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, HostCallsRecord,
     RunningWrite, Store, StoreError, Terminal, UserKv,
 };
+use crate::trace::{Incoming, TraceContext};
 use cache::{BundleCache, CacheStats};
 use ports::{CapacityWait, Executor, NoSlot, PublishError, Publisher};
 use request::{Envelope, InvocationRequest};
@@ -187,6 +191,12 @@ pub struct ActivationSummary {
     pub queue_lag_ms: Option<u64>,
     /// `cs.cadence.heartbeat()` calls the function made.
     pub heartbeats: u64,
+    /// The trace id of the activation's `cs.invoke` span.
+    pub trace_id: Option<String>,
+    /// `trigger.source.traceparent` was present but not a W3C traceparent (ignored).
+    pub traceparent_malformed: bool,
+    /// Secret values replaced in the function's logs and error.
+    pub redactions: u64,
 }
 
 /// Why a step stopped the pipeline early.
@@ -249,8 +259,8 @@ pub struct Pipeline<S, P, E> {
     versions: Mutex<HashMap<VersionKey, Arc<VersionGate>>>,
     /// Activations waiting for their version's capacity, all versions together.
     waiting: Arc<AtomicUsize>,
-    /// Version → (sha256 and `config.env` of its meta, when read).
-    metas: Mutex<HashMap<VersionKey, (String, Env, Instant)>>,
+    /// Version → (sha256, `config.env` and `config.secrets` of its meta, when read).
+    metas: Mutex<HashMap<VersionKey, (String, Env, SecretRefs, Instant)>>,
 }
 
 /// What the queue knows about the task an activation runs for.
@@ -281,6 +291,9 @@ impl VersionKey {
         }
     }
 }
+
+/// The secrets a version declares (`config.secrets`), shared by every activation of it.
+pub type SecretRefs = Arc<[SecretRef]>;
 
 /// How long a version's meta (its sha256) is trusted without reading it again.
 const META_TTL: Duration = Duration::from_secs(30);
@@ -379,9 +392,13 @@ where
             queue_lag_ms: (envelope.ts_ms > 0).then(|| arrived_ms.saturating_sub(envelope.ts_ms)),
             ..ActivationSummary::default()
         };
+        let (trace, incoming) = TraceContext::from_source(&req.trigger.source);
+        summary.trace_id = Some(trace.trace_id_hex());
+        summary.traceparent_malformed = incoming == Incoming::Malformed;
         let answer = self
             .activation(
                 &envelope,
+                &trace,
                 &req,
                 arrived,
                 arrived_ms,
@@ -400,6 +417,7 @@ where
     async fn activation(
         &self,
         _envelope: &Envelope,
+        trace: &TraceContext,
         req: &InvocationRequest,
         arrived: Instant,
         arrived_ms: u64,
@@ -412,7 +430,7 @@ where
         let (idempotency, resolution) =
             tokio::join!(self.check_idempotency(req), self.resolve_version(req));
         match idempotency {
-            Ok(Some(stored)) => return self.republish(stored, summary).await,
+            Ok(Some(stored)) => return self.republish(stored, summary, trace).await,
             Ok(None) => {}
             Err(e) => return Answer::RetryLater { reason: e },
         }
@@ -446,6 +464,7 @@ where
             memory_peak_bytes: None,
             cpu_ms: None,
             host_calls: None,
+            trace_id: Some(trace.trace_id_hex()),
         };
 
         // 3 and 4: version and bundle.
@@ -453,16 +472,17 @@ where
             let resolved = resolution?;
             record.reference.version = Some(resolved.version);
             summary.version = Some(resolved.version);
-            let bundle = self.load_bundle(req, resolved.version).await?;
-            Ok::<_, Stop>((resolved, bundle))
+            let (bundle, env, refs) = self.load_bundle(req, resolved.version).await?;
+            let secrets = self.fetch_secrets(req, &refs).await?;
+            Ok::<_, Stop>((resolved, (bundle, env, secrets)))
         }
         .await;
-        let (resolved, (bundle, env)) = match prepared {
+        let (resolved, (bundle, env, secrets)) = match prepared {
             Ok(v) => v,
             Err(Stop::Retry(why)) => return Answer::RetryLater { reason: why },
             Err(Stop::Terminal(err)) => {
                 return self
-                    .finish_without_running(record, err, arrived, summary)
+                    .finish_without_running(record, err, arrived, summary, trace)
                     .await
             }
         };
@@ -470,7 +490,7 @@ where
         // 5. Permits. The deadline is checked before waiting and again after.
         if let Some(err) = deadline_passed(req.deadline_ms) {
             return self
-                .finish_without_running(record, err, arrived, summary)
+                .finish_without_running(record, err, arrived, summary, trace)
                 .await;
         }
         let permits = match self.acquire_permits(req, &resolved, &bundle, slot).await {
@@ -478,7 +498,7 @@ where
             Err(Stop::Retry(why)) => return Answer::RetryLater { reason: why },
             Err(Stop::Terminal(err)) => {
                 return self
-                    .finish_without_running(record, err, arrived, summary)
+                    .finish_without_running(record, err, arrived, summary, trace)
                     .await
             }
         };
@@ -487,7 +507,7 @@ where
             drop(permits);
             let err = ExecError::new(ErrorType::Timeout, "deadline passed before execution");
             return self
-                .finish_without_running(record, err, arrived, summary)
+                .finish_without_running(record, err, arrived, summary, trace)
                 .await;
         };
 
@@ -499,7 +519,7 @@ where
                 // Another delivery finished between step 2 and now.
                 drop(permits);
                 return match self.stored_result(&req.tenant, &req.activation_id).await {
-                    Ok(Some(stored)) => self.republish(stored, summary).await,
+                    Ok(Some(stored)) => self.republish(stored, summary, trace).await,
                     Ok(None) => Answer::RetryLater {
                         reason: "the activation turned terminal but its record is missing".into(),
                     },
@@ -525,9 +545,14 @@ where
                 deadline,
                 deadline_ms,
                 task,
+                Arc::new(ActivationContext {
+                    secrets,
+                    trace: Some(trace.clone()),
+                }),
             )
             .await;
         let duration_ms = started.elapsed().as_millis() as u64;
+        summary.redactions = ex.redactions;
         drop(permits);
 
         summary.executed = true;
@@ -551,7 +576,7 @@ where
         let result = ex.to_invocation_result(&req.activation_id, &req.request_id, duration_ms);
 
         // 9 and 10.
-        self.finish(record, result, &ex.logs, summary).await
+        self.finish(record, result, &ex.logs, summary, trace).await
     }
 
     /// Step 1's failure path: the raw request to `cs.dlq.invoke`, the task FAILED. The
@@ -680,7 +705,12 @@ where
 
     /// Step 2's terminal path: correlation key and `cs.results` again (the idempotency key
     /// makes the second publish a no-op when the first one landed), no code runs.
-    async fn republish(&self, stored: InvocationResult, summary: &mut ActivationSummary) -> Answer {
+    async fn republish(
+        &self,
+        stored: InvocationResult,
+        summary: &mut ActivationSummary,
+        trace: &TraceContext,
+    ) -> Answer {
         summary.republished = true;
         summary.status = Some(stored.status.clone());
         summary.duration_ms = stored.duration_ms;
@@ -689,7 +719,7 @@ where
                 reason: e.to_string(),
             };
         }
-        if let Err(answer) = self.publish_result(&summary.tenant, &stored).await {
+        if let Err(answer) = self.publish_result(&summary.tenant, &stored, trace).await {
             return answer;
         }
         Answer::for_result(&stored)
@@ -728,14 +758,14 @@ where
         &self,
         req: &InvocationRequest,
         version: u64,
-    ) -> Result<(Arc<Bundle>, Env), Stop> {
+    ) -> Result<(Arc<Bundle>, Env, SecretRefs), Stop> {
         let (t, ns, f) = (&req.tenant, &req.namespace, &req.reference.function);
         let meta_key = VersionKey::of(req, version);
-        if let Some((b, env)) = self
+        if let Some((b, env, secrets)) = self
             .recent_meta(&meta_key)
-            .and_then(|(sha, env)| self.cache.get(&sha).map(|b| (b, env)))
+            .and_then(|(sha, env, s)| self.cache.get(&sha).map(|b| (b, env, s)))
         {
-            return Ok((b, env));
+            return Ok((b, env, secrets));
         }
         let meta = match self.store.version_meta(t, ns, f, version).await {
             Ok(Some(m)) => m,
@@ -762,9 +792,18 @@ where
                 )))
             }
         };
-        self.remember_meta(meta_key, &meta.sha256, env.clone());
+        let secrets: SecretRefs = match crate::secrets::declared(&meta.config) {
+            Ok(s) => s.into(),
+            Err(e) => {
+                return Err(Stop::Terminal(ExecError::new(
+                    ErrorType::ManifestError,
+                    format!("version {version} of \"{f}\": {e}"),
+                )))
+            }
+        };
+        self.remember_meta(meta_key, &meta.sha256, env.clone(), secrets.clone());
         if let Some(b) = self.cache.get(&meta.sha256) {
-            return Ok((b, env));
+            return Ok((b, env, secrets));
         }
         let bytes = match self.store.bundle(t, ns, f, version).await {
             Ok(Some(b)) => b,
@@ -802,7 +841,7 @@ where
             Ok(b) => {
                 let b = Arc::new(b);
                 self.cache.insert(b.clone());
-                Ok((b, env))
+                Ok((b, env, secrets))
             }
             Err(e) => {
                 let kind = match e {
@@ -817,23 +856,78 @@ where
     /// The sha256 of a version's meta read less than [`META_TTL`] ago. Published versions are
     /// immutable in Sous, so this only saves a round trip; the TTL bounds how long a version
     /// deleted and published again under the same number could run its old bundle.
-    fn recent_meta(&self, key: &VersionKey) -> Option<(String, Env)> {
+    fn recent_meta(&self, key: &VersionKey) -> Option<(String, Env, SecretRefs)> {
         let metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
         metas
             .get(key)
-            .filter(|(_, _, at)| at.elapsed() < META_TTL)
-            .map(|(sha, env, _)| (sha.clone(), env.clone()))
+            .filter(|(_, _, _, at)| at.elapsed() < META_TTL)
+            .map(|(sha, env, secrets, _)| (sha.clone(), env.clone(), secrets.clone()))
     }
 
-    fn remember_meta(&self, key: VersionKey, sha: &str, env: Env) {
+    fn remember_meta(&self, key: VersionKey, sha: &str, env: Env, secrets: SecretRefs) {
         let mut metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
         if metas.len() >= META_CACHE_MAX {
-            metas.retain(|_, (_, _, at)| at.elapsed() < META_TTL);
+            metas.retain(|_, (_, _, _, at)| at.elapsed() < META_TTL);
             if metas.len() >= META_CACHE_MAX {
                 metas.clear();
             }
         }
-        metas.insert(key, (sha.to_string(), env, Instant::now()));
+        metas.insert(key, (sha.to_string(), env, secrets, Instant::now()));
+    }
+
+    /// The values of the secrets `refs` names, for one activation of `req`'s tenant: one
+    /// round trip, none when the version declares none. A missing secret is a terminal
+    /// `ManifestError` naming it (never another's value); an outage is retried.
+    async fn fetch_secrets(
+        &self,
+        req: &InvocationRequest,
+        refs: &[SecretRef],
+    ) -> Result<Secrets, Stop> {
+        if refs.is_empty() {
+            return Ok(Secrets::default());
+        }
+        let paths: Vec<String> = refs.iter().map(|r| r.path.clone()).collect();
+        let values = match self.store.secrets(&req.tenant, &paths).await {
+            Ok(v) => v,
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(tenant = %req.tenant, activation_id = %req.activation_id,
+                    error = %e, "unreadable secret");
+                return Err(Stop::Terminal(ExecError::new(
+                    ErrorType::ManifestError,
+                    "a secret in config.secrets could not be read",
+                )));
+            }
+        };
+        let mut pairs = Vec::with_capacity(refs.len());
+        for (r, v) in refs.iter().zip(values) {
+            match v {
+                Some(v) if v.len() <= crate::secrets::MAX_VALUE_BYTES => {
+                    pairs.push((r.declared.clone(), r.short().to_string(), v))
+                }
+                Some(v) => {
+                    return Err(Stop::Terminal(ExecError::new(
+                        ErrorType::ManifestError,
+                        format!(
+                            "secret \"{}\" holds {} bytes, over the limit of {}",
+                            r.declared,
+                            v.len(),
+                            crate::secrets::MAX_VALUE_BYTES
+                        ),
+                    )))
+                }
+                None => {
+                    return Err(Stop::Terminal(ExecError::new(
+                        ErrorType::ManifestError,
+                        format!(
+                            "secret \"{}\" declared in config.secrets is not set",
+                            r.declared
+                        ),
+                    )))
+                }
+            }
+        }
+        Ok(Secrets::new(pairs))
     }
 
     /// Step 5: the version's `maxConcurrency` permit first, then the replica's in-flight
@@ -953,6 +1047,7 @@ where
         deadline: Instant,
         deadline_ms: u64,
         task: &TaskContext,
+        context: Arc<ActivationContext>,
     ) -> Execution {
         let ctx = InvocationCtx {
             activation_id: req.activation_id.clone(),
@@ -973,6 +1068,7 @@ where
                 sub: req.principal.sub.clone(),
                 roles: req.principal.roles.clone(),
             },
+            traceparent: context.trace.as_ref().map(TraceContext::traceparent),
         };
         let job = Job {
             scope: HostScope {
@@ -987,6 +1083,7 @@ where
                 heartbeat: task.heartbeat.clone(),
                 policy: self.policy.clone(),
                 calls: Default::default(),
+                context,
             },
             bundle,
             event_json: req.event.get().to_string(),
@@ -1006,6 +1103,7 @@ where
         mut err: ExecError,
         arrived: Instant,
         summary: &mut ActivationSummary,
+        trace: &TraceContext,
     ) -> Answer {
         truncate_utf8(&mut err.message, self.cfg.max_error_bytes);
         let duration_ms = arrived.elapsed().as_millis() as u64;
@@ -1027,7 +1125,7 @@ where
                 stack: None,
             }),
         };
-        self.finish(record, result, &[], summary).await
+        self.finish(record, result, &[], summary, trace).await
     }
 
     /// Steps 9 and 10: the terminal compare-and-set, which writes the log chunks and the
@@ -1040,6 +1138,7 @@ where
         result: InvocationResult,
         logs: &[String],
         summary: &mut ActivationSummary,
+        trace: &TraceContext,
     ) -> Answer {
         let end_ms = unix_ms();
         record.status = match result.status.as_str() {
@@ -1069,7 +1168,7 @@ where
                 {
                     Ok(Some(stored)) => {
                         summary.status = Some(stored.status.clone());
-                        self.republish(stored, summary).await
+                        self.republish(stored, summary, trace).await
                     }
                     Ok(None) => Answer::RetryLater {
                         reason: "lost the terminal write but the winner's record is missing".into(),
@@ -1085,7 +1184,7 @@ where
         }
         // The record, its logs and the correlation key were written together: whatever
         // happens from here, a redelivery finds them all and only republishes (step 2).
-        if let Err(answer) = self.publish_result(&record.tenant, &result).await {
+        if let Err(answer) = self.publish_result(&record.tenant, &result, trace).await {
             return answer;
         }
         Answer::for_result(&result)
@@ -1093,16 +1192,22 @@ where
 
     /// Step 10: the InvocationResult, in a `cs.envelope.v1` of type `InvocationResult`, to
     /// `cs.results` with idempotency key `result:{activation_id}`.
-    async fn publish_result(&self, tenant: &str, result: &InvocationResult) -> Result<(), Answer> {
+    async fn publish_result(
+        &self,
+        tenant: &str,
+        result: &InvocationResult,
+        trace: &TraceContext,
+    ) -> Result<(), Answer> {
         let env = result_envelope(tenant, result);
         let bytes = serde_json::to_vec(&env).map_err(|e| Answer::RetryLater {
             reason: format!("cannot encode the result: {e}"),
         })?;
         self.publisher
-            .publish(
+            .publish_traced(
                 &self.cfg.topics.results,
                 bytes,
                 Some(format!("result:{}", result.activation_id)),
+                TraceHeaders::of(trace),
             )
             .await
             .map_err(|e| publish_failed(&self.cfg.topics.results, e))

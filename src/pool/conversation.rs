@@ -129,7 +129,11 @@ pub(super) async fn converse<'a, H: HostApi>(
 
         match frame {
             FromChild::Log(line) => {
-                let line = record_line(line);
+                let mut line = record_line(line);
+                // Before it is counted, printed or kept: no secret value leaves the supervisor.
+                if !job.scope.context.secrets.is_empty() {
+                    ex.redactions += job.scope.context.secrets.redact(&mut line.line);
+                }
                 let cost = line.line.len() + 1;
                 if ex.logs_truncated || ex.log_bytes + cost > limits.max_log_bytes as usize {
                     ex.logs_truncated = true;
@@ -258,6 +262,7 @@ fn op_bytes(op: &HostOp) -> usize {
                 + body.as_ref().map_or(0, Vec::len)
         }
         HostOp::CadenceHeartbeat => 0,
+        HostOp::SecretGet { name } => name.len(),
     }
 }
 
@@ -265,6 +270,7 @@ fn value_bytes(v: &HostValue) -> usize {
     match v {
         HostValue::Kv(v) => v.as_ref().map_or(0, String::len),
         HostValue::Done => 0,
+        HostValue::Text(t) => t.len(),
         HostValue::Http { headers, body, .. } => {
             headers
                 .iter()

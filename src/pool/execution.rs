@@ -170,6 +170,8 @@ pub struct Execution {
     pub cpu: Duration,
     pub memory_peak_bytes: u64,
     pub host_calls: HostCallStats,
+    /// Secret values replaced by `[REDACTED:<name>]` in the logs and the error.
+    pub redactions: u64,
 }
 
 impl Execution {
@@ -189,6 +191,7 @@ impl Execution {
             cpu: Duration::ZERO,
             memory_peak_bytes: 0,
             host_calls: HostCallStats::default(),
+            redactions: 0,
         }
     }
 

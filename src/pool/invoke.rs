@@ -271,6 +271,17 @@ impl Pool {
             ex.logs.push(notice);
         }
         lease.finish(fate);
+        let secrets = &job.scope.context.secrets;
+        if !secrets.is_empty() {
+            if let Err(e) = &mut ex.outcome {
+                ex.redactions += secrets.redact(&mut e.message);
+                truncate_utf8(&mut e.message, limits.max_error_bytes as usize);
+                if let Some(stack) = &mut e.stack {
+                    ex.redactions += secrets.redact(stack);
+                    truncate_utf8(stack, limits.max_stack_bytes as usize);
+                }
+            }
+        }
         ex
     }
 }

@@ -1,0 +1,428 @@
+//! Issue 13 through `cs-invoker-pool serve` (the codeQ emulator over real gRPC, a real
+//! `redis-server`) and `cs-invoker-pool run`: secrets by name and their redaction in everything
+//! stored, published and printed; W3C trace context from `trigger.source` to `cs.results`, a
+//! publish, an outgoing fetch (a loopback server started here), the ActivationRecord and
+//! `ctx.traceparent`.
+
+#[path = "support/redis.rs"]
+mod redis_support;
+#[path = "support/serve.rs"]
+mod serve_support;
+
+use codeq_emulator::{Emulator, EnqueueOptions, TaskStatus};
+use redis::Commands;
+use redis_support::RedisServer;
+use serde_json::{json, Value};
+use serve_support::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+macro_rules! server {
+    () => {
+        match RedisServer::start() {
+            Some(s) => s,
+            None => return,
+        }
+    };
+}
+
+const SECRET: &str = "sk_live_4242abcd";
+/// Node 20: `Buffer.from("sk_live_4242abcd").toString("base64")`.
+const SECRET_B64: &str = "c2tfbGl2ZV80MjQyYWJjZA==";
+const REDACTED: &str = "[REDACTED:kv:payments/stripe_key]";
+
+const SECRET_FN: &str = r#"
+export default (e) => {
+  const k = cs.secrets.get("stripe_key");
+  const full = cs.secrets.get("kv:payments/stripe_key");
+  console.log("the key is", k);
+  cs.log.info({ auth: "Basic " + Buffer.from(k).toString("base64") });
+  let denied = null;
+  try { cs.secrets.get("payments/other"); } catch (err) { denied = err.message; }
+  if (e.throw) throw new Error("rejected key " + k);
+  return { body: JSON.stringify({ same: k === full, len: k.length, denied }) };
+};
+"#;
+
+/// Every text the activation left in the store: record, status, log chunks, correlation key.
+fn stored_texts(raw: &mut redis::Connection, aid: &str) -> String {
+    let keys: Vec<String> = raw.keys(format!("cs:*:{T}:*{aid}*")).unwrap();
+    let mut rid_keys: Vec<String> = raw.keys(format!("cs:req:{T}:req-{}*", &aid[..8])).unwrap();
+    let mut all = keys;
+    all.append(&mut rid_keys);
+    assert!(!all.is_empty(), "nothing stored for {aid}");
+    let mut out = String::new();
+    for k in all {
+        let t: String = raw.get(&k).unwrap_or_default();
+        out.push_str(&t);
+        out.push('\n');
+    }
+    out
+}
+
+fn log_text(raw: &mut redis::Connection, aid: &str) -> String {
+    let mut out = String::new();
+    for n in 0.. {
+        let chunk: Option<String> = raw.get(format!("cs:log:{T}:{aid}:{n:012}")).unwrap();
+        match chunk {
+            Some(c) => out.push_str(&c),
+            None => break,
+        }
+    }
+    out
+}
+
+fn secret_config() -> Value {
+    json!({"secrets": ["kv:payments/stripe_key"]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_read_by_name_and_redacted_in_everything_kept_or_sent() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    let m = manifest(5000, 8, json!({}));
+    publish_version(&mut raw, T, NS, "pay", 1, SECRET_FN, &m, &secret_config());
+    let _: () = raw
+        .set(format!("cs:secret:{T}:payments/stripe_key"), SECRET)
+        .unwrap();
+    // Another tenant's secret under the same path is never this tenant's.
+    let _: () = raw
+        .set(
+            "cs:secret:other-tenant:payments/stripe_key",
+            "other-value-9999",
+        )
+        .unwrap();
+    // Version 2 declares a secret nobody set; version 3 an unknown provider; version 4 a path
+    // that tries to leave the tenant.
+    publish_version(
+        &mut raw,
+        T,
+        NS,
+        "pay",
+        2,
+        SECRET_FN,
+        &m,
+        &json!({"secrets": ["kv:payments/missing"]}),
+    );
+    publish_version(
+        &mut raw,
+        T,
+        NS,
+        "pay",
+        3,
+        SECRET_FN,
+        &m,
+        &json!({"secrets": ["vault:payments/stripe_key"]}),
+    );
+    publish_version(
+        &mut raw,
+        T,
+        NS,
+        "pay",
+        4,
+        SECRET_FN,
+        &m,
+        &json!({"secrets": ["kv:../other-tenant/payments/stripe_key"]}),
+    );
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    let mut d = Daemon::start(&emu, &redis, "w-secrets", "");
+    d.wait_ready().await;
+
+    // Read, logged (plain and base64), an undeclared name denied.
+    let (aid, p) = invocation_with("pay", json!({"version": 1}), "api", json!({}));
+    let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    let t = finished(&emu, &id, 20).await;
+    assert_eq!(t.status, TaskStatus::Completed, "{t:?}\n{}", d.log());
+    let body: Value = serde_json::from_str(
+        t.result_value().unwrap()["result"]["body"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["same"], json!(true));
+    assert_eq!(body["len"], json!(SECRET.len()));
+    let denied = body["denied"].as_str().unwrap();
+    assert!(
+        denied.starts_with("CS_RUNTIME_CAPABILITY_DENIED:") && denied.contains("payments/other"),
+        "{denied}"
+    );
+    let logs = log_text(&mut raw, &aid);
+    assert_eq!(
+        logs,
+        format!("[info] the key is {REDACTED}\n[info] {{\"auth\":\"Basic {REDACTED}\"}}\n"),
+    );
+
+    // Thrown: the error is redacted in the answer, the published result, the record.
+    let (aid2, p) = invocation_with("pay", json!({"version": 1}), "api", json!({"throw": true}));
+    let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    let t = finished(&emu, &id, 20).await;
+    assert_eq!(t.status, TaskStatus::Failed, "{t:?}");
+    let err = t.error.clone().unwrap_or_default();
+    assert!(
+        err.starts_with("Exception: Error: rejected key [REDACTED:kv:payments/stripe_key]"),
+        "{err}"
+    );
+    let published = results_for(&emu, &aid2);
+    assert_eq!(published.len(), 1);
+    let perr = &published[0]["body"]["error"];
+    assert!(
+        perr["message"].as_str().unwrap().contains(REDACTED),
+        "{perr}"
+    );
+    assert!(perr["stack"].as_str().is_some(), "{perr}");
+
+    let mut kept = stored_texts(&mut raw, &aid) + &stored_texts(&mut raw, &aid2);
+    kept.push_str(&serde_json::to_string(&published).unwrap());
+    kept.push_str(&err);
+    kept.push_str(&d.log());
+    for leak in [
+        SECRET,
+        SECRET_B64,
+        "c2tfbGl2ZV80MjQyYWJjZA",
+        "other-value-9999",
+    ] {
+        assert!(!kept.contains(leak), "{leak} leaked:\n{kept}");
+    }
+    assert!(kept.contains(REDACTED));
+
+    // Terminal ManifestErrors naming the secret or the provider, never a value.
+    for (version, want) in [
+        (
+            2,
+            "secret \"kv:payments/missing\" declared in config.secrets is not set",
+        ),
+        (3, "unknown secret provider \"vault\""),
+        (4, "may not contain '..'"),
+    ] {
+        let (_, p) = invocation_with("pay", json!({"version": version}), "api", json!({}));
+        let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+        let t = finished(&emu, &id, 20).await;
+        assert_eq!(t.status, TaskStatus::Failed, "{t:?}");
+        let e = t.error.unwrap_or_default();
+        assert!(
+            e.starts_with("ManifestError: ") && e.contains(want),
+            "v{version}: {e}"
+        );
+        assert!(!e.contains(SECRET) && !e.contains("other-value"), "{e}");
+    }
+}
+
+#[test]
+fn run_secret_is_given_to_the_function_and_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f.js");
+    std::fs::write(
+        &f,
+        "export default () => { const s = cs.secrets.get('API_TOKEN'); console.log('tok', s, \
+         btoa(s)); throw new Error('bad ' + s); };",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cs-invoker-pool"))
+        .arg("run")
+        .arg(&f)
+        .args(["--secret", "API_TOKEN=tok-7788-zz"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    // Node 20: btoa("tok-7788-zz") === "dG9rLTc3ODgteno="
+    for leak in ["tok-7788-zz", "dG9rLTc3ODgteno"] {
+        assert!(
+            !stdout.contains(leak) && !stderr.contains(leak),
+            "{leak}: {stdout}\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("[info] tok [REDACTED:API_TOKEN] [REDACTED:API_TOKEN]"),
+        "{stderr}"
+    );
+    let result: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        result["error"]["message"],
+        json!("Error: bad [REDACTED:API_TOKEN]")
+    );
+    // An undeclared name is denied, catchably.
+    std::fs::write(
+        &f,
+        "export default () => { try { cs.secrets.get('NOPE'); } catch (e) { return e.message; } };",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cs-invoker-pool"))
+        .arg("run")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let result: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let message: String = serde_json::from_str(result["result"]["body"].as_str().unwrap()).unwrap();
+    assert!(
+        message.starts_with("CS_RUNTIME_CAPABILITY_DENIED: cs.secrets.get(\"NOPE\")"),
+        "{result}"
+    );
+}
+
+/// A one-request-at-a-time HTTP/1.1 server on loopback that keeps the request heads it saw.
+fn header_server() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let _ = r.get_mut().set_nonblocking(true);
+            let mut rest = [0u8; 1024];
+            let _ = r.read(&mut rest);
+            keep.lock().unwrap().push(head);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    (port, seen)
+}
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+/// The `traceparent` parts (trace id, parent span id, flags), checked for W3C shape.
+fn parts(tp: &str) -> (String, String, String) {
+    let p: Vec<&str> = tp.split('-').collect();
+    assert_eq!(p.len(), 4, "{tp}");
+    assert_eq!(p[0], "00", "{tp}");
+    assert_eq!((p[1].len(), p[2].len(), p[3].len()), (32, 16, 2), "{tp}");
+    (p[1].into(), p[2].into(), p[3].into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traceparent_in_is_the_parent_of_everything_the_activation_causes() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    let (port, seen) = header_server();
+    let src = r#"
+export default (e, ctx) => {
+  const r = cs.http.fetch(e.url, { headers: { traceparent: "00-" + "1".repeat(32) + "-" + "2".repeat(16) + "-01" } });
+  cs.codeq.publish("orders.created", { n: 1 });
+  return { body: JSON.stringify({ tp: ctx.traceparent, status: r.status }) };
+};
+"#;
+    let m = manifest(
+        5000,
+        8,
+        json!({"http": {"allowHosts": ["127.0.0.1"]},
+               "codeq": {"publishTopics": ["orders.*"]}}),
+    );
+    publish_version(&mut raw, T, NS, "traced", 1, src, &m, &json!({}));
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    let mut d = Daemon::start(
+        &emu,
+        &redis,
+        "w-trace",
+        "  http_fetch:\n    allow_private_networks: true\n",
+    );
+    d.wait_ready().await;
+
+    let traced = |source: Value| {
+        let (aid, p) = invocation_with(
+            "traced",
+            json!({"version": 1}),
+            "http",
+            json!({"url": format!("http://127.0.0.1:{port}/x")}),
+        );
+        let mut env: Value = serde_json::from_slice(&p).unwrap();
+        env["body"]["trigger"]["source"] = source;
+        (aid, serde_json::to_vec(&env).unwrap())
+    };
+    let (aid, p) = traced(json!({
+        "traceparent": format!("00-{TRACE_ID}-{PARENT}-01"),
+        "tracestate": "vendor=abc",
+    }));
+    let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    let t = finished(&emu, &id, 20).await;
+    assert_eq!(t.status, TaskStatus::Completed, "{t:?}\n{}", d.log());
+    let body: Value = serde_json::from_str(
+        t.result_value().unwrap()["result"]["body"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["status"], json!(200));
+
+    // ctx.traceparent: the same trace, a new span (cs.invoke), the producer's flags.
+    let ctx_tp = body["tp"].as_str().unwrap().to_string();
+    let (trace, span, flags) = parts(&ctx_tp);
+    assert_eq!(trace, TRACE_ID);
+    assert_ne!(span, PARENT);
+    assert_eq!(flags, "01");
+
+    // cs.results and the publish carry it in CreateTask fields 10 and 11.
+    let results: Vec<_> = emu
+        .tasks("cs.results")
+        .into_iter()
+        .filter(|t| {
+            t.payload_value()
+                .is_some_and(|p| p["body"]["activation_id"] == json!(aid))
+        })
+        .collect();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].trace_parent, ctx_tp);
+    assert_eq!(results[0].trace_state, "vendor=abc");
+    let publishes = emu.tasks("orders.created");
+    assert_eq!(publishes.len(), 1);
+    assert_eq!(publishes[0].trace_parent, ctx_tp);
+    assert_eq!(publishes[0].trace_state, "vendor=abc");
+
+    // The fetch sent it (the function's own traceparent replaced).
+    let heads = seen.lock().unwrap().clone();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let h = heads[0].to_ascii_lowercase();
+    assert!(h.contains(&format!("traceparent: {ctx_tp}\r\n")), "{h}");
+    assert!(h.contains("tracestate: vendor=abc\r\n"), "{h}");
+    assert!(!h.contains("1111111111"), "{h}");
+
+    // The record keeps the trace id.
+    let rec: String = raw.get(format!("cs:act:{T}:{aid}:meta")).unwrap();
+    let rec: Value = serde_json::from_str(&rec).unwrap();
+    assert_eq!(rec["trace_id"], json!(TRACE_ID));
+
+    // Absent or malformed: a new trace, never an error.
+    for source in [
+        json!({}),
+        json!({"traceparent": "00-zz-bad", "tracestate": "k=v"}),
+    ] {
+        let (aid, p) = traced(source.clone());
+        let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+        let t = finished(&emu, &id, 20).await;
+        assert_eq!(t.status, TaskStatus::Completed, "{source}: {t:?}");
+        let body: Value = serde_json::from_str(
+            t.result_value().unwrap()["result"]["body"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let (trace, _, _) = parts(body["tp"].as_str().unwrap());
+        assert_ne!(trace, TRACE_ID);
+        let rec: String = raw.get(format!("cs:act:{T}:{aid}:meta")).unwrap();
+        let rec: Value = serde_json::from_str(&rec).unwrap();
+        assert_eq!(rec["trace_id"], json!(trace));
+        let r: Vec<_> = emu
+            .tasks("cs.results")
+            .into_iter()
+            .filter(|t| {
+                t.payload_value()
+                    .is_some_and(|p| p["body"]["activation_id"] == json!(aid))
+            })
+            .collect();
+        assert_eq!(parts(&r[0].trace_parent).0, trace);
+        assert_eq!(r[0].trace_state, "");
+    }
+}

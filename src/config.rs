@@ -329,6 +329,14 @@ pub struct PoolSettings {
     pub idle: Duration,
 }
 
+/// `cs_invoker_pool.metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Distinct (tenant, namespace, function, version) label sets with their own series; the
+    /// rest are folded into the `other` series.
+    pub max_function_series: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpFetchSettings {
     pub allow_private_networks: bool,
@@ -353,6 +361,7 @@ pub struct Config {
     pub sandbox: SandboxSettings,
     pub pool: PoolSettings,
     pub http_fetch: HttpFetchSettings,
+    pub metrics: MetricsSettings,
     /// The environment variables that overrode a value, for the summary and start-up log.
     pub env_overrides: Vec<&'static str>,
     /// Things worth telling the operator that are not errors (a value ignored, …).
@@ -566,6 +575,11 @@ impl Config {
             self.http_fetch.allow_private_networks,
             human_bytes(self.http_fetch.max_response_bytes as u64)
         );
+        let _ = writeln!(
+            s,
+            "metrics              max_function_series={}",
+            self.metrics.max_function_series
+        );
         let _ = writeln!(s, "shutdown             drain={}s", self.drain.as_secs());
         if !self.env_overrides.is_empty() {
             let _ = writeln!(s, "from environment     {}", self.env_overrides.join(", "));
@@ -737,6 +751,7 @@ struct InvokerFile {
     sandbox: Section<SandboxFile>,
     pool: Section<PoolFile>,
     http_fetch: Section<HttpFetchFile>,
+    metrics: Section<MetricsFile>,
 }
 
 #[derive(Default, Deserialize)]
@@ -811,6 +826,12 @@ struct PoolFile {
 struct HttpFetchFile {
     allow_private_networks: Leaf<bool>,
     max_response_bytes: Leaf<Size<KIB, { 64 * MIB }>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct MetricsFile {
+    max_function_series: Leaf<Int<1, 1_000_000>>,
 }
 
 /// A key's value: absent (or null), of its type, or the problem with it. Reading one never
@@ -1314,6 +1335,15 @@ impl<'e> Validator<'e> {
                 )
                 .map_or(HttpConfig::default().max_response_bytes, |n| n as usize),
         };
+        let mf = self.section(inv.metrics, "cs_invoker_pool.metrics");
+        let metrics = MetricsSettings {
+            max_function_series: self
+                .get(
+                    mf.max_function_series,
+                    "cs_invoker_pool.metrics.max_function_series",
+                )
+                .map_or(crate::metrics::DEFAULT_MAX_FUNCTION_SERIES, |n| n as usize),
+        };
         if http_fetch.allow_private_networks {
             let note = format!("{private} is on: functions can reach loopback and private ranges");
             self.notes.push(note);
@@ -1335,6 +1365,7 @@ impl<'e> Validator<'e> {
             sandbox,
             pool,
             http_fetch,
+            metrics,
             env_overrides: std::mem::take(&mut self.overrides),
             notes: std::mem::take(&mut self.notes),
         }
@@ -2375,6 +2406,7 @@ cs_invoker_pool:
             ("cs_invoker_pool.sandbox", fields::<SandboxFile>()),
             ("cs_invoker_pool.pool", fields::<PoolFile>()),
             ("cs_invoker_pool.http_fetch", fields::<HttpFetchFile>()),
+            ("cs_invoker_pool.metrics", fields::<MetricsFile>()),
             ("plugins.messaging.codeq", &fields::<SousCodeqFile>()[..4]),
             ("plugins.messaging.codeq.topics", fields::<TopicsFile>()),
             ("plugins.persistence.kvrocks", &fields::<KvrocksFile>()[..1]),
@@ -2398,7 +2430,7 @@ cs_invoker_pool:
         assert_eq!(
             schema,
             [
-                ": http workers cache limits codeq shutdown sandbox pool http_fetch",
+                ": http workers cache limits codeq shutdown sandbox pool http_fetch metrics",
                 "http: addr",
                 "workers: threads max_inflight max_waiting max_waiting_per_version",
                 "cache: bundles_max bytes_max",
@@ -2408,6 +2440,7 @@ cs_invoker_pool:
                 "sandbox: require allow_unconfined cgroup child_bin",
                 "pool: prewarm max_children max_uses idle_seconds",
                 "http_fetch: allow_private_networks max_response_bytes",
+                "metrics: max_function_series",
             ]
         );
     }

@@ -39,7 +39,6 @@ struct Handler {
 
 impl TaskHandler for Handler {
     async fn handle(&self, task: TaskInfo) -> Answer {
-        self.metrics.set_inflight(self.pipeline.inflight() + 1);
         let ctx = TaskContext {
             heartbeat: Some(task.heartbeat.clone()),
         };
@@ -47,7 +46,6 @@ impl TaskHandler for Handler {
             .pipeline
             .process_task(&task.payload, &task.slot, &ctx)
             .await;
-        self.metrics.set_inflight(self.pipeline.inflight());
         self.record(&task, &p);
         p.answer
     }
@@ -69,6 +67,15 @@ impl Handler {
         };
         if a.heartbeats > 0 {
             self.metrics.cadence_heartbeats(a.heartbeats);
+        }
+        if a.redactions > 0 {
+            self.metrics.redactions(a.redactions);
+        }
+        if a.traceparent_malformed {
+            self.metrics.traceparent_malformed();
+        }
+        for (kind, outcome, n) in &a.host_calls {
+            self.metrics.host_calls(kind, outcome, u64::from(*n));
         }
         if let Some(lag) = a.queue_lag_ms {
             self.metrics
@@ -188,7 +195,7 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         Arc::new(HttpFetcher::new(http)),
     ));
 
-    let metrics = Metrics::new();
+    let metrics = Metrics::with_max_function_series(cfg.metrics.max_function_series);
     let mut wcfg = WorkerConfig::new(
         cfg.codeq.worker_stream_addr.clone(),
         cfg.codeq.worker_token.clone(),
@@ -239,9 +246,17 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         let (pool, pipeline) = (pool.clone(), pipeline.clone());
         Arc::new(move |m: &Metrics| {
             m.set_pool(&pool.stats());
-            let c = pipeline.cache_stats();
-            m.set_cache(c.items, c.bytes as u64);
-            m.set_inflight(pipeline.inflight());
+            m.set_cache(&pipeline.cache_stats());
+            let by_version = pipeline.inflight_by_version();
+            m.set_inflight(by_version.iter().map(|(k, n)| {
+                (
+                    k.tenant.as_str(),
+                    k.namespace.as_str(),
+                    k.function.as_str(),
+                    k.version,
+                    *n,
+                )
+            }));
         })
     };
     let state = EndpointState::new(metrics.clone(), Arc::new(readiness)).with_scrape_hook(scrape);

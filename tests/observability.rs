@@ -426,3 +426,209 @@ export default (e, ctx) => {
         assert_eq!(r[0].trace_state, "");
     }
 }
+
+/// The metric names a PromQL expression reads: every `cs_…` identifier, with a histogram's
+/// `_bucket`/`_sum`/`_count` suffix kept (the scrape has those sample names).
+fn queried_names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let b = expr.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let starts = expr[i..].starts_with("cs_") && (i == 0 || !is_ident(b[i - 1]));
+        if starts {
+            let end = (i..b.len()).find(|&j| !is_ident(b[j])).unwrap_or(b.len());
+            out.push(expr[i..end].to_string());
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// Label names an expression groups by or selects on (`by (a, b)`, `{a="…"}`), without `le`.
+fn queried_labels(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in expr.split("by (").skip(1) {
+        let inner = part.split(')').next().unwrap_or("");
+        out.extend(inner.split(',').map(|s| s.trim().to_string()));
+    }
+    for part in expr.split('{').skip(1) {
+        let inner = part.split('}').next().unwrap_or("");
+        for m in inner.split(',') {
+            if let Some((name, _)) = m.split_once(['=', '!']) {
+                out.push(name.trim().trim_end_matches('~').to_string());
+            }
+        }
+    }
+    out.retain(|l| !l.is_empty() && l != "le");
+    out
+}
+
+/// The label names of the sample lines of `name` in an exposition.
+fn sample_labels(scrape: &str, name: &str) -> Option<Vec<String>> {
+    let line = scrape.lines().find(|l| {
+        l.strip_prefix(name)
+            .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+    })?;
+    let rest = &line[name.len()..];
+    let Some(inner) = rest
+        .strip_prefix('{')
+        .and_then(|r| r.split_once('}'))
+        .map(|x| x.0)
+    else {
+        return Some(Vec::new());
+    };
+    Some(
+        inner
+            .split("\",")
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_have_the_documented_names_labels_a_series_cap_and_the_dashboard_matches() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    let m = manifest(5000, 8, json!({}));
+    publish_version(
+        &mut raw,
+        T,
+        NS,
+        "slowpoke",
+        1,
+        "export default () => { const end = Date.now() + 1500; while (Date.now() < end) {} };",
+        &m,
+        &json!({}),
+    );
+    for f in ["f1", "f2", "f3"] {
+        publish_version(
+            &mut raw,
+            T,
+            NS,
+            f,
+            1,
+            "export default () => 'ok';",
+            &m,
+            &json!({}),
+        );
+    }
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    let mut d = Daemon::start(
+        &emu,
+        &redis,
+        "w-metrics",
+        "  metrics:\n    max_function_series: 2\n",
+    );
+    d.wait_ready().await;
+    let fl = |f: &str| format!("tenant=\"{T}\",namespace=\"{NS}\",function=\"{f}\",version=\"1\"");
+
+    // In flight, by function, while it runs.
+    let (_, p) = invocation_with("slowpoke", json!({"version": 1}), "http", json!({}));
+    let slow = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+    let want = format!("cs_invoker_inflight{{{}}} 1\n", fl("slowpoke"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let during = loop {
+        let (_, text) = d.get("/metrics").unwrap();
+        if text.contains(&want) {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {want:?} in:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        finished(&emu, &slow, 20).await.status,
+        TaskStatus::Completed
+    );
+    for f in ["f1", "f2", "f3"] {
+        let (_, p) = invocation_with(f, json!({"version": 1}), "api", json!({}));
+        let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+        assert_eq!(finished(&emu, &id, 20).await.status, TaskStatus::Completed);
+    }
+    let (code, text) = d.get("/metrics").unwrap();
+    assert_eq!(code, 200);
+    let other = "tenant=\"other\",namespace=\"other\",function=\"other\",version=\"other\"";
+    for want in [
+        format!(
+            "cs_invocations_total{{{},trigger=\"http\",status=\"success\"}} 1\n",
+            fl("slowpoke")
+        ),
+        format!(
+            "cs_invocations_total{{{},trigger=\"api\",status=\"success\"}} 1\n",
+            fl("f1")
+        ),
+        // f2 and f3 are over the cap of 2 function series: folded, counted.
+        format!("cs_invocations_total{{{other},trigger=\"api\",status=\"success\"}} 2\n"),
+        format!("cs_invocation_duration_ms_count{{{other},trigger=\"api\"}} 2\n"),
+        format!(
+            "cs_invocation_duration_ms_bucket{{le=\"+Inf\",{},trigger=\"http\"}} 1\n",
+            fl("slowpoke")
+        ),
+        "cs_invoker_metrics_overflow_total 2\n".into(),
+        "cs_invoker_tasks_total{outcome=\"completed\"} 4\n".into(),
+        "cs_invoker_queue_lag_ms_count{topic=\"cs.invoke\"} 4\n".into(),
+        // (how many of the four were cold depends on the pool's stems; at least the first)
+        "cs_invoker_cold_starts_total{runtime=\"cs-js\"} ".into(),
+    ] {
+        assert!(text.contains(&want), "missing {want:?} in:\n{text}");
+    }
+    assert!(!text.contains("function=\"f2\"") && !text.contains("function=\"f3\""));
+    // Nothing in flight any more: the gauge has no series left.
+    assert!(!text.contains("cs_invoker_inflight{"), "{text}");
+
+    // Every series the shipped dashboard queries is exported, with the labels it uses.
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/packaging/grafana/cs-invoker-pool.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut exprs: Vec<String> = Vec::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            exprs.push(t["expr"].as_str().unwrap().to_string());
+        }
+    }
+    for v in dash["templating"]["list"].as_array().unwrap() {
+        if let Some(q) = v["query"]["query"].as_str() {
+            exprs.push(q.to_string());
+        }
+    }
+    assert!(exprs.len() >= 15, "{exprs:?}");
+    // The gauge of what runs has series only while something runs: both scrapes count.
+    let text = format!("{during}\n{text}");
+    let mut checked = 0;
+    for e in &exprs {
+        for name in queried_names(e) {
+            let family = ["_bucket", "_sum", "_count", "_total"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "the dashboard queries {name} ({e}), which /metrics does not export"
+            );
+            // Families with samples now: the labels the query uses are theirs.
+            if let Some(have) = sample_labels(&text, &name) {
+                for l in queried_labels(e) {
+                    assert!(
+                        have.contains(&l),
+                        "{name} has no label {l} ({e}); it has {have:?}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} queried series had samples");
+}

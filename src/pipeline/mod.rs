@@ -197,6 +197,8 @@ pub struct ActivationSummary {
     pub traceparent_malformed: bool,
     /// Secret values replaced in the function's logs and error.
     pub redactions: u64,
+    /// Host calls by kind and outcome (`ok`, `error`, `denied`).
+    pub host_calls: Vec<(&'static str, &'static str, u32)>,
 }
 
 /// Why a step stopped the pipeline early.
@@ -334,6 +336,18 @@ where
 
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+
+    /// Activations holding each version's `maxConcurrency` permit now, for
+    /// `cs_invoker_inflight`: only versions with one or more.
+    pub fn inflight_by_version(&self) -> Vec<(VersionKey, usize)> {
+        let map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter_map(|(k, g)| {
+                let n = g.max.saturating_sub(g.permits.available_permits());
+                (n > 0).then(|| (k.clone(), n))
+            })
+            .collect()
     }
 
     /// Activations holding the replica permit now (executing or about to).
@@ -557,6 +571,7 @@ where
 
         summary.executed = true;
         summary.heartbeats = u64::from(ex.host_calls.heartbeats);
+        summary.host_calls = ex.host_calls.by_kind.clone();
         summary.cold_start = ex.start.is_cold();
         record.cold_start = ex.start.is_cold();
         record.start_kind = Some(ex.start.as_str().to_string());

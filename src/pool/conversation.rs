@@ -49,6 +49,7 @@ struct InFlight<'a> {
     id: u64,
     started: Instant,
     heartbeat: bool,
+    kind: &'static str,
     fut: HostFuture<'a>,
 }
 
@@ -99,7 +100,7 @@ pub(super) async fn converse<'a, H: HostApi>(
                     for i in 0..calls.len() {
                         if let Poll::Ready(r) = calls[i].fut.as_mut().poll(cx) {
                             let c = calls.swap_remove(i);
-                            return Poll::Ready((c.id, c.started, c.heartbeat, r));
+                            return Poll::Ready((c.id, c.started, c.heartbeat, c.kind, r));
                         }
                     }
                     Poll::Pending
@@ -111,8 +112,9 @@ pub(super) async fn converse<'a, H: HostApi>(
                         stdin_slot = Some(s);
                         r.map_err(Stop::Failure)?;
                     }
-                    (id, started, heartbeat, result) = call_done => {
+                    (id, started, heartbeat, kind, result) = call_done => {
                         ex.host_calls.time += started.elapsed();
+                        ex.host_calls.tally(kind, if result.is_ok() { "ok" } else { "error" });
                         if let Ok(v) = &result {
                             ex.host_calls.bytes_in += value_bytes(v) as u64;
                             if heartbeat {
@@ -168,6 +170,7 @@ pub(super) async fn converse<'a, H: HostApi>(
                 ) {
                     Err(denied) => {
                         ex.host_calls.denied += 1;
+                        ex.host_calls.tally(call.op.name(), "denied");
                         outbox.push_back(encode_reply(call.id, Err(denied))?);
                     }
                     Ok(()) => {
@@ -176,6 +179,7 @@ pub(super) async fn converse<'a, H: HostApi>(
                             id: call.id,
                             started: Instant::now(),
                             heartbeat,
+                            kind: call.op.name(),
                             fut: Box::pin(host.call(&job.scope, call.op)),
                         });
                     }

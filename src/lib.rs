@@ -11,6 +11,7 @@ pub mod cgroup;
 pub mod config;
 pub mod endpoints;
 pub mod host;
+pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod pool;

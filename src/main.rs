@@ -100,11 +100,11 @@ fn main() {
     };
     // `serve` logs one JSON object per line (SPEC §8); the other commands talk to a person.
     if matches!(cli.command, Command::Serve { .. }) {
-        tracing_subscriber::fmt()
-            .json()
-            .with_current_span(false)
-            .with_writer(std::io::stderr)
-            .with_env_filter(filter())
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(filter())
+            .with(cs_invoker_pool::logging::JsonLines::new(std::io::stderr))
             .init();
     } else {
         tracing_subscriber::fmt()

@@ -108,13 +108,14 @@ impl Handler {
                     task_id = %task.id, attempts = task.attempts,
                     request_id = %a.request_id, tenant = %a.tenant, namespace = %a.namespace,
                     function = %a.function, activation_id = %a.activation_id,
-                    reason = %reason, "activation deferred: retry later"
+                    trace_id = a.trace_id.as_deref().unwrap_or(""), reason = %reason, "activation deferred: retry later"
                 );
             }
             _ => tracing::info!(
                 task_id = %task.id,
                 request_id = %a.request_id, tenant = %a.tenant, namespace = %a.namespace,
                 function = %a.function, version = %version, activation_id = %a.activation_id,
+                trace_id = a.trace_id.as_deref().unwrap_or(""),
                 status = a.status.as_deref().unwrap_or(""), duration_ms = a.duration_ms,
                 cold_start = a.cold_start, republished = a.republished, executed = a.executed,
                 "activation finished"

@@ -186,6 +186,21 @@ async fn secrets_are_read_by_name_and_redacted_in_everything_kept_or_sent() {
     }
     assert!(kept.contains(REDACTED));
 
+    // Two log lines and the message (the stack may hold it too) were redacted.
+    let (_, metrics) = d.get("/metrics").unwrap();
+    let n: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cs_invoker_secret_redactions_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(n >= 3, "{n}");
+    for want in [
+        "cs_invoker_host_calls_total{kind=\"secrets.get\",outcome=\"ok\"} 4\n",
+        "cs_invoker_capability_denied_total{kind=\"secrets.get\"} 2\n",
+    ] {
+        assert!(metrics.contains(want), "{want}: {metrics}");
+    }
+
     // Terminal ManifestErrors naming the secret or the provider, never a value.
     for (version, want) in [
         (
@@ -394,6 +409,40 @@ export default (e, ctx) => {
     let rec: Value = serde_json::from_str(&rec).unwrap();
     assert_eq!(rec["trace_id"], json!(TRACE_ID));
 
+    // The log: every line one JSON object with the standard fields; the activation's line
+    // names it and its trace.
+    let log = d.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() > 3, "{log}");
+    for l in &lines {
+        assert!(
+            l["ts_ms"].as_u64().is_some_and(|t| t > 1_700_000_000_000),
+            "{l}"
+        );
+        assert!(
+            ["info", "warn", "error", "debug"].contains(&l["level"].as_str().unwrap()),
+            "{l}"
+        );
+        assert_eq!(l["service"], json!("cs-invoker-pool"), "{l}");
+    }
+    let line = lines
+        .iter()
+        .find(|l| l["activation_id"] == json!(aid) && l["message"] == json!("activation finished"))
+        .unwrap_or_else(|| panic!("no line for {aid}:\n{log}"));
+    assert_eq!(line["trace_id"], json!(TRACE_ID), "{line}");
+    assert_eq!(line["tenant"], json!(T), "{line}");
+    assert_eq!(line["namespace"], json!(NS), "{line}");
+    assert_eq!(line["function"], json!("traced"), "{line}");
+    assert!(
+        line["request_id"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("req-")),
+        "{line}"
+    );
+
     // Absent or malformed: a new trace, never an error.
     for source in [
         json!({}),
@@ -425,6 +474,11 @@ export default (e, ctx) => {
         assert_eq!(parts(&r[0].trace_parent).0, trace);
         assert_eq!(r[0].trace_state, "");
     }
+    let (_, metrics) = d.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("\ncs_invoker_traceparent_malformed_total 1\n"),
+        "{metrics}"
+    );
 }
 
 /// The metric names a PromQL expression reads: every `cs_…` identifier, with a histogram's

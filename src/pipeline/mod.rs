@@ -48,6 +48,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tracing::Instrument;
 
 /// codeQ commands the pipeline publishes to (SPEC §7 `plugins.messaging.codeq.topics`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -409,6 +410,16 @@ where
         let (trace, incoming) = TraceContext::from_source(&req.trigger.source);
         summary.trace_id = Some(trace.trace_id_hex());
         summary.traceparent_malformed = incoming == Incoming::Malformed;
+        // Every line logged while the activation runs names it (src/logging.rs).
+        let span = tracing::info_span!(
+            "cs.invoke",
+            request_id = %req.request_id,
+            tenant = %req.tenant,
+            namespace = %req.namespace,
+            function = %req.reference.function,
+            activation_id = %req.activation_id,
+            trace_id = %trace.trace_id_hex(),
+        );
         let answer = self
             .activation(
                 &envelope,
@@ -420,6 +431,7 @@ where
                 slot,
                 task,
             )
+            .instrument(span)
             .await;
         Processed {
             answer,

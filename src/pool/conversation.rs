@@ -25,7 +25,7 @@ use crate::host::{capabilities, HostApi};
 use sandbox_child::messages::one_line;
 use sandbox_child::protocol::{
     self, FromChild, HostError, HostOp, HostReply, HostValue, LogLine, OutputLimits, ToChild,
-    MAX_HOST_CALLS_IN_FLIGHT,
+    CAPABILITY_DENIED, MAX_HOST_CALLS_IN_FLIGHT,
 };
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -114,7 +114,17 @@ pub(super) async fn converse<'a, H: HostApi>(
                     }
                     (id, started, heartbeat, kind, result) = call_done => {
                         ex.host_calls.time += started.elapsed();
-                        ex.host_calls.tally(kind, if result.is_ok() { "ok" } else { "error" });
+                        // A host that refuses by the activation's own grants (an undeclared
+                        // secret) is a denial like the manifest's.
+                        let outcome = match &result {
+                            Ok(_) => "ok",
+                            Err(e) if e.message.starts_with(CAPABILITY_DENIED) => {
+                                ex.host_calls.denied += 1;
+                                "denied"
+                            }
+                            Err(_) => "error",
+                        };
+                        ex.host_calls.tally(kind, outcome);
                         if let Ok(v) = &result {
                             ex.host_calls.bytes_in += value_bytes(v) as u64;
                             if heartbeat {

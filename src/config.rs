@@ -362,6 +362,8 @@ pub struct Config {
     pub pool: PoolSettings,
     pub http_fetch: HttpFetchSettings,
     pub metrics: MetricsSettings,
+    /// `cs_invoker_pool.tracing`: span export over OTLP.
+    pub tracing: crate::tracing_otel::TracingSettings,
     /// The environment variables that overrode a value, for the summary and start-up log.
     pub env_overrides: Vec<&'static str>,
     /// Things worth telling the operator that are not errors (a value ignored, …).
@@ -580,6 +582,17 @@ impl Config {
             "metrics              max_function_series={}",
             self.metrics.max_function_series
         );
+        let t = &self.tracing;
+        let _ = writeln!(
+            s,
+            "tracing              enabled={} endpoint={} protocol={} sampling_ratio={} service_name={} queue_size={}",
+            t.enabled,
+            t.endpoint.as_deref().unwrap_or("(OTEL_EXPORTER_OTLP_* or default)"),
+            t.protocol.as_str(),
+            t.sampling_ratio,
+            t.service_name,
+            t.queue_size
+        );
         let _ = writeln!(s, "shutdown             drain={}s", self.drain.as_secs());
         if !self.env_overrides.is_empty() {
             let _ = writeln!(s, "from environment     {}", self.env_overrides.join(", "));
@@ -752,6 +765,7 @@ struct InvokerFile {
     pool: Section<PoolFile>,
     http_fetch: Section<HttpFetchFile>,
     metrics: Section<MetricsFile>,
+    tracing: Section<TracingFile>,
 }
 
 #[derive(Default, Deserialize)]
@@ -826,6 +840,62 @@ struct PoolFile {
 struct HttpFetchFile {
     allow_private_networks: Leaf<bool>,
     max_response_bytes: Leaf<Size<KIB, { 64 * MIB }>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct TracingFile {
+    enabled: Leaf<bool>,
+    endpoint: Leaf<OtlpEndpoint>,
+    protocol: Leaf<crate::tracing_otel::Protocol>,
+    sampling_ratio: Leaf<Ratio>,
+    service_name: Leaf<String>,
+    queue_size: Leaf<Int<1, 1_000_000>>,
+}
+
+/// An OTLP collector URL: `http://` or `https://` with a host.
+struct OtlpEndpoint;
+
+impl Parse for OtlpEndpoint {
+    type Out = String;
+    fn parse(v: Value) -> Result<Option<String>, String> {
+        text(v, |t| match url::Url::parse(&t) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(t),
+            _ => Err(format!(
+                "must be an http:// or https:// URL of the collector, got {t:?}"
+            )),
+        })
+    }
+}
+
+impl Parse for crate::tracing_otel::Protocol {
+    type Out = crate::tracing_otel::Protocol;
+    fn parse(v: Value) -> Result<Option<Self::Out>, String> {
+        text(v, |t| match t.as_str() {
+            "grpc" => Ok(crate::tracing_otel::Protocol::Grpc),
+            "http/protobuf" => Ok(crate::tracing_otel::Protocol::HttpProtobuf),
+            other => Err(format!("must be grpc or http/protobuf, got {other:?}")),
+        })
+    }
+}
+
+/// A number in 0.0..=1.0.
+struct Ratio;
+
+impl Parse for Ratio {
+    type Out = f64;
+    fn parse(v: Value) -> Result<Option<f64>, String> {
+        match v {
+            Value::Number(n) => match n.as_f64() {
+                Some(r) if (0.0..=1.0).contains(&r) => Ok(Some(r)),
+                _ => Err(format!("must be between 0 and 1, got {n}")),
+            },
+            other => Err(format!(
+                "must be a number between 0 and 1, got {}",
+                kind(&other)
+            )),
+        }
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -1335,6 +1405,26 @@ impl<'e> Validator<'e> {
                 )
                 .map_or(HttpConfig::default().max_response_bytes, |n| n as usize),
         };
+        let tr = self.section(inv.tracing, "cs_invoker_pool.tracing");
+        let defaults = crate::tracing_otel::TracingSettings::default();
+        let tracing = crate::tracing_otel::TracingSettings {
+            enabled: self
+                .get(tr.enabled, "cs_invoker_pool.tracing.enabled")
+                .unwrap_or(false),
+            endpoint: self.get(tr.endpoint, "cs_invoker_pool.tracing.endpoint"),
+            protocol: self
+                .get(tr.protocol, "cs_invoker_pool.tracing.protocol")
+                .unwrap_or(defaults.protocol),
+            sampling_ratio: self
+                .get(tr.sampling_ratio, "cs_invoker_pool.tracing.sampling_ratio")
+                .unwrap_or(defaults.sampling_ratio),
+            service_name: self
+                .get(tr.service_name, "cs_invoker_pool.tracing.service_name")
+                .unwrap_or(defaults.service_name),
+            queue_size: self
+                .get(tr.queue_size, "cs_invoker_pool.tracing.queue_size")
+                .map_or(defaults.queue_size, |n| n as usize),
+        };
         let mf = self.section(inv.metrics, "cs_invoker_pool.metrics");
         let metrics = MetricsSettings {
             max_function_series: self
@@ -1366,6 +1456,7 @@ impl<'e> Validator<'e> {
             pool,
             http_fetch,
             metrics,
+            tracing,
             env_overrides: std::mem::take(&mut self.overrides),
             notes: std::mem::take(&mut self.notes),
         }
@@ -2407,6 +2498,7 @@ cs_invoker_pool:
             ("cs_invoker_pool.pool", fields::<PoolFile>()),
             ("cs_invoker_pool.http_fetch", fields::<HttpFetchFile>()),
             ("cs_invoker_pool.metrics", fields::<MetricsFile>()),
+            ("cs_invoker_pool.tracing", fields::<TracingFile>()),
             ("plugins.messaging.codeq", &fields::<SousCodeqFile>()[..4]),
             ("plugins.messaging.codeq.topics", fields::<TopicsFile>()),
             ("plugins.persistence.kvrocks", &fields::<KvrocksFile>()[..1]),
@@ -2430,7 +2522,7 @@ cs_invoker_pool:
         assert_eq!(
             schema,
             [
-                ": http workers cache limits codeq shutdown sandbox pool http_fetch metrics",
+                ": http workers cache limits codeq shutdown sandbox pool http_fetch metrics tracing",
                 "http: addr",
                 "workers: threads max_inflight max_waiting max_waiting_per_version",
                 "cache: bundles_max bytes_max",
@@ -2441,6 +2533,7 @@ cs_invoker_pool:
                 "pool: prewarm max_children max_uses idle_seconds",
                 "http_fetch: allow_private_networks max_response_bytes",
                 "metrics: max_function_series",
+                "tracing: enabled endpoint protocol sampling_ratio service_name queue_size",
             ]
         );
     }

@@ -23,3 +23,4 @@ pub mod secrets;
 pub mod serve;
 pub mod store;
 pub mod trace;
+pub mod tracing_otel;

@@ -177,7 +177,22 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     if http.allow_private_networks {
         tracing::warn!("cs.http.fetch may reach private networks (cs_invoker_pool.http_fetch.allow_private_networks)");
     }
-    let pipeline = Arc::new(Pipeline::new(
+    let spans = if cfg.tracing.enabled {
+        let sink = crate::tracing_otel::SpanSink::start(&cfg.tracing)?;
+        tracing::info!(
+            endpoint = cfg
+                .tracing
+                .endpoint
+                .as_deref()
+                .unwrap_or("(from OTEL_EXPORTER_OTLP_*)"),
+            protocol = cfg.tracing.protocol.as_str(),
+            "exporting spans over OTLP"
+        );
+        Some(Arc::new(sink))
+    } else {
+        None
+    };
+    let mut pipeline = Pipeline::new(
         PipelineConfig {
             max_inflight: cfg.workers.max_inflight,
             cache_bundles_max: cfg.cache.bundles_max,
@@ -194,7 +209,11 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         producer.clone(),
         pool.clone(),
         Arc::new(HttpFetcher::new(http)),
-    ));
+    );
+    if let Some(sink) = &spans {
+        pipeline = pipeline.with_spans(sink.clone());
+    }
+    let pipeline = Arc::new(pipeline);
 
     let metrics = Metrics::with_max_function_series(cfg.metrics.max_function_series);
     let mut wcfg = WorkerConfig::new(
@@ -246,6 +265,9 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     let scrape = {
         let (pool, pipeline) = (pool.clone(), pipeline.clone());
         Arc::new(move |m: &Metrics| {
+            if let Some(sink) = &spans {
+                m.set_spans_dropped(sink.dropped());
+            }
             m.set_pool(&pool.stats());
             m.set_cache(&pipeline.cache_stats());
             let by_version = pipeline.inflight_by_version();

@@ -686,3 +686,279 @@ async fn metrics_have_the_documented_names_labels_a_series_cap_and_the_dashboard
     }
     assert!(checked >= 10, "only {checked} queried series had samples");
 }
+
+mod otlp {
+    //! A small OTLP receiver: the collector's gRPC trace service (tonic) and its HTTP/protobuf
+    //! endpoint (`POST /v1/traces`, axum), both keeping what they receive.
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use prost::Message;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    pub struct Received(pub Arc<Mutex<Vec<ExportTraceServiceRequest>>>);
+
+    #[tonic::async_trait]
+    impl TraceService for Received {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            self.0.lock().unwrap().push(request.into_inner());
+            Ok(tonic::Response::new(ExportTraceServiceResponse {
+                partial_success: None,
+            }))
+        }
+    }
+
+    /// Starts the gRPC receiver; its address.
+    pub async fn grpc(received: Received) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(received))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l))
+                .await
+                .unwrap();
+        });
+        format!("http://{addr}")
+    }
+
+    /// Starts the HTTP/protobuf receiver; the URL of its `/v1/traces`.
+    pub async fn http(received: Received) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: bytes::Bytes| {
+                let received = received.clone();
+                async move {
+                    match ExportTraceServiceRequest::decode(body) {
+                        Ok(r) => {
+                            received.0.lock().unwrap().push(r);
+                            (
+                                [("content-type", "application/x-protobuf")],
+                                ExportTraceServiceResponse {
+                                    partial_success: None,
+                                }
+                                .encode_to_vec(),
+                            )
+                        }
+                        Err(_) => ([("content-type", "text/plain")], b"bad".to_vec()),
+                    }
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        format!("http://{addr}/v1/traces")
+    }
+}
+
+/// (name, span id, parent span id, attributes as text, service name) of every span received
+/// for `trace_id`.
+fn received_spans(
+    r: &otlp::Received,
+    trace_id: &str,
+) -> Vec<(String, String, String, Vec<(String, String)>, String)> {
+    let mut out = Vec::new();
+    for req in r.0.lock().unwrap().iter() {
+        for rs in &req.resource_spans {
+            let service = rs
+                .resource
+                .as_ref()
+                .and_then(|res| res.attributes.iter().find(|a| a.key == "service.name"))
+                .and_then(|a| a.value.as_ref())
+                .map(|v| format!("{:?}", v.value))
+                .unwrap_or_default();
+            for ss in &rs.scope_spans {
+                for s in &ss.spans {
+                    if hex::encode(&s.trace_id) != trace_id {
+                        continue;
+                    }
+                    let attrs = s
+                        .attributes
+                        .iter()
+                        .map(|a| {
+                            (
+                                a.key.clone(),
+                                a.value
+                                    .as_ref()
+                                    .map(|v| format!("{:?}", v.value))
+                                    .unwrap_or_default(),
+                            )
+                        })
+                        .collect();
+                    out.push((
+                        s.name.clone(),
+                        hex::encode(&s.span_id),
+                        hex::encode(&s.parent_span_id),
+                        attrs,
+                        service.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_otlp_grpc_and_http_with_their_parents() {
+    let redis = server!();
+    let mut raw = redis.raw();
+    publish_version(
+        &mut raw,
+        T,
+        NS,
+        "exported",
+        1,
+        "export default (e, ctx) => ({ body: ctx.traceparent });",
+        &manifest(5000, 8, json!({})),
+        &json!({}),
+    );
+    let emu = Emulator::start(emulator_config()).await.unwrap();
+    for protocol in ["grpc", "http/protobuf"] {
+        let received = otlp::Received::default();
+        let endpoint = if protocol == "grpc" {
+            otlp::grpc(received.clone()).await
+        } else {
+            otlp::http(received.clone()).await
+        };
+        let extra = format!(
+            "  tracing:\n    enabled: true\n    endpoint: \"{endpoint}\"\n    protocol: \
+             {protocol}\n    service_name: invoker-under-test\n"
+        );
+        let mut d = Daemon::start(&emu, &redis, &format!("w-otlp-{}", protocol.len()), &extra);
+        d.wait_ready().await;
+        let trace_id = format!("{:032x}", rand_u128());
+        let (aid, p) = invocation_with("exported", json!({"version": 1}), "http", json!({}));
+        let mut env: Value = serde_json::from_slice(&p).unwrap();
+        env["body"]["trigger"]["source"] =
+            json!({"traceparent": format!("00-{trace_id}-{PARENT}-01")});
+        let id = emu.enqueue(
+            "cs.invoke",
+            serde_json::to_vec(&env).unwrap(),
+            EnqueueOptions::default(),
+        );
+        let t = finished(&emu, &id, 20).await;
+        assert_eq!(t.status, TaskStatus::Completed, "{t:?}\n{}", d.log());
+        let ctx_tp = t.result_value().unwrap()["result"]["body"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (_, invoke_span, _) = parts(&ctx_tp);
+
+        let want = [
+            "cs.load_bundle",
+            "cs.store.write_running",
+            "cs.wait_for_child",
+            "cs.execute",
+            "cs.store.write_terminal",
+            "cs.publish",
+        ];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let spans = loop {
+            let spans = received_spans(&received, &trace_id);
+            if spans.len() > want.len() {
+                break spans;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{protocol}: spans {spans:?}\n{}",
+                d.log()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let root = spans
+            .iter()
+            .find(|s| s.0 == "cs.invoke")
+            .unwrap_or_else(|| panic!("{protocol}: no cs.invoke in {spans:?}"));
+        assert_eq!(
+            root.1, invoke_span,
+            "{protocol}: the span ctx.traceparent names"
+        );
+        assert_eq!(root.2, PARENT, "{protocol}: child of the producer's span");
+        assert!(
+            root.4.contains("invoker-under-test"),
+            "{protocol}: {}",
+            root.4
+        );
+        let attr = |k: &str| {
+            root.3
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("{protocol}: no {k} in {:?}", root.3))
+        };
+        assert!(attr("activation_id").contains(&aid));
+        assert!(attr("function").contains("exported"));
+        assert!(attr("trigger.type").contains("http"));
+        assert!(attr("tenant").contains(T));
+        assert!(attr("namespace").contains(NS));
+        assert!(attr("status").contains("success"));
+        assert!(attr("version").contains('1'));
+        attr("cold_start");
+        for name in want {
+            let s = spans
+                .iter()
+                .find(|s| s.0 == name)
+                .unwrap_or_else(|| panic!("{protocol}: no {name} in {spans:?}"));
+            assert_eq!(
+                s.2, invoke_span,
+                "{protocol}: {name} is a child of cs.invoke"
+            );
+        }
+        drop(d);
+    }
+
+    // A collector that is not there: activations are not slowed or failed; the drops count.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let extra = format!(
+        "  tracing:\n    enabled: true\n    endpoint: \"http://127.0.0.1:{closed}\"\n    queue_size: 4\n"
+    );
+    let d = Daemon::start(&emu, &redis, "w-otlp-down", &extra);
+    let mut d = d;
+    d.wait_ready().await;
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        let (_, p) = invocation_with("exported", json!({"version": 1}), "http", json!({}));
+        let id = emu.enqueue("cs.invoke", p, EnqueueOptions::default());
+        assert_eq!(finished(&emu, &id, 20).await.status, TaskStatus::Completed);
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, m) = d.get("/metrics").unwrap();
+        let dropped: u64 = m
+            .lines()
+            .find_map(|l| l.strip_prefix("cs_invoker_trace_spans_dropped_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        // 3 activations × 7 spans, through a queue of 4 into a refused connection.
+        if dropped >= 21 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dropped {dropped}\n{}",
+            d.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+fn rand_u128() -> u128 {
+    u128::from_be_bytes(*uuid::Uuid::new_v4().as_bytes())
+}

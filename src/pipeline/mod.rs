@@ -36,6 +36,7 @@ use crate::store::{
     RunningWrite, Store, StoreError, Terminal, UserKv,
 };
 use crate::trace::{Incoming, TraceContext};
+use crate::tracing_otel::{ActivationTrace, InvokeAttributes, SpanSink};
 use cache::{BundleCache, CacheStats};
 use ports::{CapacityWait, Executor, NoSlot, PublishError, Publisher};
 use request::{Envelope, InvocationRequest};
@@ -46,6 +47,7 @@ use sandbox_child::messages::{
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tracing::Instrument;
@@ -262,6 +264,8 @@ pub struct Pipeline<S, P, E> {
     versions: Mutex<HashMap<VersionKey, Arc<VersionGate>>>,
     /// Activations waiting for their version's capacity, all versions together.
     waiting: Arc<AtomicUsize>,
+    /// Where spans go when export is on.
+    spans: Option<Arc<SpanSink>>,
     /// Version → (sha256, `config.env` and `config.secrets` of its meta, when read).
     metas: Mutex<HashMap<VersionKey, (String, Env, SecretRefs, Instant)>>,
 }
@@ -327,12 +331,19 @@ where
             versions: Mutex::new(HashMap::new()),
             waiting: Arc::new(AtomicUsize::new(0)),
             metas: Mutex::new(HashMap::new()),
+            spans: None,
             cfg,
             store,
             publisher,
             executor,
             host,
         }
+    }
+
+    /// Exports each activation's spans to `sink` (OTLP export on).
+    pub fn with_spans(mut self, sink: Arc<SpanSink>) -> Self {
+        self.spans = Some(sink);
+        self
     }
 
     pub fn cache_stats(&self) -> CacheStats {
@@ -407,7 +418,8 @@ where
             queue_lag_ms: (envelope.ts_ms > 0).then(|| arrived_ms.saturating_sub(envelope.ts_ms)),
             ..ActivationSummary::default()
         };
-        let (trace, incoming) = TraceContext::from_source(&req.trigger.source);
+        let (ctx, incoming) = TraceContext::from_source(&req.trigger.source);
+        let trace = ActivationTrace::new(ctx);
         summary.trace_id = Some(trace.trace_id_hex());
         summary.traceparent_malformed = incoming == Incoming::Malformed;
         // Every line logged while the activation runs names it (src/logging.rs).
@@ -433,6 +445,24 @@ where
             )
             .instrument(span)
             .await;
+        if let Some(sink) = &self.spans {
+            sink.submit(
+                &trace,
+                &InvokeAttributes {
+                    activation_id: summary.activation_id.clone(),
+                    tenant: summary.tenant.clone(),
+                    namespace: summary.namespace.clone(),
+                    function: summary.function.clone(),
+                    version: summary.version,
+                    trigger: summary.trigger.clone(),
+                    status: match &answer {
+                        Answer::RetryLater { .. } => "retry".into(),
+                        _ => summary.status.clone().unwrap_or_default(),
+                    },
+                    cold_start: summary.cold_start,
+                },
+            );
+        }
         Processed {
             answer,
             activation: Some(summary),
@@ -443,7 +473,7 @@ where
     async fn activation(
         &self,
         _envelope: &Envelope,
-        trace: &TraceContext,
+        trace: &ActivationTrace,
         req: &InvocationRequest,
         arrived: Instant,
         arrived_ms: u64,
@@ -494,6 +524,7 @@ where
         };
 
         // 3 and 4: version and bundle.
+        let load_started = SystemTime::now();
         let prepared = async {
             let resolved = resolution?;
             record.reference.version = Some(resolved.version);
@@ -503,6 +534,7 @@ where
             Ok::<_, Stop>((resolved, (bundle, env, secrets)))
         }
         .await;
+        trace.step("cs.load_bundle", load_started);
         let (resolved, (bundle, env, secrets)) = match prepared {
             Ok(v) => v,
             Err(Stop::Retry(why)) => return Answer::RetryLater { reason: why },
@@ -539,7 +571,10 @@ where
 
         // 6. The running write.
         record.start_ms = unix_ms();
-        match self.store.write_running(&record).await {
+        let write_started = SystemTime::now();
+        let running = self.store.write_running(&record).await;
+        trace.step("cs.store.write_running", write_started);
+        match running {
             Ok(RunningWrite::Started) => {}
             Ok(RunningWrite::AlreadyTerminal(_)) => {
                 // Another delivery finished between step 2 and now.
@@ -561,6 +596,7 @@ where
 
         // 7 and 8: execute; logs come back with the execution.
         let started = Instant::now();
+        let started_at = SystemTime::now();
         let waited = started.duration_since(arrived);
         let ex = self
             .execute(
@@ -573,12 +609,15 @@ where
                 task,
                 Arc::new(ActivationContext {
                     secrets,
-                    trace: Some(trace.clone()),
+                    trace: Some(trace.ctx.clone()),
                 }),
             )
             .await;
         let duration_ms = started.elapsed().as_millis() as u64;
         summary.redactions = ex.redactions;
+        let child_at = started_at + ex.wait;
+        trace.step_between("cs.wait_for_child", started_at, child_at);
+        trace.step("cs.execute", child_at);
         drop(permits);
 
         summary.executed = true;
@@ -736,7 +775,7 @@ where
         &self,
         stored: InvocationResult,
         summary: &mut ActivationSummary,
-        trace: &TraceContext,
+        trace: &ActivationTrace,
     ) -> Answer {
         summary.republished = true;
         summary.status = Some(stored.status.clone());
@@ -1130,7 +1169,7 @@ where
         mut err: ExecError,
         arrived: Instant,
         summary: &mut ActivationSummary,
-        trace: &TraceContext,
+        trace: &ActivationTrace,
     ) -> Answer {
         truncate_utf8(&mut err.message, self.cfg.max_error_bytes);
         let duration_ms = arrived.elapsed().as_millis() as u64;
@@ -1165,7 +1204,7 @@ where
         result: InvocationResult,
         logs: &[String],
         summary: &mut ActivationSummary,
-        trace: &TraceContext,
+        trace: &ActivationTrace,
     ) -> Answer {
         let end_ms = unix_ms();
         record.status = match result.status.as_str() {
@@ -1185,7 +1224,10 @@ where
             logs,
             result: &result,
         };
-        match self.store.write_terminal(&terminal).await {
+        let write_started = SystemTime::now();
+        let written = self.store.write_terminal(&terminal).await;
+        trace.step("cs.store.write_terminal", write_started);
+        match written {
             Ok(true) => {}
             Ok(false) => {
                 summary.lost_race = true;
@@ -1223,21 +1265,24 @@ where
         &self,
         tenant: &str,
         result: &InvocationResult,
-        trace: &TraceContext,
+        trace: &ActivationTrace,
     ) -> Result<(), Answer> {
         let env = result_envelope(tenant, result);
         let bytes = serde_json::to_vec(&env).map_err(|e| Answer::RetryLater {
             reason: format!("cannot encode the result: {e}"),
         })?;
-        self.publisher
+        let publish_started = SystemTime::now();
+        let published = self
+            .publisher
             .publish_traced(
                 &self.cfg.topics.results,
                 bytes,
                 Some(format!("result:{}", result.activation_id)),
                 TraceHeaders::of(trace),
             )
-            .await
-            .map_err(|e| publish_failed(&self.cfg.topics.results, e))
+            .await;
+        trace.step("cs.publish", publish_started);
+        published.map_err(|e| publish_failed(&self.cfg.topics.results, e))
     }
 }
 

@@ -1,4 +1,4 @@
-//! Compiles the codeQ protos (`proto/*.proto`, SPEC §2) into the supervisor's gRPC **client**
+//! Compiles the codeQ protos (`proto/*.proto`, contract §2) into the supervisor's gRPC **client**
 //! code with protox, so no system `protoc` is needed. The server side lives only in the
 //! `codeq-emulator` crate, which is never part of a release.
 

@@ -10,17 +10,17 @@
 //! otherwise). Everything shares the machine's cores: the daemon, its children, redis, and the
 //! emulator.
 
-#[path = "../tests/support/redis.rs"]
-mod redis_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use codeq_emulator::{Emulator, EmulatorConfig, EnqueueOptions, TaskStatus};
-use redis_support::RedisServer;
-use sandbox_child::bundle;
+use sandbox_proto::bundle;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::redis_server::RedisServer;
 
 const T: &str = "t_bench1";
 

@@ -6,8 +6,8 @@
 //!
 //! Needs `redis-server` on PATH (Debian package); skipped with a note otherwise.
 
-#[path = "../tests/support/redis.rs"]
-mod redis_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use cs_invoker_pool::host::http::{HttpConfig, HttpFetcher};
 use cs_invoker_pool::host::local::LocalHost;
@@ -17,12 +17,12 @@ use cs_invoker_pool::pipeline::{Answer, Pipeline, PipelineConfig};
 use cs_invoker_pool::pool::{Job, Pool, PoolConfig};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
 use cs_invoker_pool::store::{RedisStore, StoreConfig};
-use redis_support::RedisServer;
-use sandbox_child::bundle;
+use sandbox_proto::bundle;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::redis_server::RedisServer;
 
 const HANDLER: &str = "export default (event, ctx) => ({ statusCode: 200, body: 'ok' });";
 const MANIFEST: &str = r#"{"schema":"cs.function.script.v1","runtime":"cs-js","entry":"function.js",

@@ -11,7 +11,7 @@ use cs_invoker_pool::pipeline::request;
 use cs_invoker_pool::pool::child::ChildProcess;
 use cs_invoker_pool::pool::{Job, Pool, PoolConfig, StartKind};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
-use sandbox_child::bundle::{self, Bundle};
+use sandbox_proto::bundle::{self, Bundle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

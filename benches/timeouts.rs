@@ -14,7 +14,7 @@ use cs_invoker_pool::host::local::LocalHost;
 use cs_invoker_pool::host::HostScope;
 use cs_invoker_pool::pool::{ErrorType, Job, Pool, PoolConfig};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
-use sandbox_child::bundle::{self, Bundle};
+use sandbox_proto::bundle::{self, Bundle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Compiles `../proto/*.proto` (the codeQ wire contract, SPEC §2) into Rust with protox, so no
+//! Compiles `../proto/*.proto` (the codeQ wire contract, contract §2) into Rust with protox, so no
 //! system `protoc` is needed. Both client and server code are generated: the emulator serves
 //! the streams and its tests (and the main crate's tests) drive them with real clients.
 

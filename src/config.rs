@@ -1,4 +1,4 @@
-//! The `serve` configuration: one YAML file shared with the rest of Sous (SPEC §7).
+//! The `serve` configuration: one YAML file shared with the rest of Sous (contract §7).
 //!
 //! Operators keep a single Sous `config.yaml`; the invoker reads the sections it uses and ignores
 //! the others (`cs_http_gateway`, `tikti`, `plugins.authn`, the legacy top-level `kvrocks:` and
@@ -53,7 +53,7 @@ use crate::queue::worker::WorkerConfig;
 use crate::sandbox::{Sandbox, SandboxPolicy};
 use crate::secret::Secret;
 use crate::store::StoreConfig;
-use sandbox_child::protocol::OutputLimits;
+use sandbox_proto::protocol::OutputLimits;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
@@ -242,7 +242,7 @@ impl CgroupChoice {
 pub struct WorkersSettings {
     /// Tokio worker threads of the supervisor.
     pub threads: usize,
-    /// The replica's in-flight permit count (SPEC §1 step 5).
+    /// The replica's in-flight permit count (contract §1 step 5).
     pub max_inflight: usize,
     /// Activations that may wait for their own version's `maxConcurrency` at once, holding no
     /// in-flight permit and no claim slot (default: `max_inflight`).
@@ -449,7 +449,7 @@ impl Config {
         }
     }
 
-    /// The output bounds sent to children; the stack bound is not configurable (SPEC §9).
+    /// The output bounds sent to children; the stack bound is not configurable (contract §9).
     pub fn output_limits(&self) -> OutputLimits {
         OutputLimits {
             max_result_bytes: self.limits.max_result_bytes,
@@ -1405,6 +1405,15 @@ impl<'e> Validator<'e> {
                 )
                 .map_or(HttpConfig::default().max_response_bytes, |n| n as usize),
         };
+        let mf = self.section(inv.metrics, "cs_invoker_pool.metrics");
+        let metrics = MetricsSettings {
+            max_function_series: self
+                .get(
+                    mf.max_function_series,
+                    "cs_invoker_pool.metrics.max_function_series",
+                )
+                .map_or(crate::metrics::DEFAULT_MAX_FUNCTION_SERIES, |n| n as usize),
+        };
         let tr = self.section(inv.tracing, "cs_invoker_pool.tracing");
         let defaults = crate::tracing_otel::TracingSettings::default();
         let tracing = crate::tracing_otel::TracingSettings {
@@ -1424,15 +1433,6 @@ impl<'e> Validator<'e> {
             queue_size: self
                 .get(tr.queue_size, "cs_invoker_pool.tracing.queue_size")
                 .map_or(defaults.queue_size, |n| n as usize),
-        };
-        let mf = self.section(inv.metrics, "cs_invoker_pool.metrics");
-        let metrics = MetricsSettings {
-            max_function_series: self
-                .get(
-                    mf.max_function_series,
-                    "cs_invoker_pool.metrics.max_function_series",
-                )
-                .map_or(crate::metrics::DEFAULT_MAX_FUNCTION_SERIES, |n| n as usize),
         };
         if http_fetch.allow_private_networks {
             let note = format!("{private} is on: functions can reach loopback and private ranges");
@@ -2009,8 +2009,22 @@ cs_invoker_pool:
   sandbox: { require: false, allow_unconfined: true, cgroup: none, child_bin: /opt/child }
   pool: { prewarm: 0, max_children: 3, max_uses: 7, idle_seconds: 9 }
   http_fetch: { allow_private_networks: true, max_response_bytes: 4096 }
+  metrics: { max_function_series: 50 }
+  tracing: { enabled: true, endpoint: "http://otel:4318/v1/traces", protocol: http/protobuf, sampling_ratio: 0.25, service_name: inv, queue_size: 10 }
 "#;
         let c = parse(text).expect("valid");
+        assert_eq!(c.metrics.max_function_series, 50);
+        assert!(c.tracing.enabled);
+        assert_eq!(
+            c.tracing.endpoint.as_deref(),
+            Some("http://otel:4318/v1/traces")
+        );
+        assert_eq!(
+            c.tracing.protocol,
+            crate::tracing_otel::Protocol::HttpProtobuf
+        );
+        assert_eq!((c.tracing.sampling_ratio, c.tracing.queue_size), (0.25, 10));
+        assert_eq!(c.tracing.service_name, "inv");
         assert_eq!(c.http_addr.bind_target(), "127.0.0.1:0");
         assert_eq!((c.workers.threads, c.workers.max_inflight), (4, 10));
         assert_eq!((c.cache.bundles_max, c.cache.bytes_max), (5, 64 * MIB));
@@ -2043,6 +2057,25 @@ cs_invoker_pool:
             c.store_config().password.as_ref().map(Secret::expose),
             Some("s3cret")
         );
+    }
+
+    #[test]
+    fn tracing_is_off_by_default_and_checked() {
+        let c = parse(TOKENS).expect("valid");
+        assert!(!c.tracing.enabled);
+        assert_eq!(c.tracing.protocol, crate::tracing_otel::Protocol::Grpc);
+        let e = parse(&format!(
+            "{TOKENS}cs_invoker_pool:\n  tracing: {{ protocol: thrift, sampling_ratio: 2, endpoint: \"otel:4317\" }}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "cs_invoker_pool.tracing.protocol",
+            "cs_invoker_pool.tracing.sampling_ratio",
+            "cs_invoker_pool.tracing.endpoint",
+        ] {
+            assert!(e.contains(want), "{want}: {e}");
+        }
     }
 
     #[test]
@@ -2468,7 +2501,7 @@ cs_invoker_pool:
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), v.read.len(), "{:?}", v.read);
-        assert_eq!(v.read.len(), 38, "{:?}", v.read);
+        assert_eq!(v.read.len(), 45, "{:?}", v.read);
         // A file with every key read, each set to null: serde takes them all.
         let mut root = Map::new();
         for key in &v.read {

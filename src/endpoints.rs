@@ -1,4 +1,4 @@
-//! The operational HTTP endpoints (SPEC §8): `/healthz`, `/readyz` and `/metrics`.
+//! The operational HTTP endpoints (contract §8): `/healthz`, `/readyz` and `/metrics`.
 //!
 //! - `/healthz` answers 200 `ok` as long as the process serves HTTP at all: it is the liveness
 //!   probe, and must not depend on KVRocks or codeQ, or an outage of those would get every

@@ -1,13 +1,15 @@
 //! cs-invoker-pool: the execution engine of Sous.
 //!
-//! The supervisor side: the [`pipeline`] of SPEC §1 and the ports it drives — the KVRocks
+//! The supervisor side: the [`pipeline`] of contract §1 and the ports it drives — the KVRocks
 //! [`store`], the codeQ clients in [`queue`], the [`pool`] of pre-started `sandbox-child`
 //! processes (confined by [`sandbox`] and [`cgroup`]) — the [`host`] API that performs side
 //! effects on a child's behalf after capability checks, and the two commands: [`run`] (one
-//! function locally) and [`serve`] (the daemon, with [`config`], [`endpoints`], [`metrics`]).
+//! function locally) and [`serve`] (the daemon, with [`config`], [`endpoints`], [`metrics`]),
+//! whose command line is [`cli`].
 //! The child, the frame protocol and the bundle format live in the `sandbox_child` crate.
 
 pub mod cgroup;
+pub mod cli;
 pub mod config;
 pub mod endpoints;
 pub mod host;

@@ -9,11 +9,11 @@ use crate::pool::{self, Job, Pool, PoolConfig};
 use crate::sandbox::{Sandbox, SandboxPolicy};
 use crate::secret::Secret;
 use crate::store::{keys, RedisStore, StoreConfig};
-use sandbox_child::bundle::{self, BundleError};
-use sandbox_child::messages::{
+use sandbox_proto::bundle::{self, BundleError};
+use sandbox_proto::messages::{
     truncate_utf8, CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
 };
-use sandbox_child::protocol::OutputLimits;
+use sandbox_proto::protocol::OutputLimits;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -9,7 +9,7 @@
 //! unless its configuration explicitly allows it) nothing runs unconfined.
 
 use crate::cgroup::{self, CgroupConfig, CgroupManager, CgroupMode};
-use sandbox_child::confine::{self, ConfineSettings};
+use sandbox_proto::settings::{self, ConfineSettings};
 use std::sync::Arc;
 
 /// Set to `1` to refuse running anything unconfined.
@@ -71,9 +71,9 @@ impl Sandbox {
     /// message lists every missing part and what to do.
     pub fn prepare(policy: &SandboxPolicy) -> Result<Sandbox, String> {
         let mut unconfined = Vec::new();
-        let confine = match confine::preflight() {
+        let confine = match preflight() {
             Ok(()) => {
-                let (uid, gid) = confine::default_identity();
+                let (uid, gid) = settings::default_identity();
                 let mut s = ConfineSettings::new(uid, gid);
                 s.parent_pid = std::process::id();
                 Some(s)
@@ -138,5 +138,28 @@ impl Sandbox {
 
     pub fn is_confined(&self) -> bool {
         self.unconfined.is_empty()
+    }
+}
+
+/// Whether children started from here can confine themselves, decided before any is spawned:
+/// `Err` lists everything missing. The child checks again as it confines (and also refuses when
+/// its binary carries no seccomp policy for this architecture, which only it can know).
+fn preflight() -> Result<(), String> {
+    let mut missing = Vec::new();
+    if !nix::unistd::geteuid().is_root() {
+        missing.push("not running as root (needed for namespaces, the empty root and setuid)");
+    }
+    // The kernel shows a `Seccomp:` line in /proc/PID/status exactly when it has seccomp.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if !status.lines().any(|l| l.starts_with("Seccomp:")) {
+        missing.push("the kernel has no seccomp support (or /proc is not mounted)");
+    }
+    if !std::path::Path::new("/proc/self/ns/net").exists() {
+        missing.push("the kernel has no network namespaces (or /proc is not mounted)");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing.join("; "))
     }
 }

@@ -21,7 +21,7 @@
 
 use crate::secret::Secret;
 use base64::Engine as _;
-use sandbox_child::protocol::{HostError, CAPABILITY_DENIED};
+use sandbox_proto::protocol::{HostError, CAPABILITY_DENIED};
 
 /// The provider prefix of a secret kept in KVRocks.
 pub const KV_PROVIDER: &str = "kv:";

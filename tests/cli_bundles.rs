@@ -1,10 +1,11 @@
 //! The three kinds of PATH `run` accepts (directory, tar bundle, lone `.js`), module imports
 //! inside a bundle, and imports that must be refused.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::json;
+use support::cli::*;
 
 const GREET_FN: &str = r#"import { greet } from "./lib/greet.js";
 export default (event, ctx) => ({ body: JSON.stringify({ text: greet(event.name), fn: ctx.function }) });

@@ -1,12 +1,13 @@
-//! Capabilities (SPEC §5, §6) through `cs-invoker-pool run`: `cs.kv` ops and prefixes,
+//! Capabilities (contract §5, §6) through `cs-invoker-pool run`: `cs.kv` ops and prefixes,
 //! `cs.codeq.publish` topics, `cs.http.fetch` hosts. A denied call throws a catchable `Error`
 //! whose message starts with `CS_RUNTIME_CAPABILITY_DENIED:`; allowed calls work against the
 //! local in-memory store and print published messages to stderr.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
+use support::cli::*;
 
 /// Wraps each attempted call: `{ok, value}` or `{ok:false, message, isError}`.
 const ATTEMPT: &str = r#"
@@ -227,7 +228,7 @@ fn publish_topics_allow_exact_names_and_star_prefixes() {
             "id is msg_<uuid>: {env}"
         );
         let ts = env["ts_ms"].as_u64().unwrap_or(0);
-        assert!(ts.abs_diff(unix_ms()) < 120_000, "ts_ms is now: {env}");
+        assert!(ts.abs_diff(now_ms()) < 120_000, "ts_ms is now: {env}");
         assert_eq!(env["body"]["topic"], topic, "{env}");
         assert_eq!(env["body"]["payload"], payload, "{env}");
         assert_eq!(env["body"]["activation_id"], aid, "{env}");

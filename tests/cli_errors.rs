@@ -1,10 +1,11 @@
-//! The error-mapping table of SPEC §6 through `cs-invoker-pool run`: every way a function can
+//! The error-mapping table of contract §6 through `cs-invoker-pool run`: every way a function can
 //! fail ends as one well-formed InvocationResult with the right status and type, and exit 1.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use std::time::Duration;
+use support::cli::*;
 
 /// Timeouts run with this budget to keep the suite fast.
 const SHORT: &[&str] = &["--timeout-ms", "300"];

@@ -1,10 +1,11 @@
-//! The handler contract of SPEC §6 through `cs-invoker-pool run`: the forms of default export,
+//! The handler contract of contract §6 through `cs-invoker-pool run`: the forms of default export,
 //! the event and `ctx` a handler sees, return normalisation, and logging.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
+use support::cli::*;
 
 #[test]
 fn sync_named_default_export_returns_its_response() {
@@ -121,9 +122,9 @@ const CTX_DUMP: &str = "export default (event, ctx) => ({ body: JSON.stringify(c
 fn ctx_has_every_field_with_the_run_defaults() {
     let fx = Fixture::new();
     let p = fx.js("ctxfn", CTX_DUMP);
-    let before = unix_ms();
+    let before = now_ms();
     let r = run(&p, &[]);
-    let after = unix_ms();
+    let after = now_ms();
     let v = r.result();
     let ctx = r.body_json();
     let keys: Vec<&str> = ctx
@@ -172,9 +173,9 @@ fn ctx_has_every_field_with_the_run_defaults() {
 fn ctx_deadline_follows_timeout_override() {
     let fx = Fixture::new();
     let p = fx.js("ctxfn", CTX_DUMP);
-    let before = unix_ms();
+    let before = now_ms();
     let r = run(&p, &["--timeout-ms", "7000"]);
-    let after = unix_ms();
+    let after = now_ms();
     let deadline = r.body_json()["deadline_ms"].as_u64().unwrap();
     assert!(
         deadline + 100 >= before + 7000 && deadline <= after + 7000 + 100,
@@ -227,7 +228,7 @@ fn base64_flag_and_body_pass_through_undecoded() {
     assert_eq!(res["isBase64Encoded"], true, "{r:?}");
 }
 
-/// SPEC §6: `undefined`/`null` → `{statusCode:200}`; any other non-object value →
+/// contract §6: `undefined`/`null` → `{statusCode:200}`; any other non-object value →
 /// `{statusCode:200, body: JSON.stringify(value)}`.
 #[test]
 fn non_object_returns_are_normalised() {

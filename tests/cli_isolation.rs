@@ -2,10 +2,11 @@
 //! function can make the supervisor hold, send or reach is bounded, and every bound is an
 //! error the function can catch, naming the limit.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
+use support::cli::*;
 
 const LIMIT: &str = "CS_RUNTIME_LIMIT_EXCEEDED:";
 

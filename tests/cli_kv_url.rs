@@ -1,14 +1,13 @@
 //! `cs-invoker-pool run --kv-url`: a local run whose `cs.kv` reads and writes a real
 //! KVRocks-compatible server under the production keys (`cs:kv:{tenant}:{key}`).
 
-mod common;
-#[path = "support/redis.rs"]
-mod redis_support;
+#[macro_use]
+mod support;
 
-use common::*;
 use redis::Commands;
-use redis_support::RedisServer;
 use serde_json::json;
+use support::cli::*;
+use support::redis_server::RedisServer;
 
 #[test]
 fn kv_calls_go_to_the_server_under_tenant_scoped_keys() {

@@ -1,8 +1,9 @@
-//! Output limits (SPEC §9) through `cs-invoker-pool run`: logs 1 MiB, result 256 KiB.
+//! Output limits (contract §9) through `cs-invoker-pool run`: logs 1 MiB, result 256 KiB.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
+use support::cli::*;
 
 /// Bytes of the function's log lines on stderr, newline included.
 fn log_bytes(r: &Run) -> usize {

@@ -1,11 +1,12 @@
 //! The command line itself: exit codes, usage errors, `--event-file`, `--child-bin`, the
 //! examples shipped in `examples/`, and `sandbox-child run` for function authors.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::json;
 use std::path::Path;
+use support::cli::*;
 
 const ECHO: &str = "export default (event) => ({ body: JSON.stringify(event) });";
 

@@ -8,19 +8,23 @@
 //! (not root, no cgroups), the tests that need it skip with a printed reason — unless
 //! `CS_REQUIRE_SANDBOX=1`, when they fail.
 
+#[macro_use]
+mod support;
+
 use cs_invoker_pool::cgroup::CgroupVersion;
 use cs_invoker_pool::host::local::LocalHost;
 use cs_invoker_pool::host::HostScope;
 use cs_invoker_pool::pool::{ErrorType, Execution, Job, KillReason, Pool, PoolConfig};
 use cs_invoker_pool::sandbox::{self, Sandbox, SandboxPolicy};
-use sandbox_child::bundle::{self, Bundle};
 use sandbox_child::confine::syscalls;
+use sandbox_proto::bundle::{self, Bundle};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{child_bin, invoker_bin};
 
 /// The escape build of `sandbox-child`.
 const ESCAPE_BIN_ENV: &str = "CS_ESCAPE_CHILD_BIN";
@@ -30,24 +34,6 @@ const ESCAPE_BIN_ENV: &str = "CS_ESCAPE_CHILD_BIN";
 const MAX_HEADROOM_MB: u64 = 64;
 
 // --- set-up -----------------------------------------------------------------------------------
-
-fn invoker_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_cs-invoker-pool"))
-}
-
-/// The normal `sandbox-child`, beside the supervisor binary.
-fn child_bin() -> PathBuf {
-    let bin = invoker_bin()
-        .parent()
-        .expect("binary has a directory")
-        .join("sandbox-child");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build the workspace first (make test does)",
-        bin.display()
-    );
-    bin
-}
 
 /// Skips (returns `None`) with a printed reason, or fails under `CS_REQUIRE_SANDBOX=1`.
 fn skip<T>(why: &str) -> Option<T> {

@@ -6,10 +6,11 @@
 //! for the same code; error snippets set `Error.stackTraceLimit = 0` where the frames (whose file
 //! names and columns differ between engines) would be printed.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::Value;
+use support::cli::*;
 
 /// The log records of a run, `(level, text)`: one `[level] text` line each (a line break
 /// inside a record is written as the two characters `\n`, so no text can forge a line).

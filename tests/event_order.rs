@@ -3,9 +3,10 @@
 //! its callee, as V8 does. Expected values are what Node 20 computes for the same module and
 //! event (kept in each test).
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
+use support::cli::*;
 
 const KEYS: &str = r#"export default (event) => ({ body: JSON.stringify({
   top: Object.keys(event),

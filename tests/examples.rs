@@ -4,11 +4,12 @@
 //! (a Workers-style `fetch` handler) and `webhook-hmac` (an HMAC signature check), plus the
 //! original `hello`.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use support::cli::*;
 
 fn example(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

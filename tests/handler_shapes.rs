@@ -7,10 +7,11 @@
 //! and Workers modules through one that builds the `Request` with Node's own classes by the
 //! mapping cs-js documents and turns the `Response` into `{statusCode, headers, body (base64)}`.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::json;
+use support::cli::*;
 
 #[test]
 fn a_lambda_style_named_handler_is_called() {

@@ -14,8 +14,8 @@ use cs_invoker_pool::host::http::{
     tls_config_with_roots, HttpConfig, HttpFetcher, Resolve, ResolveFuture,
 };
 use cs_invoker_pool::host::HostScope;
-use sandbox_child::manifest::{Capabilities, HttpCapability};
-use sandbox_child::protocol::{HostError, HostOp, HostValue};
+use sandbox_proto::manifest::{Capabilities, HttpCapability};
+use sandbox_proto::protocol::{HostError, HostOp, HostValue};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};

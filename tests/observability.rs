@@ -4,28 +4,16 @@
 //! publish, an outgoing fetch (a loopback server started here), the ActivationRecord and
 //! `ctx.traceparent`.
 
-#[path = "support/redis.rs"]
-mod redis_support;
-#[path = "support/serve.rs"]
-mod serve_support;
+#[macro_use]
+mod support;
 
 use codeq_emulator::{Emulator, EnqueueOptions, TaskStatus};
 use redis::Commands;
-use redis_support::RedisServer;
 use serde_json::{json, Value};
-use serve_support::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-
-macro_rules! server {
-    () => {
-        match RedisServer::start() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
+use support::serve::*;
 
 const SECRET: &str = "sk_live_4242abcd";
 /// Node 20: `Buffer.from("sk_live_4242abcd").toString("base64")`.

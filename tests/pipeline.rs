@@ -1,10 +1,10 @@
-//! The pipeline (SPEC §1) end to end against a real `redis-server` and the real pool: functions
+//! The pipeline (contract §1) end to end against a real `redis-server` and the real pool: functions
 //! are published the way the Sous control plane does it (version meta, bundle, alias keys), the
 //! request arrives as the envelope bytes of a codeQ task, and what is written to the store and
 //! handed to the publisher is checked with a raw client, TTLs included.
 
-#[path = "support/redis.rs"]
-mod redis_support;
+#[macro_use]
+mod support;
 
 use cs_invoker_pool::host::http::{HttpConfig, HttpFetcher};
 use cs_invoker_pool::pipeline::ports::MemoryPublisher;
@@ -13,34 +13,17 @@ use cs_invoker_pool::pool::{Pool, PoolConfig};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
 use cs_invoker_pool::store::{RedisStore, StoreConfig};
 use redis::Commands;
-use redis_support::RedisServer;
-use sandbox_child::bundle;
+use sandbox_proto::bundle;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::redis_server::RedisServer;
+use support::{child_bin, now_ms};
 
 const T: &str = "t_acme01";
 const NS: &str = "payments";
 const FN: &str = "reconcile";
-
-macro_rules! server {
-    () => {
-        match RedisServer::start() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
-
-fn child_bin() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_cs-invoker-pool"))
-        .parent()
-        .expect("binary has a directory")
-        .to_path_buf();
-    dir.join("sandbox-child")
-}
 
 type TestPipeline = Pipeline<RedisStore, MemoryPublisher, Pool>;
 
@@ -192,13 +175,6 @@ fn envelope(body: &Value) -> Vec<u8> {
     .into_bytes()
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 fn aid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -226,7 +202,7 @@ fn runs(h: &mut Harness, aid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn completed(a: &Answer) -> &sandbox_child::messages::InvocationResult {
+fn completed(a: &Answer) -> &sandbox_proto::messages::InvocationResult {
     match a {
         Answer::Completed(r) => r,
         other => panic!("expected Completed, got {other:?}"),
@@ -257,7 +233,7 @@ async fn a_published_function_runs_by_alias_and_everything_written_is_as_spec_sa
     assert_eq!(summary.version, Some(3));
     assert!(summary.executed && !summary.republished);
 
-    // The ActivationRecord (SPEC §3) with the resolved version and the operator fields.
+    // The ActivationRecord (contract §3) with the resolved version and the operator fields.
     let rec = h.record(&a);
     assert_eq!(rec["activation_id"], json!(a));
     assert_eq!(rec["request_id"], req["request_id"]);

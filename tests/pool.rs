@@ -1,29 +1,19 @@
 //! The pool through the real `sandbox-child` binary: warm reuse and its boundaries, recovery
 //! from children that die or misbehave, recycling, refills.
 
+#[macro_use]
+mod support;
+
 use cs_invoker_pool::host::local::LocalHost;
 use cs_invoker_pool::host::HostScope;
 use cs_invoker_pool::pool::{ErrorType, Execution, Job, KillReason, Pool, PoolConfig, StartKind};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
-use sandbox_child::bundle::{self, Bundle};
+use sandbox_proto::bundle::{self, Bundle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn child_bin() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_cs-invoker-pool"))
-        .parent()
-        .expect("binary has a directory")
-        .to_path_buf();
-    let bin = dir.join("sandbox-child");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build the workspace first (make test does)",
-        bin.display()
-    );
-    bin
-}
+use support::child_bin;
 
 fn make_bundle(source: &str, manifest: &str) -> Arc<Bundle> {
     let mut files = BTreeMap::new();
@@ -293,10 +283,10 @@ const SKIP_FRAME: &str = "n=$(dd bs=1 count=4 2>/dev/null | od -An -tu1 | awk '{
 
 /// A Ready frame of the current protocol version (pid 5), in printf escapes.
 fn ready_frame() -> String {
-    const { assert!(sandbox_child::protocol::PROTOCOL_VERSION < 8) };
+    const { assert!(sandbox_proto::protocol::PROTOCOL_VERSION < 8) };
     format!(
         "\\0\\0\\0\\3\\0\\{}\\5",
-        sandbox_child::protocol::PROTOCOL_VERSION
+        sandbox_proto::protocol::PROTOCOL_VERSION
     )
 }
 

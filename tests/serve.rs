@@ -3,27 +3,15 @@
 //! as a Sous producer would; what the daemon answers, publishes and writes is read back from
 //! the emulator and the store.
 
-#[path = "support/redis.rs"]
-mod redis_support;
-#[path = "support/serve.rs"]
-mod serve_support;
+#[macro_use]
+mod support;
 
 use codeq_emulator::{Emulator, EnqueueOptions, TaskStatus, TaskView};
 use redis::Commands;
-use redis_support::RedisServer;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-macro_rules! server {
-    () => {
-        match RedisServer::start() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
-
-use serve_support::*;
+use support::serve::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_are_answered_published_and_recorded() {

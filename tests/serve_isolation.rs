@@ -2,29 +2,17 @@
 //! emulator and a real `redis-server`. One tenant cannot run another's code, starve the
 //! others, poison the shared codeQ streams, or make a task get stuck.
 
-#[path = "support/redis.rs"]
-mod redis_support;
-#[path = "support/serve.rs"]
-mod serve_support;
+#[macro_use]
+mod support;
 
 use codeq_emulator::{Emulator, EnqueueOptions, TaskStatus};
 use cs_invoker_pool::pipeline::Answer;
 use cs_invoker_pool::queue::worker::{TaskHandler, TaskInfo, Worker, WorkerConfig};
 use redis::Commands;
-use redis_support::RedisServer;
 use serde_json::{json, Value};
-use serve_support::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-macro_rules! server {
-    () => {
-        match RedisServer::start() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
+use support::serve::*;
 
 fn record(raw: &mut redis::Connection, tenant: &str, aid: &str) -> Option<Value> {
     let s: Option<String> = raw.get(format!("cs:act:{tenant}:{aid}:meta")).unwrap();

@@ -3,10 +3,10 @@
 //! a failure under `CS_REQUIRE_REDIS=1`).
 //!
 //! What is written is checked with a raw client: exact JSON, `TYPE` and `TTL` of every key of
-//! SPEC §4.
+//! contract §4.
 
-#[path = "support/redis.rs"]
-mod redis_support;
+#[macro_use]
+mod support;
 
 use cs_invoker_pool::secret::Secret;
 use cs_invoker_pool::store::{
@@ -14,26 +14,17 @@ use cs_invoker_pool::store::{
     HostCallsRecord, RedisStore, RunningWrite, Store, StoreConfig, StoreError, Terminal, UserKv,
     VersionMeta, LOG_CHUNK_BYTES, MAX_BUNDLE_BYTES,
 };
-use redis_support::RedisServer;
-use sandbox_child::messages::{ErrorBody, HttpResult, InvocationResult};
+use sandbox_proto::messages::{ErrorBody, HttpResult, InvocationResult};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use support::redis_server::RedisServer;
 
 const T: &str = "t_acme01";
 const NS: &str = "payments";
 const FN: &str = "reconcile";
 const WEEK: i64 = 604_800;
-
-macro_rules! server {
-    () => {
-        match RedisServer::start() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
 
 fn config(server: &RedisServer) -> StoreConfig {
     StoreConfig {

@@ -2,10 +2,11 @@
 //! `performance.timeOrigin` — through `cs-invoker-pool run` (a confined pool child), each
 //! snippet's results compared with what Node 20 computes for the same code.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::Value;
+use support::cli::*;
 
 /// Runs `source` (a handler returning `{ body: JSON.stringify(out) }`) through the real
 /// `cs-invoker-pool run`, confined, and compares the parsed body with Node's.

@@ -2,10 +2,11 @@
 //! through `cs-invoker-pool run`, against what Node 20 computes for the same module (kept in
 //! each test; the module was run with a runner printing `JSON.stringify(await handler({}))`).
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::Value;
+use support::cli::*;
 
 const EVENTS: &str = r#"export default async () => {
   const out = {};

@@ -6,14 +6,15 @@
 //! the same fetch is denied. Expected values are what Node 20's `fetch` computes for the same
 //! module against an equivalent server (kept in each test, with a comment saying so).
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::cli::*;
 
 /// What the test server saw of one request to `/slow`: when the client went away, if it did.
 #[derive(Debug, Default)]
@@ -404,8 +405,8 @@ mod bound {
     use cs_invoker_pool::host::HostScope;
     use cs_invoker_pool::pool::{ErrorType, Job, KillReason, Pool, PoolConfig};
     use cs_invoker_pool::sandbox::Sandbox;
-    use sandbox_child::bundle;
-    use sandbox_child::protocol::{
+    use sandbox_proto::bundle;
+    use sandbox_proto::protocol::{
         encode, FromChild, HostCall, HostOp, MAX_HOST_CALLS_IN_FLIGHT, PROTOCOL_VERSION,
     };
     use std::collections::BTreeMap;
@@ -419,7 +420,7 @@ mod bound {
     fn fake_child(dir: &std::path::Path, frames: &[u8]) -> std::path::PathBuf {
         let data = dir.join("frames.bin");
         std::fs::write(&data, frames).unwrap();
-        let ready = encode(&FromChild::Ready(sandbox_child::protocol::Ready {
+        let ready = encode(&FromChild::Ready(sandbox_proto::protocol::Ready {
             protocol_version: PROTOCOL_VERSION,
             pid: 5,
         }))

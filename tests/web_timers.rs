@@ -7,10 +7,11 @@
 //! that imports the module and prints `JSON.stringify(await handler({}, ctx))`); they are kept in
 //! each test with a comment saying so.
 
-mod common;
+#[macro_use]
+mod support;
 
-use common::*;
 use std::time::Duration;
+use support::cli::*;
 
 /// setTimeout vs microtasks vs setInterval, nested timers, argument passing, Node's delay
 /// coercion (0, -1, NaN → 1 ms; "3" → 3 ms), equal delays in creation order, and a

@@ -1,4 +1,4 @@
-//! An in-process emulator of the codeQ gRPC streams (SPEC §2), for cs-invoker-pool's tests and
+//! An in-process emulator of the codeQ gRPC streams (contract §2), for cs-invoker-pool's tests and
 //! benchmarks. It speaks `workerpb.WorkerStream/Stream` and `producerpb.ProducerStream/Stream`
 //! over real HTTP/2 with the behaviour a client must cope with: Hello first (gRPC status on
 //! failure), a silent Ready expiry, TaskAssignment vs TaskBatch by `count`, acks out of order,
@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Where the emulator knowingly differs from codeQ (each choice keeps tests deterministic, or
-//! follows SPEC §2 where the codeQ source does something else):
+//! follows contract §2 where the codeQ source does something else):
 //! - `attempts` counts failed attempts only (nacks and lease expiries); codeQ also counts each
 //!   claim. A delivered task therefore shows how many earlier attempts failed, and it is
 //!   dead-lettered when that count reaches `max_attempts`.

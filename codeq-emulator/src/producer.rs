@@ -1,5 +1,5 @@
 //! `producerpb.ProducerStream/Stream`: Hello handshake, then CreateTask / CreateTaskBatch,
-//! each handled on its own task and acked by seq (SPEC §2).
+//! each handled on its own task and acked by seq (contract §2).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};

@@ -1,5 +1,5 @@
 //! The emulator's queue: tasks, their states and every transition the codeQ wire contract
-//! (SPEC §2) names. Synchronous and lock-free of its own: the server wraps one `Store` in a
+//! (contract §2) names. Synchronous and lock-free of its own: the server wraps one `Store` in a
 //! mutex, so each operation is atomic the way one codeQ batch commit is.
 
 use std::cmp::Reverse;

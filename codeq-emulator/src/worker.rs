@@ -1,5 +1,5 @@
 //! `workerpb.WorkerStream/Stream`: Hello handshake, then every event handled on its own task
-//! so acks come back in completion order, not arrival order (SPEC §2).
+//! so acks come back in completion order, not arrival order (contract §2).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};

@@ -10,11 +10,11 @@
 //! Every file is named by a digest of its content, as libFuzzer names what it adds, so
 //! regenerating is idempotent.
 
-use sandbox_child::bundle::{self, Bundle};
-use sandbox_child::confine::ConfineSettings;
-use sandbox_child::manifest::Manifest;
-use sandbox_child::messages::{CtxPrincipal, CtxRef, CtxTrigger, HttpResult, InvocationCtx};
-use sandbox_child::protocol::*;
+use sandbox_proto::bundle::{self, Bundle};
+use sandbox_proto::manifest::Manifest;
+use sandbox_proto::messages::{CtxPrincipal, CtxRef, CtxTrigger, HttpResult, InvocationCtx};
+use sandbox_proto::protocol::*;
+use sandbox_proto::settings::ConfineSettings;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

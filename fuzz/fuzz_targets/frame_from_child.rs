@@ -4,7 +4,7 @@
 
 use cs_invoker_pool_fuzz::alloc::Counting;
 use libfuzzer_sys::fuzz_target;
-use sandbox_child::protocol::FromChild;
+use sandbox_proto::protocol::FromChild;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;

@@ -3,7 +3,7 @@
 
 use cs_invoker_pool_fuzz::alloc::Counting;
 use libfuzzer_sys::fuzz_target;
-use sandbox_child::protocol::ToChild;
+use sandbox_proto::protocol::ToChild;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;

@@ -1,8 +1,8 @@
-//! The bundle parser (`sandbox_child::bundle::parse_tar`), fed whole archives.
+//! The bundle parser (`sandbox_proto::bundle::parse_tar`), fed whole archives.
 
 use crate::alloc;
-use sandbox_child::bundle::{self, BundleError, MAX_BUNDLE_BYTES, MAX_FILES};
-use sandbox_child::manifest::Manifest;
+use sandbox_proto::bundle::{self, BundleError, MAX_BUNDLE_BYTES, MAX_FILES};
+use sandbox_proto::manifest::Manifest;
 use std::collections::BTreeMap;
 
 /// Room beyond the archive's size: the parser's own bookkeeping (names, the manifest's JSON

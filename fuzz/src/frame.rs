@@ -1,10 +1,10 @@
-//! The pipe protocol's frame reader (`sandbox_child::protocol::read_frame`), in either direction.
+//! The pipe protocol's frame reader (`sandbox_proto::protocol::read_frame`), in either direction.
 //!
 //! The input is a byte stream as it would arrive on the pipe: frames are read one after another
 //! until the first error, as the supervisor's and the child's loops do.
 
 use crate::alloc;
-use sandbox_child::protocol::{self, Frame, FrameError, PREFIX_LEN};
+use sandbox_proto::protocol::{self, Frame, FrameError, PREFIX_LEN};
 use std::fmt::Debug;
 
 /// Allocations that are not sized by the input (an error value, a short message) stay below this.

@@ -17,7 +17,7 @@
 //! - [`config`]: the `serve` configuration reader, with environment overrides taken from the
 //!   input too; a configuration that loads can be summarised and turned into its settings.
 //!
-//! [`Manifest::to_json`]: sandbox_child::manifest::Manifest::to_json
+//! [`Manifest::to_json`]: sandbox_proto::manifest::Manifest::to_json
 
 pub mod alloc;
 pub mod bundle;

@@ -1,7 +1,7 @@
-//! The manifest reader (`sandbox_child::manifest::Manifest::parse`), fed whole `manifest.json`
+//! The manifest reader (`sandbox_proto::manifest::Manifest::parse`), fed whole `manifest.json`
 //! texts.
 
-use sandbox_child::manifest::Manifest;
+use sandbox_proto::manifest::Manifest;
 
 pub fn check(data: &[u8]) {
     let m = match Manifest::parse(data) {

@@ -1,4 +1,5 @@
-# %pre of cs-invoker-pool (.rpm). cargo-generate-rpm has no macros, so these scriptlets spell out
+# %pre of cs-invoker-pool (.rpm). The systemd RPM macros are not on the build machine (rpmbuild
+# from Debian's rpm package), so these scriptlets spell out
 # what the Fedora macros would, guarded so that they work in a chroot or an image build (no
 # running systemd) and never fail the transaction. $1: 1 on install, 2 or more on upgrade.
 #

@@ -1,19 +1,17 @@
 //! `sandbox-child`: the process that runs one tenant's JavaScript for the cs-invoker-pool
-//! supervisor, and the pieces both sides share.
+//! supervisor. What it shares with the supervisor (the frame protocol, result shapes, manifests,
+//! bundles, the confinement settings) is the `sandbox-proto` crate.
 //!
-//! - [`protocol`]: the length-prefixed bincode frames spoken over the child's stdin/stdout.
-//! - [`messages`]: the SPEC §3 result shapes and the truncation rules both sides apply.
-//! - [`manifest`] and [`bundle`]: reading and validating a function bundle (tar, directory or a
-//!   lone `.js` file) into files the engine can load.
-//! - [`engine`]: the QuickJS runtime (`cs-js`, SPEC §6).
+//! - [`confine`]: everything the child does to itself before it reads an untrusted byte
+//!   (namespaces, empty root, identity, capabilities, rlimits, seccomp).
+//! - [`engine`]: the QuickJS runtime (`cs-js`, docs/contract.md §6).
 //! - [`pipe`]: the child's side of the protocol, driving the engine.
+//! - [`cli`]: the `sandbox-child` command line (clap), shared by the binary and the generated
+//!   man page and shell completions.
 //!
 //! This crate knows nothing of the supervisor, codeQ or KVRocks.
 
-pub mod bundle;
+pub mod cli;
 pub mod confine;
 pub mod engine;
-pub mod manifest;
-pub mod messages;
 pub mod pipe;
-pub mod protocol;

@@ -3,8 +3,8 @@
 //! - `sandbox-child pipe` serves the frame protocol on stdin/stdout for the supervisor.
 //! - `sandbox-child run PATH ...` runs a function once in-process, for function authors.
 //!
-//! Arguments are parsed by hand: the supervisor starts many of these processes and the time to
-//! `Ready` matters more than argument-parsing comfort.
+//! The command line is defined in [`sandbox_child::cli`] (clap); `pipe`, which the supervisor
+//! starts for every child, is recognised before any parser runs.
 
 mod oom;
 
@@ -12,91 +12,46 @@ mod oom;
 #[global_allocator]
 static ALLOCATOR: oom::ReportingAlloc = oom::ReportingAlloc;
 
-use sandbox_child::bundle::{self, BundleError};
+use sandbox_child::cli::{self, Command, Parsed, RunArgs, EXIT_USAGE};
 use sandbox_child::confine::{self, ConfineSettings, Report, StepStatus};
 use sandbox_child::engine::{Engine, Host};
-use sandbox_child::messages::{
+use sandbox_child::pipe;
+use sandbox_proto::bundle::{self, BundleError};
+use sandbox_proto::messages::{
     CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
 };
-use sandbox_child::pipe;
-use sandbox_child::protocol::{
+use sandbox_proto::protocol::{
     ErrorKind, GuestError, HostError, HostOp, HostValue, LogLine, OutputLimits, CAPABILITY_DENIED,
 };
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const USAGE: &str = "\
-usage:
-  sandbox-child pipe
-      Serve the cs-invoker-pool frame protocol on stdin/stdout. Started by the supervisor;
-      not meant to be run by hand.
-
-  sandbox-child run PATH [--event JSON | --event-file FILE] [--tenant T] [--namespace N]
-                         [--trigger http|schedule|cadence|api] [--timeout-ms MS] [--memory-mb MB]
-                         [--env NAME=VALUE]... [--explain] [--no-seccomp | --unconfined]
-      Run a function once, in this process, and print one InvocationResult JSON line on
-      stdout; log lines go to stderr. PATH is a bundle directory (manifest.json + entry), a
-      bundle .tar, or a lone .js file. Defaults: event {}, tenant local, namespace default,
-      trigger api, timeout and memory from the manifest. Exit status: 0 success, 1 error or
-      timeout, 2 usage error or confinement failure, 159 a syscall blocked by seccomp (the
-      blocked syscall is named on stderr and stdout holds no result line).
-
-      The process confines itself like a pool child before the function's code is
-      loaded: the bundle and the event are read first (they are your own files), the engine
-      is created, then the confinement is applied, and only then is the module loaded and
-      invoked. The same as production:
-        - confinement: fds other than 0-2 closed, empty environment, PDEATHSIG (the parent
-          here is your shell), new mount/IPC/UTS/network/cgroup namespaces, an empty
-          read-only root, the unprivileged user cs-sandbox (else nobody), no capabilities,
-          no_new_privs;
-        - the seccomp allowlist compiled into this binary;
-        - rlimits: address space, stack, nofile 3 (no new fd), core 0, nproc 1 -- except
-          fsize, which is unlimited here so that stdout/stderr may be redirected to a file;
-        - engine limits: the bundle's memoryMb as the allocator limit, the result, error,
-          stack and log size limits, the interrupt at the timeout.
-      Still different (this is a development aid, not the production sandbox):
-        - no supervisor, so no capability checks: cs.kv is an in-memory map open to every
-          key, cs.codeq.publish prints the message to stderr, cs.http.fetch always throws
-          and fetch() always rejects;
-        - the engine's own interrupt is the only deadline: there is no SIGKILL backstop, so
-          code that never yields to the interrupt (some builtins) can overrun;
-        - only the engine's allocator limit applies: there is no cgroup memory limit.
-      Use `cs-invoker-pool run` for the real thing.
-
-      --explain     print each confinement step on stderr as it is applied, then the report
-      --no-seccomp  skip only the seccomp filter (to debug the policy); said loudly on stderr
-      --unconfined  skip confinement entirely (refused when CS_REQUIRE_SANDBOX=1)
-
-      When this host cannot confine (not root, no seccomp, no namespaces), the function runs
-      unconfined after an `unconfined: <reason>` line on stderr -- unless
-      CS_REQUIRE_SANDBOX=1, when it refuses with exit status 2.
-
-  sandbox-child --help
-";
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("pipe") if args.len() == 1 => {
-            let code = pipe::serve(pipe::StdinPipe::new(), std::io::stdout().lock());
-            ExitCode::from(code as u8)
-        }
-        Some("pipe") => usage_error("`pipe` takes no arguments"),
-        Some("run") => run(&args[1..]),
-        Some("--help") | Some("-h") | Some("help") => {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    // The supervisor's `sandbox-child pipe`, recognised before any parser runs (see `cli`).
+    if args.len() == 1 && args[0] == "pipe" {
+        return serve_pipe();
+    }
+    match cli::parse(args) {
+        Parsed::Command(Command::Pipe) => serve_pipe(),
+        Parsed::Command(Command::Run(a)) => run(&a),
+        Parsed::Info(text) => {
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(USAGE.as_bytes()).and_then(|()| out.flush());
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
             ExitCode::SUCCESS
         }
-        None => {
-            let _ = std::io::stderr().write_all(USAGE.as_bytes());
-            ExitCode::from(2)
+        Parsed::Usage(text) => {
+            note(&text);
+            ExitCode::from(EXIT_USAGE)
         }
-        Some(other) => usage_error(&format!("unknown subcommand '{other}'")),
     }
+}
+
+fn serve_pipe() -> ExitCode {
+    let code = pipe::serve(pipe::StdinPipe::new(), std::io::stdout().lock());
+    ExitCode::from(code as u8)
 }
 
 /// Writes one line to stderr (fd 2, already open) in a single write and ignores errors.
@@ -119,135 +74,7 @@ fn usage_error(message: &str) -> ExitCode {
 }
 
 /// Exit status of `run` when it refuses to run or confinement fails.
-const EXIT_CONFINE: u8 = 2;
-
-/// Options of `run`.
-#[derive(Debug, Default, PartialEq)]
-struct RunArgs {
-    path: PathBuf,
-    event: Option<String>,
-    event_file: Option<PathBuf>,
-    tenant: String,
-    namespace: String,
-    trigger: String,
-    timeout_ms: Option<u64>,
-    memory_mb: Option<u64>,
-    /// `--explain`: print each confinement step and the report on stderr.
-    explain: bool,
-    /// `--no-seccomp`: confine, but without the seccomp filter.
-    no_seccomp: bool,
-    /// `--unconfined`: no confinement at all.
-    unconfined: bool,
-    /// `--env K=V` (repeatable): `process.env`.
-    env: Vec<(String, String)>,
-}
-
-fn parse_run(args: &[String]) -> Result<RunArgs, String> {
-    let mut out = RunArgs {
-        tenant: "local".into(),
-        namespace: "default".into(),
-        trigger: "api".into(),
-        ..RunArgs::default()
-    };
-    let mut path = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        if !arg.starts_with("--") {
-            if path.is_some() {
-                return Err(format!(
-                    "unexpected argument '{arg}' (PATH was already given)"
-                ));
-            }
-            path = Some(PathBuf::from(arg));
-            continue;
-        }
-        let switch = match arg.as_str() {
-            "--explain" => Some(&mut out.explain),
-            "--no-seccomp" => Some(&mut out.no_seccomp),
-            "--unconfined" => Some(&mut out.unconfined),
-            _ => None,
-        };
-        if let Some(flag) = switch {
-            *flag = true;
-            continue;
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f, Some(v.to_string())),
-            None => (arg.as_str(), None),
-        };
-        if ["--explain", "--no-seccomp", "--unconfined"].contains(&flag) {
-            return Err(format!("{flag} takes no value"));
-        }
-        let known = [
-            "--event",
-            "--event-file",
-            "--tenant",
-            "--namespace",
-            "--trigger",
-            "--timeout-ms",
-            "--memory-mb",
-            "--env",
-        ];
-        if !known.contains(&flag) {
-            return Err(format!("unknown flag '{flag}'"));
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => it
-                .next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))?,
-        };
-        match flag {
-            "--event" => out.event = Some(value),
-            "--event-file" => out.event_file = Some(PathBuf::from(value)),
-            "--tenant" => out.tenant = non_empty(flag, value)?,
-            "--namespace" => out.namespace = non_empty(flag, value)?,
-            "--trigger" => {
-                if !["http", "schedule", "cadence", "api"].contains(&value.as_str()) {
-                    return Err(format!(
-                        "--trigger must be one of http, schedule, cadence, api (got '{value}')"
-                    ));
-                }
-                out.trigger = value;
-            }
-            "--timeout-ms" => out.timeout_ms = Some(number(flag, &value, 1, 900_000)?),
-            "--env" => match value.split_once('=') {
-                Some((k, v)) if !k.is_empty() => out.env.push((k.to_string(), v.to_string())),
-                _ => return Err(format!("--env takes NAME=VALUE (got '{value}')")),
-            },
-            _ => out.memory_mb = Some(number(flag, &value, 16, 4096)?),
-        }
-    }
-    if out.event.is_some() && out.event_file.is_some() {
-        return Err("give either --event or --event-file, not both".into());
-    }
-    if out.no_seccomp && out.unconfined {
-        return Err(
-            "give either --no-seccomp or --unconfined, not both (--unconfined skips seccomp too)"
-                .into(),
-        );
-    }
-    out.path = path.ok_or("missing PATH (a bundle directory, .tar or .js file)")?;
-    Ok(out)
-}
-
-fn non_empty(flag: &str, v: String) -> Result<String, String> {
-    if v.is_empty() {
-        Err(format!("{flag} must not be empty"))
-    } else {
-        Ok(v)
-    }
-}
-
-fn number(flag: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
-    match v.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "{flag} must be an integer in {min}..={max} (got '{v}')"
-        )),
-    }
-}
+const EXIT_CONFINE: u8 = EXIT_USAGE;
 
 /// How `run` treats this process, decided before anything is read.
 #[derive(Debug, PartialEq)]
@@ -417,14 +244,10 @@ fn print_result(r: &InvocationResult) -> bool {
     }
 }
 
-fn run(args: &[String]) -> ExitCode {
-    let a = match parse_run(args) {
-        Ok(a) => a,
-        Err(m) => return usage_error(&m),
-    };
+fn run(a: &RunArgs) -> ExitCode {
     // Decided first, so a refusal comes before any work (and the environment is read before
     // confinement clears it).
-    let confinement = match decide(&a, confine::preflight(), required_by_env()) {
+    let confinement = match decide(a, confine::preflight(), required_by_env()) {
         Ok(c) => c,
         Err(why) => {
             note(&format!("sandbox-child: {why}"));
@@ -484,7 +307,7 @@ fn run(args: &[String]) -> ExitCode {
     // 2. The engine, before any of the bundle's code exists in it (as a pool child).
     let host = LocalHost {
         kv: BTreeMap::new(),
-        trigger: a.trigger.clone(),
+        trigger: a.trigger.as_str().to_string(),
     };
     let mut engine = match Engine::new(Box::new(host)) {
         Ok(e) => e,
@@ -569,7 +392,7 @@ fn run(args: &[String]) -> ExitCode {
             version: 1,
         },
         trigger: CtxTrigger {
-            kind: a.trigger.clone(),
+            kind: a.trigger.as_str().to_string(),
         },
         principal: CtxPrincipal {
             sub: "local".into(),
@@ -642,73 +465,18 @@ fn function_name(path: &std::path::Path) -> String {
 mod tests {
     use super::*;
 
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn parses_run_flags() {
-        let a = parse_run(&s(&[
-            "fn.js",
-            "--event",
-            "{\"a\":1}",
-            "--tenant=acme",
-            "--trigger",
-            "http",
-            "--timeout-ms",
-            "500",
-            "--memory-mb=32",
-        ]))
-        .unwrap();
-        assert_eq!(a.path, PathBuf::from("fn.js"));
-        assert_eq!(a.event.as_deref(), Some("{\"a\":1}"));
-        assert_eq!(a.tenant, "acme");
-        assert_eq!(a.namespace, "default");
-        assert_eq!(a.trigger, "http");
-        assert_eq!(a.timeout_ms, Some(500));
-        assert_eq!(a.memory_mb, Some(32));
-    }
-
-    #[test]
-    fn refuses_bad_flags() {
-        for bad in [
-            &["--bogus", "x", "fn.js"][..],
-            &[][..],
-            &["fn.js", "--timeout-ms"][..],
-            &["fn.js", "--timeout-ms", "0"][..],
-            &["fn.js", "--memory-mb", "8"][..],
-            &["fn.js", "--trigger", "cron"][..],
-            &["fn.js", "other.js"][..],
-            &["fn.js", "--event", "{}", "--event-file", "e.json"][..],
-        ] {
-            assert!(parse_run(&s(bad)).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn parses_confinement_switches() {
-        let a = parse_run(&s(&["fn.js", "--explain", "--no-seccomp"])).unwrap();
-        assert!(a.explain && a.no_seccomp && !a.unconfined);
-        let a = parse_run(&s(&["--unconfined", "fn.js"])).unwrap();
-        assert!(a.unconfined && !a.explain && !a.no_seccomp);
-        let a = parse_run(&s(&["fn.js"])).unwrap();
-        assert!(!a.explain && !a.no_seccomp && !a.unconfined);
-        for bad in [
-            &["fn.js", "--no-seccomp", "--unconfined"][..],
-            &["fn.js", "--explain=1"][..],
-            &["fn.js", "--seccomp"][..],
-        ] {
-            assert!(parse_run(&s(bad)).is_err(), "{bad:?}");
+    /// `sandbox-child run fn.js EXTRA...`, parsed by the real command line.
+    fn args(extra: &[&str]) -> RunArgs {
+        let mut v = vec!["run", "fn.js"];
+        v.extend_from_slice(extra);
+        match cli::parse(v) {
+            Parsed::Command(Command::Run(a)) => a,
+            other => panic!("{extra:?}: {other:?}"),
         }
     }
 
     #[test]
     fn decides_confinement() {
-        let args = |extra: &[&str]| {
-            let mut v = vec!["fn.js"];
-            v.extend_from_slice(extra);
-            parse_run(&s(&v)).unwrap()
-        };
         // Full confinement: production settings except fsize.
         let Ok(Confinement::Apply(c)) = decide(&args(&[]), Ok(()), true) else {
             panic!("expected confinement");

@@ -1,4 +1,4 @@
-//! The child's side of the frame protocol (see the diagram in [`crate::protocol`]), over
+//! The child's side of the frame protocol (see the diagram in [`sandbox_proto::protocol`]), over
 //! stdin/stdout.
 //!
 //! Order of start-up, and why:
@@ -18,7 +18,7 @@
 //! order, a malformed frame, or a broken pipe).
 
 use crate::engine::{event_loop, Engine, Host};
-use crate::protocol::{
+use sandbox_proto::protocol::{
     encode, read_frame, write_frame, Fatal, FrameError, FromChild, HostCall, HostCancel, HostError,
     HostOp, HostValue, Init, Loaded, LogLine, Ready, ToChild, LIMIT_EXCEEDED, MAX_FRAME_TO_CHILD,
     PROTOCOL_VERSION,
@@ -489,7 +489,7 @@ fn fatal<R: PipeInput, W: Write>(io: &SharedIo<R, W>, step: &str, message: Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{
+    use sandbox_proto::protocol::{
         encode, BundleFile, ErrorKind, HostReply, Invoke, LoadBundle, Outcome, OutputLimits,
     };
     use std::io::Cursor;

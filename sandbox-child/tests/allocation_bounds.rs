@@ -4,8 +4,8 @@
 //! allocator that records the largest single allocation of the current thread, so each test
 //! measures its own allocations while the others run in parallel.
 
-use sandbox_child::bundle::{self, BundleError};
-use sandbox_child::protocol::{
+use sandbox_proto::bundle::{self, BundleError};
+use sandbox_proto::protocol::{
     self, BundleFile, FrameError, FromChild, LoadBundle, OutputLimits, ToChild,
     MAX_FRAME_FROM_CHILD, MAX_FRAME_TO_CHILD,
 };

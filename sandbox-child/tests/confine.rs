@@ -12,7 +12,7 @@
 #![cfg(feature = "escape-tests")]
 
 use sandbox_child::confine::{self, escape, ConfineSettings};
-use sandbox_child::protocol::{
+use sandbox_proto::protocol::{
     self, Fatal, FrameError, FromChild, LogLevel, LogLine, Ready, MAX_FRAME_FROM_CHILD,
 };
 use std::fs::File;

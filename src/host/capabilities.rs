@@ -1,8 +1,8 @@
-//! The capability checks of SPEC §6, made by the supervisor from the manifest it parsed itself.
+//! The capability checks of contract §6, made by the supervisor from the manifest it parsed itself.
 
 use super::{http, HostPolicy, RESERVED_TOPIC_PREFIX};
-use sandbox_child::manifest::{Capabilities, KvOp};
-use sandbox_child::protocol::{HostError, HostOp, CAPABILITY_DENIED};
+use sandbox_proto::manifest::{Capabilities, KvOp};
+use sandbox_proto::protocol::{HostError, HostOp, CAPABILITY_DENIED};
 
 /// `Ok(())` when `op` is allowed by `caps` and the platform's `policy` for an activation of
 /// trigger type `trigger`, else the error thrown into the guest, whose message starts with
@@ -124,7 +124,7 @@ fn quoted(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sandbox_child::manifest::{CodeqCapability, HttpCapability, KvCapability};
+    use sandbox_proto::manifest::{CodeqCapability, HttpCapability, KvCapability};
 
     fn caps() -> Capabilities {
         Capabilities {

@@ -1,4 +1,4 @@
-//! `cs.http.fetch` (SPEC §6): an HTTP/1.1 client that cannot be turned against the platform.
+//! `cs.http.fetch` (contract §6): an HTTP/1.1 client that cannot be turned against the platform.
 //!
 //! For every hop (the first request and each redirect) the fetcher
 //! 1. parses the URL (WHATWG rules, `url` crate): `http`/`https` only, no credentials;
@@ -37,8 +37,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode};
-use sandbox_child::manifest::HttpCapability;
-use sandbox_child::protocol::{HostError, HostOp, HostValue, CAPABILITY_DENIED};
+use sandbox_proto::manifest::HttpCapability;
+use sandbox_proto::protocol::{HostError, HostOp, HostValue, CAPABILITY_DENIED};
 use std::fmt;
 use std::future::Future;
 use std::io;

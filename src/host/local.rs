@@ -9,7 +9,7 @@ use super::service::ServiceHost;
 use super::{HostApi, HostScope};
 use crate::pipeline::ports::{PublishError, Publisher};
 use crate::store::{StoreError, UserKv};
-use sandbox_child::protocol::{HostError, HostOp, HostValue};
+use sandbox_proto::protocol::{HostError, HostOp, HostValue};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -152,7 +152,7 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The `RuntimePublish` envelope of SPEC §3 for one `cs.codeq.publish`.
+/// The `RuntimePublish` envelope of contract §3 for one `cs.codeq.publish`.
 pub fn runtime_publish_envelope(
     scope: &HostScope,
     topic: &str,

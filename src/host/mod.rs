@@ -1,4 +1,4 @@
-//! Side effects performed by the supervisor on a child's behalf (SPEC §6 `cs.kv`, `cs.codeq`,
+//! Side effects performed by the supervisor on a child's behalf (contract §6 `cs.kv`, `cs.codeq`,
 //! `cs.http`).
 //!
 //! A child can open nothing itself; it asks with a `HostCall` frame. The pool checks the call
@@ -11,8 +11,8 @@ pub mod http;
 pub mod local;
 pub mod service;
 
-use sandbox_child::manifest::Capabilities;
-use sandbox_child::protocol::{HostError, HostOp, HostValue, LIMIT_EXCEEDED};
+use sandbox_proto::manifest::Capabilities;
+use sandbox_proto::protocol::{HostError, HostOp, HostValue, LIMIT_EXCEEDED};
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use super::http::HttpFetcher;
 use super::{unavailable, HostApi, HostScope};
 use crate::pipeline::ports::Publisher;
 use crate::store::{StoreError, UserKv};
-use sandbox_child::protocol::{HostError, HostOp, HostValue};
+use sandbox_proto::protocol::{HostError, HostOp, HostValue};
 use std::sync::Arc;
 
 /// `cs.kv`, `cs.codeq.publish` and `cs.http.fetch` backed by real services.

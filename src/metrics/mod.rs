@@ -1,4 +1,4 @@
-//! Prometheus metrics (Sous docs 14, SPEC §8), exposed with the `prometheus-client` crate in
+//! Prometheus metrics (Sous docs 14, contract §8), exposed with the `prometheus-client` crate in
 //! the OpenMetrics text format (which Prometheus scrapes natively).
 //!
 //! # Series
@@ -68,7 +68,7 @@ const MAX_LABEL_BYTES: usize = 128;
 /// The value of every function label of the folded series.
 pub const OVERFLOW: &str = "other";
 
-/// The host call kinds ([`sandbox_child::protocol::HostOp::name`]), whose series exist from
+/// The host call kinds ([`sandbox_proto::protocol::HostOp::name`]), whose series exist from
 /// the start.
 const HOST_CALL_KINDS: [&str; 7] = [
     "kv.get",
@@ -124,7 +124,7 @@ pub struct InvocationLabels<'a> {
 /// What became of a claimed codeQ task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskOutcome {
-    /// Answered COMPLETED: the function succeeded (SPEC §2 mapping).
+    /// Answered COMPLETED: the function succeeded (contract §2 mapping).
     Completed,
     /// Answered FAILED: the function's `error` or `timeout`, or an invalid request sent to the
     /// dead-letter topic.

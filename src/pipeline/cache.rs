@@ -1,4 +1,4 @@
-//! The bundle cache (SPEC §1 step 4): parsed bundles keyed by sha256, least recently used
+//! The bundle cache (contract §1 step 4): parsed bundles keyed by sha256, least recently used
 //! first out, bounded by count (`cache.bundles_max`) and by bytes (`cache.bytes_max`).
 //!
 //! It holds what is safe to share between processes: the verified bytes' parse — files and
@@ -6,7 +6,7 @@
 //! bytecode never crosses a process boundary.
 
 use lru::LruCache;
-use sandbox_child::bundle::Bundle;
+use sandbox_proto::bundle::Bundle;
 use std::sync::{Arc, Mutex};
 
 pub struct BundleCache {
@@ -129,8 +129,8 @@ mod tests {
             "manifest.json".to_string(),
             br#"{"schema":"cs.function.script.v1"}"#.to_vec(),
         );
-        let tar = sandbox_child::bundle::pack(&files).unwrap();
-        Arc::new(sandbox_child::bundle::parse_tar(&tar).unwrap())
+        let tar = sandbox_proto::bundle::pack(&files).unwrap();
+        Arc::new(sandbox_proto::bundle::parse_tar(&tar).unwrap())
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The pipeline: SPEC §1 for one `cs.invoke` task, from the payload bytes to the answer for
-//! codeQ. Each step is a method named after it, in the order of the SPEC:
+//! The pipeline: contract §1 for one `cs.invoke` task, from the payload bytes to the answer for
+//! codeQ. Each step is a method named after it, in the order of the contract (docs/contract.md §1):
 //!
 //! 1. [`request::decode`] — invalid → [`Pipeline::dead_letter`], task FAILED, never retried;
 //! 2. [`Pipeline::check_idempotency`] — terminal → [`Pipeline::republish`], no code runs;
@@ -40,8 +40,8 @@ use crate::tracing_otel::{ActivationTrace, InvokeAttributes, SpanSink};
 use cache::{BundleCache, CacheStats};
 use ports::{CapacityWait, Executor, NoSlot, PublishError, Publisher};
 use request::{Envelope, InvocationRequest};
-use sandbox_child::bundle::{self, Bundle};
-use sandbox_child::messages::{
+use sandbox_proto::bundle::{self, Bundle};
+use sandbox_proto::messages::{
     truncate_utf8, CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
 };
 use std::collections::HashMap;
@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tracing::Instrument;
 
-/// codeQ commands the pipeline publishes to (SPEC §7 `plugins.messaging.codeq.topics`).
+/// codeQ commands the pipeline publishes to (contract §7 `plugins.messaging.codeq.topics`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
     pub invoke: String,
@@ -72,7 +72,7 @@ impl Default for Topics {
     }
 }
 
-/// What the pipeline is configured with (SPEC §7).
+/// What the pipeline is configured with (contract §7).
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
     /// `workers.max_inflight`: activations executing at once on this replica.
@@ -135,7 +135,7 @@ impl Default for PipelineConfig {
     }
 }
 
-/// How the codeQ task is to be answered (SPEC §2 "Invoker ↔ codeQ mapping").
+/// How the codeQ task is to be answered (contract §2 "Invoker ↔ codeQ mapping").
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
     /// `success`: Result COMPLETED with `result_json` = this InvocationResult.
@@ -370,7 +370,7 @@ where
             .saturating_sub(self.inflight.available_permits())
     }
 
-    /// Runs SPEC §1 for one task payload (the envelope bytes).
+    /// Runs contract §1 for one task payload (the envelope bytes).
     pub async fn process(&self, payload: &[u8]) -> Processed {
         self.process_task(payload, &NoSlot, &TaskContext::default())
             .await
@@ -1321,7 +1321,7 @@ fn deadline_passed(deadline_ms: u64) -> Option<ExecError> {
         .then(|| ExecError::new(ErrorType::Timeout, "deadline passed before execution"))
 }
 
-/// SPEC §1 step 7: `min(deadline_ms, now + timeoutMs)`, `now + timeoutMs` when `deadline_ms` is
+/// contract §1 step 7: `min(deadline_ms, now + timeoutMs)`, `now + timeoutMs` when `deadline_ms` is
 /// 0; `None` when the deadline has passed. Returns the deadline as an `Instant` and in Unix ms.
 fn effective_deadline(deadline_ms: u64, timeout_ms: u64) -> Option<(Instant, u64)> {
     let now = Instant::now();

@@ -1,4 +1,4 @@
-//! Decoding and validating what arrives on `cs.invoke` (SPEC §1 step 1, §3).
+//! Decoding and validating what arrives on `cs.invoke` (contract §1 step 1, §3).
 //!
 //! The payload is a `cs.envelope.v1` envelope (an object, or a JSON string that contains one)
 //! whose `body` is a `cs.invoke.v1` InvocationRequest. Validation follows the published JSON
@@ -318,7 +318,7 @@ fn shown(v: Option<&Value>) -> String {
         None => "nothing".into(),
         Some(v) => {
             let mut s = v.to_string();
-            sandbox_child::messages::truncate_utf8(&mut s, 80);
+            sandbox_proto::messages::truncate_utf8(&mut s, 80);
             s
         }
     }
@@ -328,7 +328,7 @@ fn allow_only(o: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<()
     for k in o.keys() {
         if !allowed.contains(&k.as_str()) {
             let mut k = k.clone();
-            sandbox_child::messages::truncate_utf8(&mut k, 64);
+            sandbox_proto::messages::truncate_utf8(&mut k, 64);
             return Err(format!("{path}{k}: unknown field"));
         }
     }

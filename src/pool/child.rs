@@ -6,8 +6,8 @@
 //! a child writes can make this module panic or block the supervisor beyond the caller's deadline.
 
 use crate::cgroup::ChildCgroup;
-use sandbox_child::confine::ConfineSettings;
-use sandbox_child::protocol::{self, FrameError, FromChild, Init, ToChild, PROTOCOL_VERSION};
+use sandbox_proto::protocol::{self, FrameError, FromChild, Init, ToChild, PROTOCOL_VERSION};
+use sandbox_proto::settings::ConfineSettings;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};

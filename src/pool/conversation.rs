@@ -22,8 +22,8 @@ use super::child::{recv_on, write_frame_bytes, ChildFailure, ChildProcess};
 use super::execution::{Execution, Job};
 use super::invoke::Stop;
 use crate::host::{capabilities, HostApi};
-use sandbox_child::messages::one_line;
-use sandbox_child::protocol::{
+use sandbox_proto::messages::one_line;
+use sandbox_proto::protocol::{
     self, FromChild, HostError, HostOp, HostReply, HostValue, LogLine, OutputLimits, ToChild,
     CAPABILITY_DENIED, MAX_HOST_CALLS_IN_FLIGHT,
 };

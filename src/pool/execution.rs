@@ -1,9 +1,9 @@
 //! What one invocation asks of the pool ([`Job`]) and what it gets back ([`Execution`]).
 
 use crate::host::HostScope;
-use sandbox_child::bundle::Bundle;
-use sandbox_child::messages::{ErrorBody, HttpResult, InvocationResult};
-use sandbox_child::protocol::ErrorKind;
+use sandbox_proto::bundle::Bundle;
+use sandbox_proto::messages::{ErrorBody, HttpResult, InvocationResult};
+use sandbox_proto::protocol::ErrorKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ pub struct Job {
     pub event_json: String,
     /// The `ctx` object, as JSON text.
     pub ctx_json: String,
-    /// The effective deadline (SPEC §1 step 7).
+    /// The effective deadline (contract §1 step 7).
     pub deadline: Instant,
     pub log_sink: Option<LogSink>,
     /// `process.env` (empty when the version has no `config.env`).
@@ -47,7 +47,7 @@ impl Job {
     }
 }
 
-/// The error types of SPEC §6.
+/// The error types of contract §6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorType {
     Exception,
@@ -211,7 +211,7 @@ impl Execution {
         }
     }
 
-    /// `success`, `error` or `timeout` (SPEC §3): only a real deadline makes `timeout`.
+    /// `success`, `error` or `timeout` (contract §3): only a real deadline makes `timeout`.
     pub fn status(&self) -> &'static str {
         match &self.outcome {
             Ok(_) => "success",

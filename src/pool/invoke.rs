@@ -6,8 +6,8 @@ use super::conversation::{converse, Until};
 use super::execution::{ErrorType, ExecError, Execution, Job, StartKind};
 use super::{Idle, Inner, Pool};
 use crate::host::HostApi;
-use sandbox_child::messages::{truncate_result, truncate_utf8};
-use sandbox_child::protocol::{Fatal, FromChild, GuestError, Invoke, LoadBundle, ToChild};
+use sandbox_proto::messages::{truncate_result, truncate_utf8};
+use sandbox_proto::protocol::{Fatal, FromChild, GuestError, Invoke, LoadBundle, ToChild};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,7 +73,7 @@ pub(super) enum Stop {
 
 impl Pool {
     /// Runs `job` on a child. Never fails: every failure is an [`Execution`] with an error
-    /// type (SPEC §6); the child is replaced when it cannot be trusted to serve again.
+    /// type (contract §6); the child is replaced when it cannot be trusted to serve again.
     pub async fn invoke<H: HostApi>(&self, job: &Job, host: &H) -> Execution {
         let inner = &*self.inner;
         inner.counters.invocations.fetch_add(1, Ordering::Relaxed);
@@ -293,7 +293,7 @@ async fn drive<H: HostApi>(
     job: &Job,
     host: &H,
     ex: &mut Execution,
-    limits: sandbox_child::protocol::OutputLimits,
+    limits: sandbox_proto::protocol::OutputLimits,
     cgroup_limit: u64,
 ) -> Result<Option<KillReason>, Stop> {
     let fail = Stop::Failure;
@@ -393,7 +393,7 @@ fn reason_for(e: &GuestError) -> Option<KillReason> {
     }
 }
 
-fn guest_error(e: GuestError, limits: sandbox_child::protocol::OutputLimits) -> ExecError {
+fn guest_error(e: GuestError, limits: sandbox_proto::protocol::OutputLimits) -> ExecError {
     let mut message = e.message;
     truncate_utf8(&mut message, limits.max_error_bytes as usize);
     let stack = e.stack.map(|mut s| {

@@ -25,7 +25,7 @@ pub use execution::{
 use crate::cgroup::CgroupLimits;
 use crate::sandbox::Sandbox;
 use child::ChildProcess;
-use sandbox_child::protocol::OutputLimits;
+use sandbox_proto::protocol::OutputLimits;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

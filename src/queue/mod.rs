@@ -1,4 +1,4 @@
-//! codeQ (SPEC §2): the worker stream that claims `cs.invoke` tasks ([`worker`]) and the
+//! codeQ (contract §2): the worker stream that claims `cs.invoke` tasks ([`worker`]) and the
 //! producer stream that publishes envelopes ([`producer`]). Both are one long-lived gRPC
 //! bidirectional stream that reconnects with exponential backoff and jitter.
 //!

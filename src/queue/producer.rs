@@ -22,7 +22,7 @@ use tokio_stream::StreamExt;
 
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
-    /// `host:port` of the producer stream (SPEC §7 `producer_stream_addr`).
+    /// `host:port` of the producer stream (contract §7 `producer_stream_addr`).
     pub addr: String,
     pub token: Secret,
     /// How long a publish waits for its ack before it reports a transient failure (the create

@@ -107,7 +107,7 @@ pub trait TaskHandler: Send + Sync + 'static {
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// `host:port` of the worker stream (SPEC §7 `worker_stream_addr`).
+    /// `host:port` of the worker stream (contract §7 `worker_stream_addr`).
     pub addr: String,
     pub token: Secret,
     /// Stable across reconnections and restarts of this replica: leases belong to it.

@@ -1,4 +1,4 @@
-//! The key layout of SPEC §4, in one place.
+//! The key layout of contract §4, in one place.
 //!
 //! Every builder takes the components as given; [`check_name`] and [`check_tenant`] are applied by
 //! the store before any key is built, so that a `:` in a component can never make two different

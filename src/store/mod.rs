@@ -1,4 +1,4 @@
-//! The KVRocks store (SPEC §4): function versions and aliases to read, activation records, log
+//! The KVRocks store (contract §4): function versions and aliases to read, activation records, log
 //! chunks, the correlation key and the user KV of `cs.kv` to write.
 //!
 //! The pipeline and the host API are written against the [`Store`] and [`UserKv`] traits and
@@ -21,7 +21,7 @@
 //! # Activation writes
 //! - [`Store::write_running`] sets meta and status (`running`) with the activation TTL **unless
 //!   the status is already terminal**, in which case it writes nothing and returns
-//!   [`RunningWrite::AlreadyTerminal`]. SPEC §4 describes this write as a MULTI of two SETs; it
+//!   [`RunningWrite::AlreadyTerminal`]. contract §4 describes this write as a MULTI of two SETs; it
 //!   is one Lua script instead (EVALSHA, EVAL on `NOSCRIPT`) so that a delivery that read "no
 //!   record" just before another delivery finished cannot put a terminal record back to
 //!   `running` and win the compare-and-set a second time.
@@ -50,10 +50,10 @@ pub use records::{
     chunk_logs, ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, AliasRecord,
     HostCallsRecord, VersionMeta, LOG_CHUNK_BYTES, MAX_ENV_BYTES,
 };
-pub use sandbox_child::bundle::MAX_BUNDLE_BYTES;
+pub use sandbox_proto::bundle::MAX_BUNDLE_BYTES;
 
 use crate::secret::Secret;
-use sandbox_child::messages::InvocationResult;
+use sandbox_proto::messages::InvocationResult;
 use std::future::Future;
 use std::time::Duration;
 
@@ -94,7 +94,7 @@ pub enum RunningWrite {
     AlreadyTerminal(ActivationStatus),
 }
 
-/// Connection and retention settings (SPEC §7: `plugins.persistence.kvrocks.addr`,
+/// Connection and retention settings (contract §7: `plugins.persistence.kvrocks.addr`,
 /// `.auth.password`, `cs_control.limits.activation_ttl_seconds`).
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -124,7 +124,7 @@ impl Default for StoreConfig {
     }
 }
 
-/// The store as the pipeline sees it (SPEC §1, §4).
+/// The store as the pipeline sees it (contract §1, §4).
 pub trait Store: Send + Sync + 'static {
     /// Readiness: `PING` answered.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -224,7 +224,7 @@ pub struct Terminal<'a> {
     pub result: &'a InvocationResult,
 }
 
-/// The user KV behind `cs.kv` (SPEC §4, §6), tenant-scoped under `cs:kv:{tenant}:{key}`. The
+/// The user KV behind `cs.kv` (contract §4, §6), tenant-scoped under `cs:kv:{tenant}:{key}`. The
 /// capability checks (ops, prefixes) are the host API's; values are JSON text.
 pub trait UserKv: Send + Sync + 'static {
     /// The stored JSON text, or `None`.

@@ -1,10 +1,10 @@
-//! The JSON shapes stored in KVRocks (SPEC §3, §4) and the log chunking rule.
+//! The JSON shapes stored in KVRocks (contract §3, §4) and the log chunking rule.
 //!
 //! Reads are lenient about fields they do not know (records written by other Sous components or
 //! later versions still load) and strict about the ones they need: a missing or mistyped required
 //! field is [`StoreError::Corrupt`](super::StoreError::Corrupt).
 
-use sandbox_child::messages::{ErrorBody, HttpResult};
+use sandbox_proto::messages::{ErrorBody, HttpResult};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -56,7 +56,7 @@ impl VersionMeta {
         for (k, v) in env {
             let Some(v) = v.as_str() else {
                 let mut name = k.clone();
-                sandbox_child::messages::truncate_utf8(&mut name, 64);
+                sandbox_proto::messages::truncate_utf8(&mut name, 64);
                 return Err(format!(
                     "config.env.{name} must be a string, got {}",
                     json_kind(v)
@@ -174,7 +174,7 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// `cs:act:{t}:{aid}:meta` (SPEC §3), plus what an operator needs.
+/// `cs:act:{t}:{aid}:meta` (contract §3), plus what an operator needs.
 ///
 /// While `running`, `end_ms`, `duration_ms`, `result` and `error` are absent. A terminal
 /// record carries `result` when `success` and `error` otherwise. Optional operator fields are

@@ -21,9 +21,9 @@ use crate::secret::Secret;
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{
     AsyncConnectionConfig, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisConnectionInfo,
-    RedisError, RedisResult, ServerErrorKind, Value,
+    RedisError, RedisResult, Script, Value,
 };
-use sandbox_child::messages::InvocationResult;
+use sandbox_proto::messages::InvocationResult;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -69,46 +69,26 @@ redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[5])
 return 1
 "#;
 
-struct Script {
-    code: &'static str,
-    sha: String,
-}
-
+/// The scripts, hashed once. `redis::Script` sends EVALSHA and falls back to EVAL (loading the
+/// script) when the server answers NOSCRIPT: on first use and after a KVRocks restart.
 static RUNNING_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RUNNING_LUA));
 static TERMINAL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(TERMINAL_LUA));
 
-impl Script {
-    fn new(code: &'static str) -> Self {
-        Script {
-            code,
-            sha: ::redis::Script::new(code).get_hash().to_string(),
-        }
+/// Runs `script` with `keys` and `args` on `conn`.
+async fn eval(
+    script: &Script,
+    conn: &mut MultiplexedConnection,
+    keys: &[&str],
+    args: &[&[u8]],
+) -> RedisResult<Value> {
+    let mut invocation = script.prepare_invoke();
+    for k in keys {
+        invocation.key(*k);
     }
-
-    /// EVALSHA; EVAL when the server does not have the script (first use, restart).
-    async fn eval(
-        &self,
-        conn: &mut MultiplexedConnection,
-        keys: &[&str],
-        args: &[&[u8]],
-    ) -> RedisResult<Value> {
-        let mut cmd = ::redis::cmd("EVALSHA");
-        cmd.arg(&self.sha).arg(keys.len()).arg(keys).arg(args);
-        match cmd.query_async::<Value>(conn).await {
-            Err(e) if is_noscript(&e) => {
-                let mut cmd = ::redis::cmd("EVAL");
-                cmd.arg(self.code).arg(keys.len()).arg(keys).arg(args);
-                cmd.query_async::<Value>(conn).await
-            }
-            other => other,
-        }
+    for a in args {
+        invocation.arg(*a);
     }
-}
-
-fn is_noscript(e: &RedisError) -> bool {
-    e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
-        || e.code() == Some("NOSCRIPT")
-        || e.to_string().contains("NOSCRIPT")
+    invocation.invoke_async(conn).await
 }
 
 /// The store over one multiplexed Redis-protocol connection. Cheap to clone (shared state).
@@ -585,7 +565,7 @@ impl Store for RedisStore {
             .run("running write", &meta_key, true, |mut c| {
                 let keys = [status_key.as_str(), meta_key.as_str()];
                 let args = [json.as_bytes(), ttl.as_bytes()];
-                async move { RUNNING_SCRIPT.eval(&mut c, &keys, &args).await }
+                async move { eval(&RUNNING_SCRIPT, &mut c, &keys, &args).await }
             })
             .await?;
         match reply {
@@ -639,7 +619,7 @@ impl Store for RedisStore {
             .run("terminal compare-and-set", &meta_key, true, |mut c| {
                 let keys: Vec<&str> = key_list.iter().map(String::as_str).collect();
                 let args = &arg_list;
-                async move { TERMINAL_SCRIPT.eval(&mut c, &keys, args).await }
+                async move { eval(&TERMINAL_SCRIPT, &mut c, &keys, args).await }
             })
             .await?;
         match reply {
@@ -908,7 +888,7 @@ mod tests {
 
     #[test]
     fn scripts_have_their_sha1() {
-        assert_eq!(RUNNING_SCRIPT.sha.len(), 40);
-        assert_ne!(RUNNING_SCRIPT.sha, TERMINAL_SCRIPT.sha);
+        assert_eq!(RUNNING_SCRIPT.get_hash().len(), 40);
+        assert_ne!(RUNNING_SCRIPT.get_hash(), TERMINAL_SCRIPT.get_hash());
     }
 }

@@ -2,11 +2,10 @@
 //! process against the codeQ emulator and a real `redis-server`, and functions published the
 //! way the Sous control plane does it.
 
-#![allow(dead_code)]
-
-use super::redis_support::RedisServer;
+use super::redis_server::RedisServer;
+pub use super::{free_port, now_ms};
 use codeq_emulator::{Emulator, EmulatorConfig, TaskView};
-use sandbox_child::bundle;
+use sandbox_proto::bundle;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -18,21 +17,6 @@ use redis::Commands;
 
 pub const T: &str = "t_acme01";
 pub const NS: &str = "payments";
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 /// Publishes `function` version 1 with alias `prod`, the way the Sous control plane does.
 pub fn publish(raw: &mut redis::Connection, function: &str, source: &str, timeout_ms: u64) {

@@ -16,7 +16,7 @@ use codeq_emulator::{Emulator, EmulatorConfig, Listen, ProducerGrant, WorkerGran
 #[command(
     name = "codeq-emulator",
     version,
-    about = "Emulates codeQ's worker and producer gRPC streams (cs-invoker-pool SPEC §2)"
+    about = "Emulates codeQ's worker and producer gRPC streams (cs-invoker-pool contract §2)"
 )]
 struct Args {
     /// Address of both streams (or of the worker stream with --producer-listen).

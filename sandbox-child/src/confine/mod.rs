@@ -37,71 +37,14 @@ pub mod syscalls;
 #[cfg(feature = "escape-tests")]
 pub mod escape;
 
-use bincode::{Decode, Encode};
 use std::fmt;
 use std::time::Instant;
 
-pub use rlimits::{lower_address_space, Rlimits, ADDRESS_SPACE_HEADROOM};
-
-/// How the child confines itself. Travels inside the supervisor's `Init` frame.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-pub struct ConfineSettings {
-    /// Unprivileged uid to run as (never 0). See [`default_identity`].
-    pub uid: u32,
-    /// Unprivileged gid to run as (never 0).
-    pub gid: u32,
-    /// Apply the seccomp allowlist. `false` only when explicitly asked (debugging a policy).
-    pub seccomp: bool,
-    /// Enter new mount/IPC/UTS/network/cgroup namespaces and an empty root. Without them the
-    /// host filesystem stays visible (only identity, capabilities and seccomp protect it).
-    pub namespaces: bool,
-    pub rlimits: Rlimits,
-    /// File descriptors that stay open (the pipes: 0, 1, 2). Every other fd is closed.
-    pub keep_fds: Vec<u32>,
-    /// The supervisor's pid as the child sees it (`getppid()`), or 0 when unknown; then the
-    /// parent seen when [`confine`] starts is taken.
-    pub parent_pid: u32,
-}
-
-impl ConfineSettings {
-    /// Full confinement as `uid`/`gid` with the default limits.
-    pub fn new(uid: u32, gid: u32) -> Self {
-        ConfineSettings {
-            uid,
-            gid,
-            seccomp: true,
-            namespaces: true,
-            rlimits: Rlimits::default(),
-            keep_fds: vec![0, 1, 2],
-            parent_pid: 0,
-        }
-    }
-}
-
-/// The identity a confined child runs as: the system user `cs-sandbox` when `/etc/passwd`
-/// has it, else `nobody` (65534, 65534). Called by the supervisor, which sends the result
-/// in [`ConfineSettings`].
-pub fn default_identity() -> (u32, u32) {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    lookup_user(&passwd, "cs-sandbox")
-        .or_else(|| lookup_user(&passwd, "nobody"))
-        .filter(|&(u, g)| u != 0 && g != 0)
-        .unwrap_or((65534, 65534))
-}
-
-/// `name:x:uid:gid:...` → `(uid, gid)`.
-fn lookup_user(passwd: &str, name: &str) -> Option<(u32, u32)> {
-    passwd.lines().find_map(|line| {
-        let mut f = line.split(':');
-        if f.next()? != name {
-            return None;
-        }
-        let _password = f.next()?;
-        let uid = f.next()?.parse().ok()?;
-        let gid = f.next()?.parse().ok()?;
-        Some((uid, gid))
-    })
-}
+pub use rlimits::lower_address_space;
+// The settings travel in the supervisor's `Init` frame, so they live with the protocol.
+pub use sandbox_proto::settings::{
+    default_identity, ConfineSettings, Rlimits, ADDRESS_SPACE_HEADROOM,
+};
 
 /// A confinement step that failed. `step` is one of `threads`, `close-fds`, `pdeathsig`,
 /// `namespaces`, `root`, `identity`, `capabilities`, `no-new-privs`, `rlimits`, `seccomp`.
@@ -120,8 +63,8 @@ impl ConfineError {
     }
 
     /// The frame the child sends before exiting.
-    pub fn to_fatal(&self) -> crate::protocol::Fatal {
-        crate::protocol::Fatal {
+    pub fn to_fatal(&self) -> sandbox_proto::protocol::Fatal {
+        sandbox_proto::protocol::Fatal {
             step: self.step.to_string(),
             message: self.message.clone(),
         }
@@ -326,32 +269,5 @@ pub fn preflight() -> Result<(), String> {
         Ok(())
     } else {
         Err(missing.join("; "))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwd_lookup() {
-        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
-                      nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n\
-                      cs-sandbox:x:998:997::/nonexistent:/usr/sbin/nologin\n";
-        assert_eq!(lookup_user(passwd, "cs-sandbox"), Some((998, 997)));
-        assert_eq!(lookup_user(passwd, "nobody"), Some((65534, 65534)));
-        assert_eq!(lookup_user(passwd, "cs"), None);
-        assert_eq!(lookup_user("broken:x:y:1\n", "broken"), None);
-        let (u, g) = default_identity();
-        assert!(u != 0 && g != 0);
-    }
-
-    #[test]
-    fn settings_round_trip_through_bincode() {
-        let s = ConfineSettings::new(65534, 65534);
-        let cfg = bincode::config::standard();
-        let bytes = bincode::encode_to_vec(&s, cfg).unwrap();
-        let (back, _): (ConfineSettings, usize) = bincode::decode_from_slice(&bytes, cfg).unwrap();
-        assert_eq!(back, s);
     }
 }

@@ -1,48 +1,9 @@
 //! Step `rlimits`: hard and soft limits set to the same value, so the child cannot raise them.
 
-use bincode::{Decode, Encode};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::signal::{signal, SigHandler, Signal};
+use sandbox_proto::settings::{Rlimits, ADDRESS_SPACE_HEADROOM};
 use std::io;
-
-/// Resource limits of a confined child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
-pub struct Rlimits {
-    /// `RLIMIT_AS`, bytes. The supervisor passes the largest `memoryMb` (4096 MiB) plus a
-    /// margin, so it bounds every bundle; the per-bundle bound is the engine's allocator and the
-    /// cgroup.
-    pub address_space_bytes: u64,
-    /// `RLIMIT_STACK`, bytes (the main thread's stack growth).
-    pub stack_bytes: u64,
-    /// `RLIMIT_NOFILE`: one more than the highest fd that may exist. With the kept fds 0, 1, 2
-    /// a value of 3 means no new fd can be created at all (sockets, io_uring, memfd, ...), which
-    /// still holds when seccomp is off for debugging.
-    pub nofile: u64,
-    /// `RLIMIT_FSIZE`, bytes: 0, no file writes (pipes are not files).
-    pub fsize_bytes: u64,
-    /// `RLIMIT_CORE`, bytes: 0, no core dumps.
-    pub core_bytes: u64,
-    /// `RLIMIT_NPROC`: counted per uid, including the child itself, so 1 refuses every fork.
-    pub nproc: u64,
-}
-
-impl Default for Rlimits {
-    fn default() -> Self {
-        Rlimits {
-            address_space_bytes: (4096 + 512) << 20,
-            stack_bytes: 8 << 20,
-            nofile: 3,
-            fsize_bytes: 0,
-            core_bytes: 0,
-            nproc: 1,
-        }
-    }
-}
-
-/// Address space a bound child may map beyond its function's memory limit: the binary, the
-/// stack, the allocator's own mappings and the engine outside the counted heap. Virtual
-/// memory, not resident: the cgroup bounds what is really used.
-pub const ADDRESS_SPACE_HEADROOM: u64 = 512 << 20;
 
 /// Lowers this process's `RLIMIT_AS` (soft and hard) to `memory_limit_bytes` plus
 /// [`ADDRESS_SPACE_HEADROOM`], once the bundle (and so the memory limit) is known: a native

@@ -16,7 +16,7 @@
 //!
 //! The frame is encoded by hand (bincode 2, standard config: variant index and lengths as
 //! varints, then the bytes; a big-endian `u32` length prefix); a unit test checks it decodes
-//! with [`crate::protocol::decode_body`].
+//! with [`sandbox_proto::protocol::decode_body`].
 
 use super::syscalls;
 use std::io;
@@ -297,7 +297,7 @@ extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{decode_body, Fatal, FromChild, PREFIX_LEN};
+    use sandbox_proto::protocol::{decode_body, Fatal, FromChild, PREFIX_LEN};
 
     fn decode(frame: &[u8]) -> FromChild {
         let len = u32::from_be_bytes(frame[..PREFIX_LEN].try_into().unwrap()) as usize;
@@ -321,7 +321,7 @@ mod tests {
             })
         );
         // The same bytes the real encoder produces.
-        let real = crate::protocol::encode(&FromChild::Fatal(Fatal {
+        let real = sandbox_proto::protocol::encode(&FromChild::Fatal(Fatal {
             step: "seccomp".into(),
             message: format!("blocked syscall {} (socket)", libc::SYS_socket),
         }))

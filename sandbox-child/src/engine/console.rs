@@ -18,11 +18,11 @@
 use super::ffi::{self, Keys};
 use super::globals::Shared;
 use super::web::{brand, utf8};
-use crate::protocol::LogLevel;
 use rquickjs::atom::PredefinedAtom;
 use rquickjs::convert::Coerced;
 use rquickjs::function::{Opt, Rest, This};
 use rquickjs::{qjs, Ctx, Exception, Function, Object, Result, Value};
+use sandbox_proto::protocol::LogLevel;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;

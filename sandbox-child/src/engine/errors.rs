@@ -1,14 +1,14 @@
 //! Turning what JavaScript threw into a [`GuestError`] of kind `Exception`.
 //!
-//! SPEC §6 wants `message = "Name: message"` and a stack of at most 8 KiB. Error objects give
+//! contract §6 wants `message = "Name: message"` and a stack of at most 8 KiB. Error objects give
 //! their `name`, `message` and `stack`; anything else that was thrown (a string, a number, a
 //! plain object) is reported as `Error: <text>` with the value as text (strings as they are,
 //! other values as JSON where possible), and no stack.
 
 use super::strings::{lossy, CoercedLossy};
-use crate::messages::truncate_utf8;
-use crate::protocol::{ErrorKind, GuestError, OutputLimits};
 use rquickjs::{Ctx, Value};
+use sandbox_proto::messages::truncate_utf8;
+use sandbox_proto::protocol::{ErrorKind, GuestError, OutputLimits};
 
 /// Appended to `ReferenceError: require is not defined`: `require` stays absent (code that
 /// tests `typeof require` must keep taking its non-Node path), but the author is told what to

@@ -29,11 +29,11 @@
 
 use super::{caught, Clock, Host};
 use crate::engine::alloc::MemoryState;
-use crate::protocol::{
-    GuestError, HostError, HostOp, HostValue, OutputLimits, MAX_HOST_CALLS_IN_FLIGHT,
-};
 use rquickjs::function::Rest;
 use rquickjs::{CatchResultExt, Ctx, Function, Object, Persistent, Value};
+use sandbox_proto::protocol::{
+    GuestError, HostError, HostOp, HostValue, OutputLimits, MAX_HOST_CALLS_IN_FLIGHT,
+};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};

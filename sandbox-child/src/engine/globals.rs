@@ -1,4 +1,4 @@
-//! The host global of `cs-js` (SPEC §6): `cs`, and the log plumbing `console` shares
+//! The host global of `cs-js` (contract §6): `cs`, and the log plumbing `console` shares
 //! (`console` itself, with Node's formatting, is `engine/console.rs`).
 //!
 //! The context is built without QuickJS's libc helpers (no `std`/`os`, `print`, timers) and
@@ -16,9 +16,9 @@
 
 use super::strings::{lossy, CoercedLossy, Lossy};
 use super::Host;
-use crate::protocol::{HostError, HostOp, HostValue, LogLevel, LogLine};
 use rquickjs::function::Rest;
 use rquickjs::{ArrayBuffer, Ctx, Exception, Function, Object, Result, TypedArray, Value};
+use sandbox_proto::protocol::{HostError, HostOp, HostValue, LogLevel, LogLine};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -69,7 +69,11 @@ impl Shared {
     pub fn log(&self, level: LogLevel, text: &str) {
         let line = LogLine {
             level,
-            line: format!("[{}] {}", level.as_str(), crate::messages::one_line(text)),
+            line: format!(
+                "[{}] {}",
+                level.as_str(),
+                sandbox_proto::messages::one_line(text)
+            ),
         };
         let mut logs = self.logs.borrow_mut();
         if !logs.admit(&line) {

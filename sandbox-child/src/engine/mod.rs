@@ -1,4 +1,4 @@
-//! The `cs-js` runtime (SPEC §6): one QuickJS runtime and context per child.
+//! The `cs-js` runtime (contract §6): one QuickJS runtime and context per child.
 //!
 //! An [`Engine`] is created before the child knows its bundle, so a pre-forked ("stem") child
 //! has already paid for the runtime, the context and the globals and pays only the module
@@ -35,16 +35,12 @@ pub mod event_loop;
 pub mod ffi;
 pub mod globals;
 pub mod handler;
+mod intl;
 pub mod loader;
 pub mod normalise;
 pub mod strings;
 pub mod web;
 
-use crate::messages::{truncate_result, truncate_utf8, HttpResult};
-use crate::protocol::{
-    BundleFile, ErrorKind, GuestError, HostError, HostOp, HostValue, LogLevel, LogLine, Outcome,
-    OutputLimits,
-};
 use alloc::{CountingAllocator, MemoryState};
 use globals::{LogBudget, Shared};
 use loader::{BundleLoader, BundleResolver, Files};
@@ -52,6 +48,11 @@ use normalise::NormaliseError;
 use rquickjs::context::intrinsic;
 use rquickjs::{
     CatchResultExt, CaughtError, Context, Ctx, Function, JsLifetime, Module, Persistent, Runtime,
+};
+use sandbox_proto::messages::{truncate_result, truncate_utf8, HttpResult};
+use sandbox_proto::protocol::{
+    BundleFile, ErrorKind, GuestError, HostError, HostOp, HostValue, LogLevel, LogLine, Outcome,
+    OutputLimits,
 };
 
 use rquickjs::{Promise, Value};
@@ -213,7 +214,8 @@ impl Engine {
                 globals::install(&ctx, &shared)?;
                 console::install(&ctx, &shared)?;
                 error_stack::install(&ctx)?;
-                web::install(&ctx)
+                web::install(&ctx)?;
+                intl::install(&ctx)
             })
             .map_err(|e| format!("cannot install the globals: {e}"))?;
 

@@ -1,4 +1,4 @@
-//! Turning a handler's return value into the SPEC §6 result object.
+//! Turning a handler's return value into the contract §6 result object.
 //!
 //! Done in Rust on the live JavaScript value, not on `JSON.stringify(result)`, so that a bad
 //! shape is reported precisely (`statusCode must be an integer in 100..599, got "200"`) and so
@@ -6,8 +6,8 @@
 //! guest getters; that happens while the activation's deadline is still armed.
 
 use super::strings::{lossy, CoercedLossy, Lossy};
-use crate::messages::HttpResult;
 use rquickjs::{Ctx, Object, Value};
+use sandbox_proto::messages::HttpResult;
 use std::collections::BTreeMap;
 
 /// Why a return value could not be normalised.
@@ -167,7 +167,7 @@ pub fn describe<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> String {
         if text.is_empty() {
             return "an object".into();
         }
-        if crate::messages::truncate_utf8(&mut text, 100) {
+        if sandbox_proto::messages::truncate_utf8(&mut text, 100) {
             text.push('…');
         }
         return text;

@@ -1,7 +1,7 @@
 //! Engine behaviour tests: module loading, results, errors, limits, globals.
 
 use super::*;
-use crate::protocol::LogLevel;
+use sandbox_proto::protocol::LogLevel;
 
 /// A host that records what the guest did and answers from a script.
 #[derive(Default)]

@@ -1,4 +1,4 @@
-//! The address policy of `cs.http.fetch` (SPEC §6): which IP addresses a function may reach.
+//! The address policy of `cs.http.fetch` (contract §6): which IP addresses a function may reach.
 //!
 //! Pure functions, no I/O. [`check`] is applied to *every* address the fetcher would connect to:
 //! IP literals in URLs (including the numeric forms libc's `inet_aton` accepts, see
@@ -241,7 +241,7 @@ pub fn check_v6(ip: Ipv6Addr) -> Result<(), Denied> {
     Ok(())
 }
 
-/// The policy of SPEC §6 for one address: `Ok(())` when `ip` is public.
+/// The policy of contract §6 for one address: `Ok(())` when `ip` is public.
 pub fn check(ip: IpAddr) -> Result<(), Denied> {
     match ip {
         IpAddr::V4(v4) => check_v4(v4),
@@ -355,7 +355,7 @@ mod tests {
 
     #[test]
     fn every_denied_ipv4_range_is_denied_at_its_edges_and_its_neighbours_pass() {
-        // (first, last, address just below, address just above) of each range of SPEC §6.
+        // (first, last, address just below, address just above) of each range of contract §6.
         let cases = [
             ("0.0.0.0", "0.255.255.255", None, Some("1.0.0.0")),
             (

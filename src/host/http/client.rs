@@ -45,7 +45,7 @@ where
     Ok((resp, guard))
 }
 
-/// The response headers as SPEC §6 gives them to the guest: names lower-cased (hyper already
+/// The response headers as contract §6 gives them to the guest: names lower-cased (hyper already
 /// does), in order of first appearance, repeated ones joined with `", "` — except Set-Cookie.
 pub fn headers(resp: &Response<Incoming>) -> Vec<(String, String)> {
     let h = resp.headers();

@@ -408,7 +408,7 @@
     return new Request(url, { method, headers, body });
   }
 
-  // A Response as the result object of SPEC §6: the body always base64.
+  // A Response as the result object of contract §6: the body always base64.
   async function resultOf(response) {
     const bytes = new Uint8Array(await response.arrayBuffer());
     const headers = {};

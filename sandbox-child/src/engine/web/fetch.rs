@@ -7,8 +7,8 @@
 //! adapter for Workers-style modules (`export default { fetch }`).
 
 use crate::engine::{shared_of, Shared};
-use crate::protocol::HostOp;
 use rquickjs::{Array, Ctx, Exception, Function, Object, Result, Value};
+use sandbox_proto::protocol::HostOp;
 use std::rc::Rc;
 
 const GLUE: &str = include_str!("fetch.js");

@@ -144,7 +144,7 @@ pub struct Init {
     pub child_id: u64,
     /// How the child confines itself before Ready; `None` runs unconfined (a host where the
     /// supervisor cannot confine, and said so).
-    pub confine: Option<crate::confine::ConfineSettings>,
+    pub confine: Option<crate::settings::ConfineSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -327,7 +327,7 @@ pub struct HostError {
     pub message: String,
 }
 
-/// Prefix of every capability denial, as SPEC §6 fixes it.
+/// Prefix of every capability denial, as contract §6 fixes it.
 pub const CAPABILITY_DENIED: &str = "CS_RUNTIME_CAPABILITY_DENIED";
 
 /// Prefix of the message of an error thrown into the guest when a call exceeds a limit (an
@@ -358,7 +358,7 @@ pub struct LogLine {
     pub line: String,
 }
 
-/// The error types of SPEC §6 that a child can produce itself.
+/// The error types of contract §6 that a child can produce itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub enum ErrorKind {
     Exception,

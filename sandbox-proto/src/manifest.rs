@@ -1,4 +1,4 @@
-//! The function manifest, `cs.function.script.v1` (SPEC §5).
+//! The function manifest, `cs.function.script.v1` (contract §5).
 //!
 //! Validation walks the JSON by hand rather than through serde derive so that every error names
 //! the exact field (`limits.timeoutMs: must be an integer in 1..=900000, got 0`): the person

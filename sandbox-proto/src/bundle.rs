@@ -1,4 +1,4 @@
-//! Function bundles (SPEC §5): a tar archive holding at least `manifest.json` and the entry
+//! Function bundles (contract §5): a tar archive holding at least `manifest.json` and the entry
 //! module, addressed by the sha256 of all its bytes.
 //!
 //! A bundle is hostile input. [`parse_tar`] keeps regular files only and refuses absolute names,
@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Component, Path};
 
-/// SPEC §9: bundles are capped at 16 MiB.
+/// contract §9: bundles are capped at 16 MiB.
 pub const MAX_BUNDLE_BYTES: usize = 16 << 20;
 /// A bundle with more files than this is refused (a tar of empty files costs headers only).
 pub const MAX_FILES: usize = 4096;
@@ -60,7 +60,7 @@ pub enum BundleError {
 }
 
 impl BundleError {
-    /// The SPEC §6 error type this maps to.
+    /// The contract §6 error type this maps to.
     pub fn kind(&self) -> &'static str {
         match self {
             BundleError::NotFound(_) | BundleError::Bundle(_) => "BundleError",

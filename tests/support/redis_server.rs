@@ -1,6 +1,6 @@
 //! A real `redis-server` for tests, on a free port of 127.0.0.1, in a temporary directory, with
-//! no persistence (`--save "" --appendonly no`). Include it with
-//! `#[path = "support/redis.rs"] mod redis_support;`.
+//! no persistence (`--save "" --appendonly no`). Part of `support`
+//! (`support::redis_server`; the `server!()` macro starts one or skips).
 //!
 //! When `redis-server` is not on `PATH`, [`RedisServer::start`] returns `None` after printing why
 //! (the test then skips), unless `CS_REQUIRE_REDIS=1`, in which case it panics: CI installs
@@ -8,8 +8,7 @@
 //!
 //! The server is SIGKILLed and reaped when the guard drops.
 
-#![allow(dead_code)]
-
+use super::free_port;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -43,11 +42,6 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
 }
 
 impl RedisServer {

@@ -1,4 +1,4 @@
-//! The result shapes of SPEC §3 and the truncation rules both sides apply.
+//! The result shapes of contract §3 and the truncation rules both sides apply.
 //!
 //! The child builds these for `sandbox-child run`; the supervisor builds them from a child's
 //! [`Outcome`](crate::protocol::Outcome) and checks again everything the child claims.
@@ -35,7 +35,7 @@ pub struct HttpResult {
 }
 
 impl HttpResult {
-    /// SPEC §6: a status code outside 100..599 is a `ValidationError`.
+    /// contract §6: a status code outside 100..599 is a `ValidationError`.
     pub fn status_is_valid(&self) -> bool {
         (100..=599).contains(&self.status_code)
     }
@@ -50,7 +50,7 @@ pub struct ErrorBody {
     pub stack: Option<String>,
 }
 
-/// The `ctx` object handed to `handle(event, ctx)` (SPEC §6).
+/// The `ctx` object handed to `handle(event, ctx)` (contract §6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InvocationCtx {
     pub activation_id: String,

@@ -1,11 +1,10 @@
-//! Helpers shared by the `cli_*` tests: they drive the real `cs-invoker-pool` and `sandbox-child`
-//! binaries the way a user does, and check every output against the contract (SPEC §3, §6).
+//! The command-line harness (`cli_*`, `web_*` and the other runtime tests): they drive the real `cs-invoker-pool` and `sandbox-child`
+//! binaries the way a user does, and check every output against the contract (contract §3, §6).
 //!
 //! Each test writes its fixtures into its own [`Fixture`] (a temporary directory), so tests are
 //! independent and run in parallel.
 
-#![allow(dead_code)]
-
+pub use super::{child_bin, invoker_bin, now_ms};
 use serde_json::{json, Value};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -21,32 +20,7 @@ pub const MAX_STACK_BYTES: usize = 8 * 1024;
 pub const MAX_LOG_BYTES: usize = 1024 * 1024;
 pub const DENIED: &str = "CS_RUNTIME_CAPABILITY_DENIED:";
 
-pub fn invoker_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_cs-invoker-pool"))
-}
-
-/// `sandbox-child`, which cargo builds into the same directory as the supervisor.
-pub fn child_bin() -> PathBuf {
-    let bin = invoker_bin()
-        .parent()
-        .expect("the binary has a directory")
-        .join("sandbox-child");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build the workspace first (`cargo build --workspace`, which `make test` does)",
-        bin.display()
-    );
-    bin
-}
-
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// The manifest of SPEC §5 with the given limits and capabilities.
+/// The manifest of contract §5 with the given limits and capabilities.
 pub fn manifest_with(timeout_ms: u64, memory_mb: u64, capabilities: Value) -> String {
     json!({
         "schema": "cs.function.script.v1",
@@ -241,7 +215,7 @@ impl Run {
         }
     }
 
-    /// The single InvocationResult line on stdout, parsed and checked against SPEC §3 and
+    /// The single InvocationResult line on stdout, parsed and checked against contract §3 and
     /// against the exit code (0 iff success, else 1).
     pub fn result(&self) -> Value {
         let lines: Vec<&str> = self.stdout.lines().collect();

@@ -174,7 +174,7 @@ impl Secrets {
         }
         // Longest first: a value that contains another is replaced whole, and the padded
         // base64 before its unpadded prefix.
-        patterns.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        patterns.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         Secrets { entries, patterns }
     }
 

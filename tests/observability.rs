@@ -747,12 +747,11 @@ mod otlp {
     }
 }
 
-/// (name, span id, parent span id, attributes as text, service name) of every span received
-/// for `trace_id`.
-fn received_spans(
-    r: &otlp::Received,
-    trace_id: &str,
-) -> Vec<(String, String, String, Vec<(String, String)>, String)> {
+/// One received span: (name, span id, parent span id, attributes as text, service name).
+type ReceivedSpan = (String, String, String, Vec<(String, String)>, String);
+
+/// Every span received for `trace_id`.
+fn received_spans(r: &otlp::Received, trace_id: &str) -> Vec<ReceivedSpan> {
     let mut out = Vec::new();
     for req in r.0.lock().unwrap().iter() {
         for rs in &req.resource_spans {

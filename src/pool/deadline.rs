@@ -174,8 +174,9 @@ fn raise_priority() {
     if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } == 0 {
         return;
     }
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::gettid() };
+    // nix makes the raw syscall: glibc's gettid() wrapper is 2.30, newer than the packages'
+    // glibc 2.28 floor (`make bins` fails to link it).
+    let tid = nix::unistd::gettid().as_raw();
     // SAFETY: setpriority on this thread's own tid; failure only leaves the default.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10) };
 }

@@ -7,7 +7,7 @@ ESCAPE_TARGET_DIR ?= $(TARGET_DIR)/escape
 ESCAPE_CHILD := $(abspath $(ESCAPE_TARGET_DIR))/debug/sandbox-child
 DEMO_EVENT ?= {"name":"Sous"}
 
-.PHONY: all build build-deps release demo test test-deps escape-child lint fmt bench clean intl-data
+.PHONY: all build build-deps release demo test test-deps escape-child lint fmt bench bench-peers clean intl-data
 
 all: build
 
@@ -68,12 +68,19 @@ lint-deps:
 
 ## bench: pool, pipeline and end-to-end (codeQ emulator + redis + serve) benchmarks; figures
 ## go to target/bench/results.json (the last two need redis-server, which test-deps installs)
-bench: test-deps
+## The peers the pool bench compares against (benches/peers/: isolated-vm on Node 24, deno),
+## exact versions installed once under target/bench/peers by npm, never by `make test`.
+PEERS_DIR ?= $(TARGET_DIR)/bench/peers
+bench: test-deps bench-peers
 	$(CARGO) build --release -p sandbox-child
-	$(CARGO) bench -p cs-invoker-pool --bench pool
+	CS_BENCH_PEERS_DIR=$(abspath $(PEERS_DIR)) $(CARGO) bench -p cs-invoker-pool --bench pool
 	$(CARGO) bench -p cs-invoker-pool --bench pipeline
 	$(CARGO) bench -p cs-invoker-pool --bench e2e
 	$(CARGO) bench -p cs-invoker-pool --bench timeouts
+
+## bench-peers: the peers' install (skipped, with a note, when npm or the registry is missing)
+bench-peers:
+	@benches/peers/install.sh $(abspath $(PEERS_DIR))
 
 clean:
 	$(CARGO) clean

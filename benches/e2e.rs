@@ -62,6 +62,30 @@ fn ready(http: &str) -> bool {
     out.starts_with("HTTP/1.1 200")
 }
 
+/// `INFO commandstats`: calls per command name.
+fn commandstats(conn: &mut redis::Connection) -> BTreeMap<String, u64> {
+    let text: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(conn)
+        .unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split(',').find_map(|f| f.strip_prefix("calls="))?;
+            Some((name.to_string(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+/// utime + stime of `pid`, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
 fn main() {
     let n: usize = std::env::var("CS_BENCH_E2E_N")
         .ok()
@@ -141,7 +165,9 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    let (mut lat, throughput) = rt.block_on(async {
+    let mut stats_conn = redis.raw();
+    let serve_pid = child.id();
+    let (lat, throughput, before, after, codeq_msgs) = rt.block_on(async {
         // Warm-up, then one at a time.
         let mut lat = Vec::new();
         for i in 0..serial + 20 {
@@ -154,7 +180,10 @@ fn main() {
                 lat.push(t.elapsed().as_secs_f64() * 1e3);
             }
         }
-        // Throughput: n at once.
+        // Throughput: n at once. Store commands (redis's INFO commandstats) and the daemon's
+        // own CPU (/proc/PID/stat) are read before and after, for per-activation costs.
+        let before = (commandstats(&mut stats_conn), cpu_ticks(serve_pid));
+        let msgs_before = emu.messages_received();
         let ids: Vec<String> = (0..n)
             .map(|i| emu.enqueue("cs.invoke", payload(100_000 + i), EnqueueOptions::default()))
             .collect();
@@ -180,12 +209,44 @@ fn main() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        (lat, n as f64 / t.elapsed().as_secs_f64())
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        let after = (commandstats(&mut stats_conn), cpu_ticks(serve_pid));
+        let msgs = (emu.messages_received() - msgs_before) as f64 / n as f64;
+        (lat, rate, before, after, msgs)
     });
+    let (mut lat, throughput, before, after, codeq_msgs) =
+        (lat, throughput, before, after, codeq_msgs);
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let _ = child.wait();
 
+    // Per activation: store commands by name, and the daemon's CPU (user + system).
+    let mut per_cmd: Vec<(String, f64)> = after
+        .0
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                (v - before.0.get(k).copied().unwrap_or(0)) as f64 / n as f64,
+            )
+        })
+        .filter(|(k, v)| *v > 0.0 && k != "info")
+        .collect();
+    per_cmd.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let store_cmds: f64 = per_cmd.iter().map(|(_, v)| v).sum();
+    let clk_tck = {
+        // SAFETY: sysconf has no preconditions.
+        let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        if t > 0 {
+            t as f64
+        } else {
+            100.0
+        }
+    };
+    let cpu_us = match (before.1, after.1) {
+        (Some(b), Some(a)) => Some((a - b) as f64 / clk_tck * 1e6 / n as f64),
+        _ => None,
+    };
     let p50 = percentile(&mut lat, 0.5);
     let p99 = percentile(&mut lat, 0.99);
     let out = serde_json::json!({
@@ -193,6 +254,10 @@ fn main() {
         "e2e_latency_ms_p50": p50,
         "e2e_latency_ms_p99": p99,
         "e2e_tasks": n,
+        "e2e_store_commands_per_activation": store_cmds,
+        "e2e_store_commands_by_name_per_activation": per_cmd.iter().cloned().collect::<BTreeMap<_, _>>(),
+        "e2e_supervisor_cpu_us_per_activation": cpu_us,
+        "e2e_codeq_messages_in_per_activation": codeq_msgs,
     });
     let dir = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
         .join("bench");
@@ -219,5 +284,26 @@ fn main() {
     );
     println!("{:<28} {:>10.2}  <= 5 ms", "e2e_latency_ms_p50", p50);
     println!("{:<28} {:>10.2}", "e2e_latency_ms_p99", p99);
+    println!(
+        "{:<28} {:>10.2}  ({})",
+        "store_commands_per_activation",
+        store_cmds,
+        per_cmd
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "{:<28} {:>10.2}  (messages the daemon sent to codeQ)",
+        "codeq_messages_per_activation", codeq_msgs
+    );
+    match cpu_us {
+        Some(us) => println!(
+            "{:<28} {:>10.0}  (the serve process's user+system CPU, children excluded)",
+            "supervisor_cpu_us_per_activation", us
+        ),
+        None => println!("supervisor_cpu_us_per_activation: /proc not readable"),
+    }
     println!("written to {}", path.display());
 }

@@ -18,6 +18,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod peers;
+
 const HANDLER: &str = "export default (event, ctx) => ({ statusCode: 200, body: 'ok' });";
 
 /// The JSON path alone: a 12 KB event in, a 12 KB body out, next to no work in between (the
@@ -173,6 +175,51 @@ fn percentile(samples: &mut [f64], p: f64) -> f64 {
     }
     let idx = ((samples.len() - 1) as f64 * p).round() as usize;
     samples[idx]
+}
+
+/// Calls per second with the pool sized to the cores and as many concurrent callers as
+/// children, each calling `n / cores` times.
+async fn our_throughput(
+    bin: &Path,
+    sandbox: &Arc<Sandbox>,
+    b: &Arc<Bundle>,
+    cores: usize,
+    n: usize,
+) -> f64 {
+    let mut cfg = PoolConfig::new(bin.to_path_buf(), Arc::clone(sandbox));
+    cfg.prewarm = cores;
+    let pool = Pool::start(cfg).expect("pool");
+    let host = Arc::new(LocalHost::new());
+    // Warm one child per caller.
+    let warmups: Vec<_> = (0..cores)
+        .map(|_| {
+            let (p, h, b) = (pool.clone(), Arc::clone(&host), Arc::clone(b));
+            tokio::spawn(async move { p.invoke(&job(&b, "tp"), &*h).await })
+        })
+        .collect();
+    for w in warmups {
+        let _ = w.await;
+    }
+    let t = Instant::now();
+    let per = n / cores;
+    let tasks: Vec<_> = (0..cores)
+        .map(|_| {
+            let (p, h, b) = (pool.clone(), Arc::clone(&host), Arc::clone(b));
+            tokio::spawn(async move {
+                let j = job(&b, "tp");
+                for _ in 0..per {
+                    let ex = p.invoke(&j, &*h).await;
+                    assert!(ex.outcome.is_ok());
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let rate = (per * cores) as f64 / t.elapsed().as_secs_f64();
+    pool.shutdown().await;
+    rate
 }
 
 fn main() {
@@ -345,42 +392,7 @@ fn main() {
 
     // 4. Throughput: pool sized to the cores, as many concurrent callers as children.
     let tp_n = env_usize("BENCH_THROUGHPUT_N", 40_000);
-    let throughput = rt.block_on(async {
-        let mut cfg = PoolConfig::new(bin.clone(), Arc::clone(&sandbox));
-        cfg.prewarm = cores;
-        let pool = Pool::start(cfg).expect("pool");
-        let host = Arc::new(LocalHost::new());
-        // Warm one child per caller.
-        let warmups: Vec<_> = (0..cores)
-            .map(|_| {
-                let (p, h, b) = (pool.clone(), Arc::clone(&host), Arc::clone(&b));
-                tokio::spawn(async move { p.invoke(&job(&b, "tp"), &*h).await })
-            })
-            .collect();
-        for w in warmups {
-            let _ = w.await;
-        }
-        let t = Instant::now();
-        let per = tp_n / cores;
-        let tasks: Vec<_> = (0..cores)
-            .map(|_| {
-                let (p, h, b) = (pool.clone(), Arc::clone(&host), Arc::clone(&b));
-                tokio::spawn(async move {
-                    let j = job(&b, "tp");
-                    for _ in 0..per {
-                        let ex = p.invoke(&j, &*h).await;
-                        assert!(ex.outcome.is_ok());
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.expect("task");
-        }
-        let rate = (per * cores) as f64 / t.elapsed().as_secs_f64();
-        pool.shutdown().await;
-        rate
-    });
+    let throughput = rt.block_on(our_throughput(&bin, &sandbox, &b, cores, tp_n));
 
     // 5. Baseline: a fresh node process per invocation running the same handler.
     let node_n = env_usize("BENCH_NODE_N", 30);
@@ -410,6 +422,31 @@ fn main() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 
+    // 6. The peers, interleaved round by round with our own figures so that load changes hit
+    //    every system alike: isolated-vm (V8 isolates in Node 24), a fresh `deno` process and
+    //    a fresh `node` process per call, on the same handlers and events (benches/peers/).
+    let peer_rounds = env_usize("BENCH_PEER_ROUNDS", 5);
+    let peer_dir = std::env::var_os("CS_BENCH_PEERS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/peers"));
+    let peers = peers::Peers::find(&peer_dir, &event_12k);
+    let mut cmp = peers::Comparison::default();
+    for round in 0..peer_rounds {
+        let ours = rt.block_on(peers::ours_round(
+            &bin,
+            &sandbox,
+            &host,
+            [&b, &real_b],
+            &event_12k,
+            round,
+        ));
+        cmp.add_ours(ours);
+        let tp = rt.block_on(our_throughput(&bin, &sandbox, &b, cores, tp_n / 4));
+        cmp.ours_throughput.push(tp);
+        peers.round(&mut cmp);
+    }
+    peers.cleanup();
+
     let spawn_p50 = percentile(&mut spawn_ms, 0.5);
     let spawn_confined_p50 = percentile(&mut spawn_confined_ms, 0.5);
     let idle_pss_p50 = percentile(&mut idle_pss_kb, 0.5);
@@ -422,7 +459,9 @@ fn main() {
     let json_trivial_p50 = percentile(&mut json_trivial_us, 0.5);
     let json_pass_p50 = percentile(&mut json_pass_us, 0.5);
     let json_real_p50 = percentile(&mut json_real_us, 0.5);
+    let peer_figures = cmp.report();
     let results = serde_json::json!({
+        "peers": peer_figures,
         "spawn_ready_ms_p50": spawn_p50,
         "spawn_ready_confined_ms_p50": if sandbox.is_confined() { serde_json::json!(spawn_confined_p50) } else { serde_json::Value::Null },
         "idle_child_pss_kib_p50": idle_pss_p50,

@@ -187,6 +187,34 @@ async fn a_child_killed_mid_run_is_a_sandbox_error_and_the_pool_recovers() {
     pool.shutdown().await;
 }
 
+/// The pool no longer asks the kernel for a child's status on every call: a warm child that
+/// died while idle is found by the first write of the next call, which then runs on another
+/// child — the caller sees a normal result, not a SandboxError.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_child_that_died_while_idle_is_replaced_within_the_next_call() {
+    let pool = pool("deadwarm", 1);
+    let host = LocalHost::new();
+    let b = make_bundle(COUNTER, MANIFEST);
+    let first = pool
+        .invoke(&job(&b, "t1", "{}", Duration::from_secs(5)), &host)
+        .await;
+    assert_eq!(body(&first), "1");
+    let pid = first.child_pid as i32;
+    // SAFETY: sending SIGKILL to a child process this test's pool started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    // Let the process die, but call before the background check (every 500 ms) runs.
+    std::thread::sleep(Duration::from_millis(50));
+    let next = pool
+        .invoke(&job(&b, "t1", "{}", Duration::from_secs(5)), &host)
+        .await;
+    // A fresh child: its counter starts again, and the dead one is counted as died.
+    assert_eq!(body(&next), "1", "{:?}", next.outcome);
+    assert_ne!(next.child_pid, first.child_pid);
+    assert!(next.start.is_cold(), "{:?}", next.start);
+    assert_eq!(pool.stats().kills_for(KillReason::Died), 1);
+    pool.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stem_child_that_dies_while_idle_is_noticed_and_replaced() {
     let pool = pool("stem", 2);

@@ -50,6 +50,7 @@ impl ProducerStream for ProducerService {
     ) -> Result<Response<Self::StreamStream>, Status> {
         let mut inbound = request.into_inner();
         let first = inbound.message().await?;
+        self.shared.note_message_in();
         let Some(ProducerEvent {
             event: Some(In::Hello(hello)),
         }) = first
@@ -94,7 +95,10 @@ impl ProducerStream for ProducerService {
                     }
                 };
                 let event = match next {
-                    Ok(Some(event)) => event,
+                    Ok(Some(event)) => {
+                        shared.note_message_in();
+                        event
+                    }
                     Ok(None) => break,
                     Err(status) => {
                         tracing::debug!(%status, "producer stream read error");

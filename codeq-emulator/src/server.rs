@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     ready_waiting: AtomicUsize,
     worker_streams: AtomicU64,
     producer_streams: AtomicU64,
+    /// Messages received from clients on worker and producer streams (handshakes included).
+    messages_in: AtomicU64,
     rng: AtomicU64,
 }
 
@@ -87,6 +89,10 @@ impl Shared {
     pub(crate) fn note_worker_stream(&self) {
         self.worker_streams.fetch_add(1, Ordering::Relaxed);
         self.changed.notify_waiters();
+    }
+
+    pub(crate) fn note_message_in(&self) {
+        self.messages_in.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn note_producer_stream(&self) {
@@ -149,6 +155,7 @@ impl Emulator {
             ready_waiting: AtomicUsize::new(0),
             worker_streams: AtomicU64::new(0),
             producer_streams: AtomicU64::new(0),
+            messages_in: AtomicU64::new(0),
             rng: AtomicU64::new(seed),
         });
         let (listeners, worker_addr, producer_addr, shared_port) = match listen {
@@ -363,6 +370,12 @@ impl Emulator {
     /// Worker streams that completed the handshake, since start.
     pub fn worker_streams_opened(&self) -> u64 {
         self.shared.worker_streams.load(Ordering::Relaxed)
+    }
+
+    /// Messages clients sent on worker and producer streams since start (what a benchmark
+    /// divides by activations for codeQ messages per activation).
+    pub fn messages_received(&self) -> u64 {
+        self.shared.messages_in.load(Ordering::Relaxed)
     }
 
     /// Producer streams that completed the handshake, since start.

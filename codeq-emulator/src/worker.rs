@@ -61,6 +61,7 @@ impl WorkerStream for WorkerService {
     ) -> Result<Response<Self::StreamStream>, Status> {
         let mut inbound = request.into_inner();
         let first = inbound.message().await?;
+        self.shared.note_message_in();
         let Some(WorkerEvent {
             event: Some(In::Hello(hello)),
         }) = first
@@ -113,7 +114,10 @@ impl WorkerStream for WorkerService {
                     }
                 };
                 match next {
-                    Ok(Some(event)) => dispatch(&shared, &session, &shutdown, event),
+                    Ok(Some(event)) => {
+                        shared.note_message_in();
+                        dispatch(&shared, &session, &shutdown, event)
+                    }
                     // Half-close: handlers in flight still answer; the response ends when the
                     // last of them drops its sender.
                     Ok(None) => break,

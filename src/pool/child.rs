@@ -5,6 +5,7 @@
 //! ([`protocol::body_len`]) and a child that breaks the protocol is killed by the caller; nothing
 //! a child writes can make this module panic or block the supervisor beyond the caller's deadline.
 
+use super::reply::ReplyPipe;
 use crate::cgroup::ChildCgroup;
 use sandbox_proto::protocol::{self, FrameError, FromChild, Init, ToChild, PROTOCOL_VERSION};
 use sandbox_proto::settings::ConfineSettings;
@@ -12,7 +13,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{ChildStdin, ChildStdout, Command};
+use tokio::process::{ChildStdin, Command};
 
 /// Why a child stopped serving; also the `reason` label of the kill counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,7 +91,7 @@ pub struct ChildProcess {
     pub cgroup: Option<Box<dyn ChildCgroup>>,
     proc: tokio::process::Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    stdout: ReplyPipe,
     /// Time from exec to the child's Ready frame.
     pub spawn_ready: Duration,
 }
@@ -147,13 +148,20 @@ impl ChildProcess {
             return Err("child pipes were not created".into());
         };
         tokio::spawn(forward_stderr(id, pid, stderr));
+        let stdout = match ReplyPipe::new(stdout) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = proc.start_kill();
+                return Err(format!("cannot set up the child's reply pipe: {e}"));
+            }
+        };
         let mut child = ChildProcess {
             id,
             pid,
             cgroup,
             proc,
             stdin,
-            stdout: BufReader::with_capacity(64 * 1024, stdout),
+            stdout,
 
             spawn_ready: Duration::ZERO,
         };
@@ -226,7 +234,7 @@ impl ChildProcess {
 
     /// The two pipes apart, so that a conversation can read the child's next frame while it
     /// writes a reply (see `pool::conversation`).
-    pub(super) fn pipes(&mut self) -> (&mut ChildStdin, &mut BufReader<ChildStdout>) {
+    pub(super) fn pipes(&mut self) -> (&mut ChildStdin, &mut ReplyPipe) {
         (&mut self.stdin, &mut self.stdout)
     }
 
@@ -267,17 +275,9 @@ pub(super) async fn write_frame_bytes(
     Ok(())
 }
 
-/// Reads one frame from a child's reply pipe (not cancel-safe: a caller that may stop waiting
-/// keeps the future until it completes).
-pub(super) async fn recv_on(
-    stdout: &mut BufReader<ChildStdout>,
-) -> Result<FromChild, ChildFailure> {
-    let mut prefix = [0u8; protocol::PREFIX_LEN];
-    stdout.read_exact(&mut prefix).await.map_err(pipe_error)?;
-    let len = protocol::body_len(prefix, protocol::MAX_FRAME_FROM_CHILD)?;
-    let mut body = vec![0u8; len];
-    stdout.read_exact(&mut body).await.map_err(pipe_error)?;
-    Ok(protocol::decode_body(&body)?)
+/// Reads one frame from a child's reply pipe (see [`ReplyPipe`]).
+pub(super) async fn recv_on(stdout: &mut ReplyPipe) -> Result<FromChild, ChildFailure> {
+    stdout.recv().await
 }
 
 fn pipe_error(e: std::io::Error) -> ChildFailure {

@@ -24,6 +24,11 @@ struct State {
     /// (kill time, id) → (pid, what the kill sets).
     entries: BTreeMap<(Instant, u64), (u32, Arc<Fired>)>,
     stop: bool,
+    /// When the thread looks at the entries again on its own: `None` while it waits for a
+    /// notification only. An entry due before then must wake it; any other need not, so a warm
+    /// call (armed and disarmed well before its deadline) costs the thread no wake-up: two
+    /// futex calls and a context switch of a real-time thread fewer per call.
+    wakes_at: Option<Instant>,
 }
 
 struct Shared {
@@ -83,9 +88,13 @@ impl Deadlines {
             st.next += 1;
             let key = (at, st.next);
             st.entries.insert(key, (pid, fired.clone()));
-            key
+            let wake = st.wakes_at.is_none_or(|w| at < w);
+            (key, wake)
         };
-        self.shared.wake.notify_one();
+        let (key, wake) = key;
+        if wake {
+            self.shared.wake.notify_one();
+        }
         Armed {
             shared: self.shared.clone(),
             key,
@@ -139,11 +148,13 @@ fn run(shared: &Shared) {
             return;
         }
         let Some((&(at, id), _)) = st.entries.iter().next() else {
+            st.wakes_at = None;
             st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
             continue;
         };
         let now = Instant::now();
         if at > now {
+            st.wakes_at = Some(at);
             st = shared
                 .wake
                 .wait_timeout(st, at - now)
@@ -215,5 +226,38 @@ mod tests {
         );
         other.kill().unwrap();
         other.wait().unwrap();
+    }
+
+    /// Arming no longer wakes the thread unless the new deadline is earlier than the one it
+    /// sleeps for: one that is must still kill on time, and a later one (the common case: the
+    /// previous call's deadline was disarmed) must still be found.
+    #[test]
+    fn an_earlier_deadline_wakes_the_thread_and_a_later_one_is_still_kept() {
+        use std::os::unix::process::ExitStatusExt;
+        let d = Deadlines::start();
+        let far = d.arm(Instant::now() + Duration::from_secs(30), u32::MAX);
+        std::thread::sleep(Duration::from_millis(20)); // the thread now sleeps for `far`
+        let mut a = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let armed = d.arm(Instant::now() + Duration::from_millis(30), a.id());
+        let t = Instant::now();
+        assert_eq!(a.wait().unwrap().signal(), Some(libc::SIGKILL));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(armed.disarm());
+        drop(far);
+        // The thread now sleeps for nothing earlier than 30 ms from now; a later deadline
+        // armed while it sleeps (no wake-up) is found when it wakes.
+        let near = d.arm(Instant::now() + Duration::from_millis(40), u32::MAX);
+        std::thread::sleep(Duration::from_millis(5));
+        let mut b = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let armed = d.arm(Instant::now() + Duration::from_millis(80), b.id());
+        assert_eq!(b.wait().unwrap().signal(), Some(libc::SIGKILL));
+        assert!(armed.disarm());
+        drop(near);
     }
 }

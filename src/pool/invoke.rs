@@ -66,6 +66,9 @@ impl Drop for Lease<'_> {
 /// Why a run on a child ended without an outcome frame.
 pub(super) enum Stop {
     Failure(ChildFailure),
+    /// The child's request pipe was closed before the first frame of this run could be written:
+    /// it died while idle (nothing of this activation ran); another child is taken.
+    DeadIdle,
     /// The child reported that it is dying (a seccomp violation caught by its SIGSYS handler).
     Fatal(Fatal),
     Deadline,
@@ -82,101 +85,130 @@ impl Pool {
         let kill_at = job.deadline + inner.cfg.kill_grace;
         let binding = job.binding();
 
-        // 1. A child: warm, stem, or started now.
-        let checkout = async {
-            loop {
-                // Registered before looking, so a child returned between the look and the
-                // wait below is not missed.
-                let returned = inner.returned.notified();
-                tokio::pin!(returned);
-                returned.as_mut().enable();
-                if let Some(found) = inner.take_idle(&binding) {
-                    return Ok(found);
-                }
-                let permit = match Arc::clone(&inner.slots).try_acquire_owned() {
-                    Ok(p) => p,
-                    Err(_) => {
-                        if inner.evict_one() {
-                            continue;
-                        }
-                        // Everything is busy: wait for a slot, or for a child to come back
-                        // (woken at once; the timer is only a safety net).
-                        tokio::select! {
-                            p = Arc::clone(&inner.slots).acquire_owned() => match p {
-                                Ok(p) => p,
-                                Err(_) => return Err("the pool is shut down".to_string()),
-                            },
-                            _ = &mut returned => continue,
-                            _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
-                        }
+        // A child found dead when its run starts is replaced by another (at most this often):
+        // an idle child's death is noticed by the first write to it rather than by asking the
+        // kernel for its status on every call (a `wait4` per warm call).
+        let limits = inner.cfg.limits;
+        let mut dead_idle = 0;
+        let (mut lease, stop) = loop {
+            // 1. A child: warm, stem, or started now.
+            let checkout = async {
+                loop {
+                    // Registered before looking, so a child returned between the look and the
+                    // wait below is not missed.
+                    let returned = inner.returned.notified();
+                    tokio::pin!(returned);
+                    returned.as_mut().enable();
+                    if let Some(found) = inner.take_idle(&binding) {
+                        return Ok(found);
                     }
-                };
-                match inner.spawn_child(permit).await {
-                    Ok(idle) => {
-                        inner.lock().busy.push(idle.child.pid);
-                        return Ok((idle, StartKind::Spawned));
+                    let permit = match Arc::clone(&inner.slots).try_acquire_owned() {
+                        Ok(p) => p,
+                        Err(_) => {
+                            if inner.evict_one() {
+                                continue;
+                            }
+                            // Everything is busy: wait for a slot, or for a child to come back
+                            // (woken at once; the timer is only a safety net).
+                            tokio::select! {
+                                p = Arc::clone(&inner.slots).acquire_owned() => match p {
+                                    Ok(p) => p,
+                                    Err(_) => return Err("the pool is shut down".to_string()),
+                                },
+                                _ = &mut returned => continue,
+                                _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                            }
+                        }
+                    };
+                    match inner.spawn_child(permit).await {
+                        Ok(idle) => {
+                            inner.lock().busy.push(idle.child.pid);
+                            return Ok((idle, StartKind::Spawned));
+                        }
+                        Err(e) => return Err(e),
                     }
-                    Err(e) => return Err(e),
                 }
-            }
-        };
-        let (idle, start) = tokio::select! {
-            r = checkout => match r {
-                Ok(found) => found,
-                Err(e) => {
+            };
+            let (idle, start) = tokio::select! {
+                r = checkout => match r {
+                    Ok(found) => found,
+                    Err(e) => {
+                        ex.wait = t0.elapsed();
+                        ex.outcome = Err(ExecError::new(
+                            ErrorType::SandboxError,
+                            format!("cannot start a sandbox child: {e}"),
+                        ));
+                        return ex;
+                    }
+                },
+                _ = tokio::time::sleep_until(job.deadline.into()) => {
                     ex.wait = t0.elapsed();
                     ex.outcome = Err(ExecError::new(
-                        ErrorType::SandboxError,
-                        format!("cannot start a sandbox child: {e}"),
+                        ErrorType::Timeout,
+                        format!(
+                            "deadline reached after {} ms while waiting for a free sandbox child",
+                            ex.wait.as_millis()
+                        ),
                     ));
                     return ex;
                 }
-            },
-            _ = tokio::time::sleep_until(job.deadline.into()) => {
-                ex.wait = t0.elapsed();
-                ex.outcome = Err(ExecError::new(
-                    ErrorType::Timeout,
-                    format!(
-                        "deadline reached after {} ms while waiting for a free sandbox child",
-                        ex.wait.as_millis()
-                    ),
-                ));
-                return ex;
-            }
-        };
-        ex.wait = t0.elapsed();
-        ex.start = start;
-        ex.child_id = idle.child.id;
-        ex.child_pid = idle.child.pid;
-        let mut lease = Lease {
-            inner,
-            idle: Some(idle),
-        };
+            };
+            ex.wait = t0.elapsed();
+            ex.start = start;
+            ex.child_id = idle.child.id;
+            ex.child_pid = idle.child.pid;
+            let mut lease = Lease {
+                inner,
+                idle: Some(idle),
+            };
 
-        // 2. Load (if stem) and invoke, under the deadline.
-        let limits = inner.cfg.limits;
-        let cgroup_limit = inner.cgroup_memory_limit(job.bundle.memory_mb());
-        // The deadline thread kills the child at `kill_at` whatever this task is doing; the
-        // timer below is the fallback, and what ends the wait if the kill came first.
-        let armed = inner.deadlines.arm(kill_at, lease.child().child.pid);
-        let run = drive(lease.child(), job, host, &mut ex, limits, cgroup_limit);
-        let stop = tokio::select! {
-            r = run => r,
-            _ = armed.killed() => Err(Stop::Deadline),
-            _ = tokio::time::sleep_until(kill_at.into()) => Err(Stop::Deadline),
-        };
-        // Disarmed before anything below can reap the child (pid reuse, see deadline.rs).
-        let stop = match (armed.disarm(), stop) {
-            // The outcome was complete before the kill: keep it, the child is gone anyway.
-            (true, Ok(_)) => Ok(Some(KillReason::Timeout)),
-            // Killed at the deadline: whatever the pipe says now is the kill's doing.
-            (true, Err(_)) => Err(Stop::Deadline),
-            (false, stop) => stop,
+            // 2. Load (if stem) and invoke, under the deadline.
+            let cgroup_limit = inner.cgroup_memory_limit(job.bundle.memory_mb());
+            // The deadline thread kills the child at `kill_at` whatever this task is doing; the
+            // timer below is the fallback, and what ends the wait if the kill came first.
+            let armed = inner.deadlines.arm(kill_at, lease.child().child.pid);
+            let run = drive(lease.child(), job, host, &mut ex, limits, cgroup_limit);
+            let stop = tokio::select! {
+                r = run => r,
+                _ = armed.killed() => Err(Stop::Deadline),
+                _ = tokio::time::sleep_until(kill_at.into()) => Err(Stop::Deadline),
+            };
+            // Disarmed before anything below can reap the child (pid reuse, see deadline.rs).
+            let stop = match (armed.disarm(), stop) {
+                // The outcome was complete before the kill: keep it, the child is gone anyway.
+                (true, Ok(_)) => Ok(Some(KillReason::Timeout)),
+                // Killed at the deadline: whatever the pipe says now is the kill's doing.
+                (true, Err(_)) => Err(Stop::Deadline),
+                (false, stop) => stop,
+            };
+            if matches!(stop, Err(Stop::DeadIdle)) && dead_idle < MAX_DEAD_IDLE_RETRIES {
+                dead_idle += 1;
+                tracing::warn!(
+                    child_id = ex.child_id,
+                    pid = ex.child_pid,
+                    "idle sandbox child died on its own; taking another"
+                );
+                lease.finish(Some(KillReason::Died));
+                continue;
+            }
+            break (lease, stop);
         };
 
         // 3. The outcome and the child's fate.
         let fate = match stop {
             Ok(fate) => fate,
+            Err(Stop::DeadIdle) => {
+                let child = &mut lease.child().child;
+                let how = child.exit_description(Duration::from_millis(500)).await;
+                ex.outcome = Err(ExecError::new(
+                    ErrorType::SandboxError,
+                    format!(
+                        "{MAX_DEAD_IDLE_RETRIES} idle sandbox children in a row had died on their own \
+                         (the last {how})"
+                    ),
+                ));
+                Some(KillReason::Died)
+            }
             Err(Stop::Deadline) => {
                 let budget = job.deadline.saturating_duration_since(t0);
                 ex.outcome = Err(ExecError::new(
@@ -282,6 +314,10 @@ impl Pool {
                 }
             }
         }
+        if ex.start == StartKind::Stem {
+            // Replaces the stem this call took, now that its cold call is over.
+            inner.refill.notify_one();
+        }
         ex
     }
 }
@@ -297,7 +333,8 @@ async fn drive<H: HostApi>(
     cgroup_limit: u64,
 ) -> Result<Option<KillReason>, Stop> {
     let fail = Stop::Failure;
-    if idle.binding.is_none() {
+    let loaded_now = idle.binding.is_none();
+    if loaded_now {
         let t = Instant::now();
         if let Some(cg) = &idle.child.cgroup {
             cg.set_memory_limit(cgroup_limit).map_err(|e| {
@@ -317,7 +354,7 @@ async fn drive<H: HostApi>(
                 env: job.env.as_ref().clone(),
             }))
             .await
-            .map_err(fail)?;
+            .map_err(first_send)?;
         let loaded = match converse(&mut idle.child, job, host, ex, limits, Until::Loaded).await? {
             FromChild::Loaded(r) => r,
             _ => return Err(fail(ChildFailure::Breach("expected Loaded".into()))),
@@ -347,7 +384,7 @@ async fn drive<H: HostApi>(
             budget_us: budget.as_micros().min(u64::MAX as u128) as u64,
         }))
         .await
-        .map_err(fail)?;
+        .map_err(|e| if loaded_now { fail(e) } else { first_send(e) })?;
     let outcome = match converse(&mut idle.child, job, host, ex, limits, Until::Outcome).await? {
         FromChild::Outcome(o) => o,
         _ => return Err(fail(ChildFailure::Breach("expected Outcome".into()))),
@@ -380,6 +417,18 @@ async fn drive<H: HostApi>(
             ex.outcome = Err(guest_error(e, limits));
             Ok(reason)
         }
+    }
+}
+
+/// How many dead idle children one invocation replaces before it reports a SandboxError.
+const MAX_DEAD_IDLE_RETRIES: u32 = 3;
+
+/// The first frame of a run could not be written because the pipe is closed: the child died
+/// while idle.
+fn first_send(e: ChildFailure) -> Stop {
+    match e {
+        ChildFailure::Gone => Stop::DeadIdle,
+        other => Stop::Failure(other),
     }
 }
 

@@ -16,6 +16,8 @@ mod conversation;
 mod deadline;
 mod execution;
 mod invoke;
+mod reply;
+mod spin;
 
 pub use child::{describe_status, signal_name, KillReason};
 pub use execution::{
@@ -420,38 +422,24 @@ impl Inner {
         }
     }
 
-    /// Takes an idle child from the pool that is still alive; dead ones are counted and
-    /// dropped on the way.
+    /// Takes an idle child from the pool. No status check here (it was a `wait4` per
+    /// call): a child that died while idle is found by the first write of its run, and the
+    /// invocation takes another (`Stop::DeadIdle`); the background task notices the others.
     fn take_idle(&self, binding: &Binding) -> Option<(Idle, StartKind)> {
-        loop {
-            let (mut idle, kind) = {
-                let mut st = self.lock();
-                if let Some(i) = st.warm.get_mut(binding).and_then(Vec::pop) {
-                    if st.warm.get(binding).is_some_and(Vec::is_empty) {
-                        st.warm.remove(binding);
-                    }
-                    st.busy.push(i.child.pid);
-                    (i, StartKind::Warm)
-                } else if let Some(i) = st.stems.pop_front() {
-                    st.busy.push(i.child.pid);
-                    self.refill.notify_one();
-                    (i, StartKind::Stem)
-                } else {
-                    return None;
-                }
-            };
-            if let Some(status) = idle.child.exited() {
-                tracing::warn!(
-                    child_id = idle.child.id,
-                    pid = idle.child.pid,
-                    "idle sandbox child died on its own: {}",
-                    describe_status(status)
-                );
-                self.lock().unmark_busy(idle.child.pid);
-                self.retire(idle, KillReason::Died);
-                continue;
+        let mut st = self.lock();
+        if let Some(i) = st.warm.get_mut(binding).and_then(Vec::pop) {
+            if st.warm.get(binding).is_some_and(Vec::is_empty) {
+                st.warm.remove(binding);
             }
-            return Some((idle, kind));
+            st.busy.push(i.child.pid);
+            Some((i, StartKind::Warm))
+        } else if let Some(i) = st.stems.pop_front() {
+            // The refill is started when this stem's first call has ended (see
+            // `Pool::invoke`): a spawn running beside the cold call slows it.
+            st.busy.push(i.child.pid);
+            Some((i, StartKind::Stem))
+        } else {
+            None
         }
     }
 

@@ -21,6 +21,23 @@ impl std::fmt::Display for PublishError {
     }
 }
 
+/// The W3C trace context a CreateTask carries (codeQ producer fields 10 `trace_parent` and 11
+/// `trace_state`): the activation's `cs.invoke` span as the parent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceHeaders {
+    pub trace_parent: String,
+    pub trace_state: String,
+}
+
+impl TraceHeaders {
+    pub fn of(trace: &crate::trace::TraceContext) -> TraceHeaders {
+        TraceHeaders {
+            trace_parent: trace.traceparent(),
+            trace_state: trace.state.clone(),
+        }
+    }
+}
+
 /// Publishes envelopes to codeQ topics (the codeQ producer stream implements it).
 pub trait Publisher: Send + Sync + 'static {
     /// Publishes `payload` (an envelope, as JSON bytes) to `topic`. A retry with the same
@@ -31,6 +48,19 @@ pub trait Publisher: Send + Sync + 'static {
         payload: Vec<u8>,
         idempotency_key: Option<String>,
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
+
+    /// [`Publisher::publish`] with a trace context for the CreateTask. A publisher that has
+    /// nowhere to put one (stderr in a local run) drops it.
+    fn publish_traced(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        idempotency_key: Option<String>,
+        trace: TraceHeaders,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send {
+        let _ = trace;
+        self.publish(topic, payload, idempotency_key)
+    }
 }
 
 /// Told when an activation waits for capacity of its own (its version's `maxConcurrency`) and
@@ -65,6 +95,8 @@ pub struct Published {
     pub topic: String,
     pub payload: serde_json::Value,
     pub idempotency_key: Option<String>,
+    /// The trace context it was published with (empty when none).
+    pub trace: TraceHeaders,
 }
 
 /// A publisher that keeps what it is given: for `run` and for tests of the pipeline, where the
@@ -99,6 +131,17 @@ impl Publisher for MemoryPublisher {
         payload: Vec<u8>,
         idempotency_key: Option<String>,
     ) -> Result<(), PublishError> {
+        self.publish_traced(topic, payload, idempotency_key, TraceHeaders::default())
+            .await
+    }
+
+    async fn publish_traced(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        idempotency_key: Option<String>,
+        trace: TraceHeaders,
+    ) -> Result<(), PublishError> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(PublishError {
                 transient: true,
@@ -119,6 +162,7 @@ impl Publisher for MemoryPublisher {
             topic: topic.to_string(),
             payload,
             idempotency_key,
+            trace,
         });
         Ok(())
     }

@@ -38,6 +38,7 @@ impl Host for TestHost {
                 body: b"hi!".to_vec(),
             }),
             HostOp::CadenceHeartbeat => Ok(HostValue::Done),
+            HostOp::SecretGet { name } => Ok(HostValue::Text(format!("secret-of-{name}"))),
         }
     }
     fn log(&mut self, line: LogLine) {

@@ -41,6 +41,7 @@
 //! | `CS_CODEQ_PRODUCER_ADDR`   | `plugins.messaging.codeq.producer_stream_addr`     |
 //! | `CS_INVOKER_MAX_INFLIGHT`  | `cs_invoker_pool.workers.max_inflight`             |
 //! | `CS_CODEQ_READY_EXPIRY_MS` | no key: the client's estimate of how long codeQ holds a Ready (31 s); tests shorten it to match the emulator |
+//! | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `OTEL_EXPORTER_OTLP_PROTOCOL` | the other way round: read only when `cs_invoker_pool.tracing.protocol` is unset, as OpenTelemetry SDKs treat explicit configuration |
 //!
 //! The sandbox-child binary keeps its own variable, `CS_SANDBOX_CHILD_BIN`
 //! ([`crate::pool::CHILD_BIN_ENV`]), which wins over `cs_invoker_pool.sandbox.child_bin`.
@@ -81,6 +82,10 @@ pub const ENV_CODEQ_WORKER_ADDR: &str = "CS_CODEQ_WORKER_ADDR";
 pub const ENV_CODEQ_PRODUCER_ADDR: &str = "CS_CODEQ_PRODUCER_ADDR";
 pub const ENV_MAX_INFLIGHT: &str = "CS_INVOKER_MAX_INFLIGHT";
 pub const ENV_READY_EXPIRY_MS: &str = "CS_CODEQ_READY_EXPIRY_MS";
+/// The OpenTelemetry variables for the OTLP protocol, read when `cs_invoker_pool.tracing.protocol`
+/// is not set.
+pub const ENV_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+pub const ENV_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -1218,6 +1223,27 @@ impl<'e> Validator<'e> {
         });
     }
 
+    /// The OTLP protocol from the standard variables (the traces-specific one first), when
+    /// `cs_invoker_pool.tracing.protocol` is not set; a value we cannot export with is reported.
+    fn otlp_protocol_from_env(&mut self) -> Option<crate::tracing_otel::Protocol> {
+        for name in [ENV_OTLP_TRACES_PROTOCOL, ENV_OTLP_PROTOCOL] {
+            if let Some(v) = self.env(name) {
+                return match v.trim() {
+                    "grpc" => Some(crate::tracing_otel::Protocol::Grpc),
+                    "http/protobuf" => Some(crate::tracing_otel::Protocol::HttpProtobuf),
+                    other => {
+                        let msg = format!(
+                            "must be grpc or http/protobuf (http/json is not supported), got {other:?}"
+                        );
+                        self.problem(name, msg);
+                        None
+                    }
+                };
+            }
+        }
+        None
+    }
+
     /// A non-empty environment variable, recorded as an override.
     fn env(&mut self, name: &'static str) -> Option<String> {
         let v = (self.env)(name).filter(|v| !v.is_empty())?;
@@ -1421,9 +1447,10 @@ impl<'e> Validator<'e> {
                 .get(tr.enabled, "cs_invoker_pool.tracing.enabled")
                 .unwrap_or(false),
             endpoint: self.get(tr.endpoint, "cs_invoker_pool.tracing.endpoint"),
-            protocol: self
-                .get(tr.protocol, "cs_invoker_pool.tracing.protocol")
-                .unwrap_or(defaults.protocol),
+            protocol: match self.get(tr.protocol, "cs_invoker_pool.tracing.protocol") {
+                Some(p) => p,
+                None => self.otlp_protocol_from_env().unwrap_or(defaults.protocol),
+            },
             sampling_ratio: self
                 .get(tr.sampling_ratio, "cs_invoker_pool.tracing.sampling_ratio")
                 .unwrap_or(defaults.sampling_ratio),
@@ -2622,6 +2649,29 @@ cs_invoker_pool:
         ));
         assert!(
             e.contains("cs_invoker_pool.pool.threads: unknown key; did you mean `cs_invoker_pool.workers.threads`?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn otlp_protocol_comes_from_the_key_then_the_standard_variables() {
+        use crate::tracing_otel::Protocol;
+        let c = parse_env(TOKENS, &[(ENV_OTLP_PROTOCOL, "http/protobuf")]).unwrap();
+        assert_eq!(c.tracing.protocol, Protocol::HttpProtobuf);
+        let both = [
+            (ENV_OTLP_PROTOCOL, "http/protobuf"),
+            (ENV_OTLP_TRACES_PROTOCOL, "grpc"),
+        ];
+        let c = parse_env(TOKENS, &both).unwrap();
+        assert_eq!(c.tracing.protocol, Protocol::Grpc);
+        let keyed = format!("{TOKENS}cs_invoker_pool:\n  tracing: {{ protocol: grpc }}\n");
+        let c = parse_env(&keyed, &[(ENV_OTLP_PROTOCOL, "http/protobuf")]).unwrap();
+        assert_eq!(c.tracing.protocol, Protocol::Grpc);
+        let e = parse_env(TOKENS, &[(ENV_OTLP_PROTOCOL, "http/json")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_PROTOCOL: must be grpc or http/protobuf"),
             "{e}"
         );
     }

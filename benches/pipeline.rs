@@ -151,6 +151,7 @@ fn main() {
                     heartbeat: None,
                     policy: Default::default(),
                     calls: Default::default(),
+                    context: Default::default(),
                 },
                 event_json: r#"{"n":1}"#.into(),
                 ctx_json: r#"{"activation_id":"a","request_id":"r","deadline_ms":0,"tenant":"t_bench1","namespace":"bench","function":"trivial","version":1,"ref":{"alias":"prod","version":1},"trigger":{"type":"api"},"principal":{"sub":"bench","roles":[]}}"#.into(),

@@ -133,6 +133,7 @@ fn job(bundle: &Arc<Bundle>, tenant: &str) -> Job {
             heartbeat: None,
             policy: Default::default(),
             calls: Default::default(),
+            context: Default::default(),
         },
         event_json: r#"{"n":1}"#.into(),
         ctx_json: format!(

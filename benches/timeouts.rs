@@ -91,6 +91,7 @@ fn job(bundle: &Arc<Bundle>, event: &str, deadline: Instant) -> Job {
             heartbeat: None,
             policy: Default::default(),
             calls: Default::default(),
+            context: Default::default(),
         },
         event_json: event.into(),
         ctx_json: r#"{"activation_id":"a","request_id":"r","deadline_ms":0,"tenant":"t_bench1","namespace":"bench","function":"overrun","version":1,"ref":{"alias":null,"version":1},"trigger":{"type":"api"},"principal":{"sub":"bench","roles":[]}}"#.into(),

@@ -60,6 +60,10 @@ pub enum Command {
         /// in production.
         #[arg(long = "env", value_name = "NAME=VALUE")]
         env: Vec<String>,
+        /// A secret for cs.secrets.get(NAME), repeatable. Its value (and base64 forms) is
+        /// replaced by [REDACTED:NAME] in the logs and the error, as in production.
+        #[arg(long = "secret", value_name = "NAME=VALUE")]
+        secret: Vec<String>,
         /// Let fetch and cs.http.fetch reach private and loopback addresses (a mock server on
         /// this machine) for hosts in the manifest's allowHosts. A development aid: production
         /// refuses them unless configured otherwise.

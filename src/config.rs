@@ -41,6 +41,7 @@
 //! | `CS_CODEQ_PRODUCER_ADDR`   | `plugins.messaging.codeq.producer_stream_addr`     |
 //! | `CS_INVOKER_MAX_INFLIGHT`  | `cs_invoker_pool.workers.max_inflight`             |
 //! | `CS_CODEQ_READY_EXPIRY_MS` | no key: the client's estimate of how long codeQ holds a Ready (31 s); tests shorten it to match the emulator |
+//! | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `OTEL_EXPORTER_OTLP_PROTOCOL` | the other way round: read only when `cs_invoker_pool.tracing.protocol` is unset, as OpenTelemetry SDKs treat explicit configuration |
 //!
 //! The sandbox-child binary keeps its own variable, `CS_SANDBOX_CHILD_BIN`
 //! ([`crate::pool::CHILD_BIN_ENV`]), which wins over `cs_invoker_pool.sandbox.child_bin`.
@@ -81,6 +82,10 @@ pub const ENV_CODEQ_WORKER_ADDR: &str = "CS_CODEQ_WORKER_ADDR";
 pub const ENV_CODEQ_PRODUCER_ADDR: &str = "CS_CODEQ_PRODUCER_ADDR";
 pub const ENV_MAX_INFLIGHT: &str = "CS_INVOKER_MAX_INFLIGHT";
 pub const ENV_READY_EXPIRY_MS: &str = "CS_CODEQ_READY_EXPIRY_MS";
+/// The OpenTelemetry variables for the OTLP protocol, read when `cs_invoker_pool.tracing.protocol`
+/// is not set.
+pub const ENV_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+pub const ENV_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -329,6 +334,14 @@ pub struct PoolSettings {
     pub idle: Duration,
 }
 
+/// `cs_invoker_pool.metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Distinct (tenant, namespace, function, version) label sets with their own series; the
+    /// rest are folded into the `other` series.
+    pub max_function_series: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpFetchSettings {
     pub allow_private_networks: bool,
@@ -353,6 +366,9 @@ pub struct Config {
     pub sandbox: SandboxSettings,
     pub pool: PoolSettings,
     pub http_fetch: HttpFetchSettings,
+    pub metrics: MetricsSettings,
+    /// `cs_invoker_pool.tracing`: span export over OTLP.
+    pub tracing: crate::tracing_otel::TracingSettings,
     /// The environment variables that overrode a value, for the summary and start-up log.
     pub env_overrides: Vec<&'static str>,
     /// Things worth telling the operator that are not errors (a value ignored, …).
@@ -566,6 +582,22 @@ impl Config {
             self.http_fetch.allow_private_networks,
             human_bytes(self.http_fetch.max_response_bytes as u64)
         );
+        let _ = writeln!(
+            s,
+            "metrics              max_function_series={}",
+            self.metrics.max_function_series
+        );
+        let t = &self.tracing;
+        let _ = writeln!(
+            s,
+            "tracing              enabled={} endpoint={} protocol={} sampling_ratio={} service_name={} queue_size={}",
+            t.enabled,
+            t.endpoint.as_deref().unwrap_or("(OTEL_EXPORTER_OTLP_* or default)"),
+            t.protocol.as_str(),
+            t.sampling_ratio,
+            t.service_name,
+            t.queue_size
+        );
         let _ = writeln!(s, "shutdown             drain={}s", self.drain.as_secs());
         if !self.env_overrides.is_empty() {
             let _ = writeln!(s, "from environment     {}", self.env_overrides.join(", "));
@@ -737,6 +769,8 @@ struct InvokerFile {
     sandbox: Section<SandboxFile>,
     pool: Section<PoolFile>,
     http_fetch: Section<HttpFetchFile>,
+    metrics: Section<MetricsFile>,
+    tracing: Section<TracingFile>,
 }
 
 #[derive(Default, Deserialize)]
@@ -811,6 +845,68 @@ struct PoolFile {
 struct HttpFetchFile {
     allow_private_networks: Leaf<bool>,
     max_response_bytes: Leaf<Size<KIB, { 64 * MIB }>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct TracingFile {
+    enabled: Leaf<bool>,
+    endpoint: Leaf<OtlpEndpoint>,
+    protocol: Leaf<crate::tracing_otel::Protocol>,
+    sampling_ratio: Leaf<Ratio>,
+    service_name: Leaf<String>,
+    queue_size: Leaf<Int<1, 1_000_000>>,
+}
+
+/// An OTLP collector URL: `http://` or `https://` with a host.
+struct OtlpEndpoint;
+
+impl Parse for OtlpEndpoint {
+    type Out = String;
+    fn parse(v: Value) -> Result<Option<String>, String> {
+        text(v, |t| match url::Url::parse(&t) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(t),
+            _ => Err(format!(
+                "must be an http:// or https:// URL of the collector, got {t:?}"
+            )),
+        })
+    }
+}
+
+impl Parse for crate::tracing_otel::Protocol {
+    type Out = crate::tracing_otel::Protocol;
+    fn parse(v: Value) -> Result<Option<Self::Out>, String> {
+        text(v, |t| match t.as_str() {
+            "grpc" => Ok(crate::tracing_otel::Protocol::Grpc),
+            "http/protobuf" => Ok(crate::tracing_otel::Protocol::HttpProtobuf),
+            other => Err(format!("must be grpc or http/protobuf, got {other:?}")),
+        })
+    }
+}
+
+/// A number in 0.0..=1.0.
+struct Ratio;
+
+impl Parse for Ratio {
+    type Out = f64;
+    fn parse(v: Value) -> Result<Option<f64>, String> {
+        match v {
+            Value::Number(n) => match n.as_f64() {
+                Some(r) if (0.0..=1.0).contains(&r) => Ok(Some(r)),
+                _ => Err(format!("must be between 0 and 1, got {n}")),
+            },
+            other => Err(format!(
+                "must be a number between 0 and 1, got {}",
+                kind(&other)
+            )),
+        }
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct MetricsFile {
+    max_function_series: Leaf<Int<1, 1_000_000>>,
 }
 
 /// A key's value: absent (or null), of its type, or the problem with it. Reading one never
@@ -1127,6 +1223,27 @@ impl<'e> Validator<'e> {
         });
     }
 
+    /// The OTLP protocol from the standard variables (the traces-specific one first), when
+    /// `cs_invoker_pool.tracing.protocol` is not set; a value we cannot export with is reported.
+    fn otlp_protocol_from_env(&mut self) -> Option<crate::tracing_otel::Protocol> {
+        for name in [ENV_OTLP_TRACES_PROTOCOL, ENV_OTLP_PROTOCOL] {
+            if let Some(v) = self.env(name) {
+                return match v.trim() {
+                    "grpc" => Some(crate::tracing_otel::Protocol::Grpc),
+                    "http/protobuf" => Some(crate::tracing_otel::Protocol::HttpProtobuf),
+                    other => {
+                        let msg = format!(
+                            "must be grpc or http/protobuf (http/json is not supported), got {other:?}"
+                        );
+                        self.problem(name, msg);
+                        None
+                    }
+                };
+            }
+        }
+        None
+    }
+
     /// A non-empty environment variable, recorded as an override.
     fn env(&mut self, name: &'static str) -> Option<String> {
         let v = (self.env)(name).filter(|v| !v.is_empty())?;
@@ -1314,6 +1431,36 @@ impl<'e> Validator<'e> {
                 )
                 .map_or(HttpConfig::default().max_response_bytes, |n| n as usize),
         };
+        let mf = self.section(inv.metrics, "cs_invoker_pool.metrics");
+        let metrics = MetricsSettings {
+            max_function_series: self
+                .get(
+                    mf.max_function_series,
+                    "cs_invoker_pool.metrics.max_function_series",
+                )
+                .map_or(crate::metrics::DEFAULT_MAX_FUNCTION_SERIES, |n| n as usize),
+        };
+        let tr = self.section(inv.tracing, "cs_invoker_pool.tracing");
+        let defaults = crate::tracing_otel::TracingSettings::default();
+        let tracing = crate::tracing_otel::TracingSettings {
+            enabled: self
+                .get(tr.enabled, "cs_invoker_pool.tracing.enabled")
+                .unwrap_or(false),
+            endpoint: self.get(tr.endpoint, "cs_invoker_pool.tracing.endpoint"),
+            protocol: match self.get(tr.protocol, "cs_invoker_pool.tracing.protocol") {
+                Some(p) => p,
+                None => self.otlp_protocol_from_env().unwrap_or(defaults.protocol),
+            },
+            sampling_ratio: self
+                .get(tr.sampling_ratio, "cs_invoker_pool.tracing.sampling_ratio")
+                .unwrap_or(defaults.sampling_ratio),
+            service_name: self
+                .get(tr.service_name, "cs_invoker_pool.tracing.service_name")
+                .unwrap_or(defaults.service_name),
+            queue_size: self
+                .get(tr.queue_size, "cs_invoker_pool.tracing.queue_size")
+                .map_or(defaults.queue_size, |n| n as usize),
+        };
         if http_fetch.allow_private_networks {
             let note = format!("{private} is on: functions can reach loopback and private ranges");
             self.notes.push(note);
@@ -1335,6 +1482,8 @@ impl<'e> Validator<'e> {
             sandbox,
             pool,
             http_fetch,
+            metrics,
+            tracing,
             env_overrides: std::mem::take(&mut self.overrides),
             notes: std::mem::take(&mut self.notes),
         }
@@ -1887,8 +2036,22 @@ cs_invoker_pool:
   sandbox: { require: false, allow_unconfined: true, cgroup: none, child_bin: /opt/child }
   pool: { prewarm: 0, max_children: 3, max_uses: 7, idle_seconds: 9 }
   http_fetch: { allow_private_networks: true, max_response_bytes: 4096 }
+  metrics: { max_function_series: 50 }
+  tracing: { enabled: true, endpoint: "http://otel:4318/v1/traces", protocol: http/protobuf, sampling_ratio: 0.25, service_name: inv, queue_size: 10 }
 "#;
         let c = parse(text).expect("valid");
+        assert_eq!(c.metrics.max_function_series, 50);
+        assert!(c.tracing.enabled);
+        assert_eq!(
+            c.tracing.endpoint.as_deref(),
+            Some("http://otel:4318/v1/traces")
+        );
+        assert_eq!(
+            c.tracing.protocol,
+            crate::tracing_otel::Protocol::HttpProtobuf
+        );
+        assert_eq!((c.tracing.sampling_ratio, c.tracing.queue_size), (0.25, 10));
+        assert_eq!(c.tracing.service_name, "inv");
         assert_eq!(c.http_addr.bind_target(), "127.0.0.1:0");
         assert_eq!((c.workers.threads, c.workers.max_inflight), (4, 10));
         assert_eq!((c.cache.bundles_max, c.cache.bytes_max), (5, 64 * MIB));
@@ -1921,6 +2084,25 @@ cs_invoker_pool:
             c.store_config().password.as_ref().map(Secret::expose),
             Some("s3cret")
         );
+    }
+
+    #[test]
+    fn tracing_is_off_by_default_and_checked() {
+        let c = parse(TOKENS).expect("valid");
+        assert!(!c.tracing.enabled);
+        assert_eq!(c.tracing.protocol, crate::tracing_otel::Protocol::Grpc);
+        let e = parse(&format!(
+            "{TOKENS}cs_invoker_pool:\n  tracing: {{ protocol: thrift, sampling_ratio: 2, endpoint: \"otel:4317\" }}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "cs_invoker_pool.tracing.protocol",
+            "cs_invoker_pool.tracing.sampling_ratio",
+            "cs_invoker_pool.tracing.endpoint",
+        ] {
+            assert!(e.contains(want), "{want}: {e}");
+        }
     }
 
     #[test]
@@ -2346,7 +2528,7 @@ cs_invoker_pool:
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), v.read.len(), "{:?}", v.read);
-        assert_eq!(v.read.len(), 38, "{:?}", v.read);
+        assert_eq!(v.read.len(), 45, "{:?}", v.read);
         // A file with every key read, each set to null: serde takes them all.
         let mut root = Map::new();
         for key in &v.read {
@@ -2375,6 +2557,8 @@ cs_invoker_pool:
             ("cs_invoker_pool.sandbox", fields::<SandboxFile>()),
             ("cs_invoker_pool.pool", fields::<PoolFile>()),
             ("cs_invoker_pool.http_fetch", fields::<HttpFetchFile>()),
+            ("cs_invoker_pool.metrics", fields::<MetricsFile>()),
+            ("cs_invoker_pool.tracing", fields::<TracingFile>()),
             ("plugins.messaging.codeq", &fields::<SousCodeqFile>()[..4]),
             ("plugins.messaging.codeq.topics", fields::<TopicsFile>()),
             ("plugins.persistence.kvrocks", &fields::<KvrocksFile>()[..1]),
@@ -2398,7 +2582,7 @@ cs_invoker_pool:
         assert_eq!(
             schema,
             [
-                ": http workers cache limits codeq shutdown sandbox pool http_fetch",
+                ": http workers cache limits codeq shutdown sandbox pool http_fetch metrics tracing",
                 "http: addr",
                 "workers: threads max_inflight max_waiting max_waiting_per_version",
                 "cache: bundles_max bytes_max",
@@ -2408,6 +2592,8 @@ cs_invoker_pool:
                 "sandbox: require allow_unconfined cgroup child_bin",
                 "pool: prewarm max_children max_uses idle_seconds",
                 "http_fetch: allow_private_networks max_response_bytes",
+                "metrics: max_function_series",
+                "tracing: enabled endpoint protocol sampling_ratio service_name queue_size",
             ]
         );
     }
@@ -2463,6 +2649,29 @@ cs_invoker_pool:
         ));
         assert!(
             e.contains("cs_invoker_pool.pool.threads: unknown key; did you mean `cs_invoker_pool.workers.threads`?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn otlp_protocol_comes_from_the_key_then_the_standard_variables() {
+        use crate::tracing_otel::Protocol;
+        let c = parse_env(TOKENS, &[(ENV_OTLP_PROTOCOL, "http/protobuf")]).unwrap();
+        assert_eq!(c.tracing.protocol, Protocol::HttpProtobuf);
+        let both = [
+            (ENV_OTLP_PROTOCOL, "http/protobuf"),
+            (ENV_OTLP_TRACES_PROTOCOL, "grpc"),
+        ];
+        let c = parse_env(TOKENS, &both).unwrap();
+        assert_eq!(c.tracing.protocol, Protocol::Grpc);
+        let keyed = format!("{TOKENS}cs_invoker_pool:\n  tracing: {{ protocol: grpc }}\n");
+        let c = parse_env(&keyed, &[(ENV_OTLP_PROTOCOL, "http/protobuf")]).unwrap();
+        assert_eq!(c.tracing.protocol, Protocol::Grpc);
+        let e = parse_env(TOKENS, &[(ENV_OTLP_PROTOCOL, "http/json")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_PROTOCOL: must be grpc or http/protobuf"),
             "{e}"
         );
     }

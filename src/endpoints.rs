@@ -7,7 +7,7 @@
 //!   codeQ worker stream is open, and 503 with a JSON body naming what is not ready otherwise
 //!   (and while draining at shutdown, see [`EndpointState::set_draining`]). The check is bounded
 //!   by a timeout so a hung store makes the probe fail rather than hang.
-//! - `/metrics` is [`Metrics::render`] as `text/plain; version=0.0.4`.
+//! - `/metrics` is [`Metrics::render`], the OpenMetrics text format.
 //!
 //! Readiness is a trait object rather than a fixed set of handles so this module does not
 //! depend on how the store and the codeQ client are built; the daemon implements it over its
@@ -274,13 +274,18 @@ mod tests {
     async fn health_ready_metrics() {
         let fake = Arc::new(Fake(Mutex::new(ReadyReport::ready())));
         let metrics = Metrics::new();
-        metrics.set_inflight(3);
+        metrics.set_inflight([("t1", "ns", "f", 2, 3)]);
         let scrapes = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counted = scrapes.clone();
         let state = EndpointState::new(metrics, fake.clone()).with_scrape_hook(Arc::new(
             move |m: &Metrics| {
                 counted.fetch_add(1, Ordering::SeqCst);
-                m.set_cache(9, 99);
+                m.set_cache(&crate::pipeline::cache::CacheStats {
+                    items: 9,
+                    bytes: 99,
+                    hits: 1,
+                    misses: 2,
+                });
             },
         ));
         let handle = state.clone();
@@ -318,10 +323,16 @@ mod tests {
         let (code, head, body) = get(srv.addr, "/metrics").await;
         assert_eq!(code, 200);
         assert!(
-            head.contains("content-type: text/plain; version=0.0.4"),
+            head.contains("content-type: application/openmetrics-text; version=1.0.0"),
             "{head}"
         );
-        assert!(body.contains("cs_invoker_inflight 3\n"), "{body}");
+        assert!(
+            body.contains(
+                "cs_invoker_inflight{tenant=\"t1\",namespace=\"ns\",function=\"f\",version=\"2\"} 3\n"
+            ),
+            "{body}"
+        );
+        assert!(body.contains("cs_invoker_cache_misses_total 2\n"), "{body}");
         assert!(body.contains("cs_invoker_cache_items 9\n"), "{body}");
         assert_eq!(scrapes.load(Ordering::SeqCst), 1);
 

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod endpoints;
 pub mod host;
+pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod pool;
@@ -21,7 +22,10 @@ pub mod queue;
 pub mod run;
 pub mod sandbox;
 pub mod secret;
+pub mod secrets;
 pub mod serve;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+pub mod trace;
+pub mod tracing_otel;

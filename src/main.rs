@@ -16,11 +16,11 @@ fn main() {
     };
     // `serve` logs one JSON object per line (contract §8); the other commands talk to a person.
     if matches!(cli.command, Command::Serve { .. }) {
-        tracing_subscriber::fmt()
-            .json()
-            .with_current_span(false)
-            .with_writer(std::io::stderr)
-            .with_env_filter(filter())
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(filter())
+            .with(cs_invoker_pool::logging::JsonLines::new(std::io::stderr))
             .init();
     } else {
         tracing_subscriber::fmt()
@@ -42,6 +42,7 @@ fn main() {
             child_bin,
             kv_url,
             env,
+            secret,
             allow_private_networks,
         } => {
             let rt = match tokio::runtime::Builder::new_current_thread()
@@ -67,6 +68,7 @@ fn main() {
                 child_bin,
                 kv_url,
                 env,
+                secrets: secret,
                 allow_private_networks,
             };
             match rt.block_on(run::run(args)) {

@@ -2,7 +2,7 @@
 //! wrapper of every message (contract §3), the [`Publisher`] port that carries envelopes to a
 //! topic, and [`unix_ms`], the clock of envelope timestamps.
 //!
-//! A module of its own, depending on nothing else in the crate, because three layers build
+//! A module of its own, depending on nothing else in the crate but the trace context type, because three layers build
 //! envelopes — the pipeline (`InvocationResult`, `InvalidInvocationRequest`), the host API
 //! (`RuntimePublish` for `cs.codeq.publish`) and the codeQ producer that implements
 //! [`Publisher`] — and none of them should have to import another to do it.
@@ -81,6 +81,36 @@ pub trait Publisher: Send + Sync + 'static {
         payload: Vec<u8>,
         idempotency_key: Option<String>,
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
+
+    /// [`Publisher::publish`] with a trace context for the CreateTask. A publisher that has
+    /// nowhere to put one (stderr in a local run) drops it.
+    fn publish_traced(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        idempotency_key: Option<String>,
+        trace: TraceHeaders,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send {
+        let _ = trace;
+        self.publish(topic, payload, idempotency_key)
+    }
+}
+
+/// The W3C trace context a CreateTask carries (codeQ producer fields 10 `trace_parent` and 11
+/// `trace_state`): the activation's `cs.invoke` span as the parent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceHeaders {
+    pub trace_parent: String,
+    pub trace_state: String,
+}
+
+impl TraceHeaders {
+    pub fn of(trace: &crate::trace::TraceContext) -> TraceHeaders {
+        TraceHeaders {
+            trace_parent: trace.traceparent(),
+            trace_state: trace.state.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,8 @@ pub struct RunArgs {
     pub kv_url: Option<String>,
     /// `--env NAME=VALUE`, repeatable: `process.env`.
     pub env: Vec<String>,
+    /// `--secret NAME=VALUE`, repeatable: `cs.secrets.get(NAME)`, redacted like production.
+    pub secrets: Vec<String>,
     /// `--allow-private-networks`: the fetcher may reach private and loopback addresses.
     pub allow_private_networks: bool,
 }
@@ -66,6 +68,35 @@ fn env_pairs(args: &RunArgs) -> Result<Vec<(String, String)>, UsageError> {
         )));
     }
     Ok(out)
+}
+
+/// `--secret` values: NAME=VALUE, the name as `cs.secrets.get` takes it (a `kv:a/b` name is
+/// also found by its last segment, as in production).
+fn secret_pairs(args: &RunArgs) -> Result<crate::secrets::Secrets, UsageError> {
+    let mut pairs = Vec::new();
+    if args.secrets.len() > crate::secrets::MAX_SECRETS {
+        return Err(usage(format!(
+            "at most {} --secret values",
+            crate::secrets::MAX_SECRETS
+        )));
+    }
+    for e in &args.secrets {
+        match e.split_once('=') {
+            Some((k, v)) if !k.is_empty() && k.len() <= crate::secrets::MAX_NAME_BYTES => {
+                if v.len() > crate::secrets::MAX_VALUE_BYTES {
+                    return Err(usage(format!(
+                        "--secret {k}: the value is over {} bytes",
+                        crate::secrets::MAX_VALUE_BYTES
+                    )));
+                }
+                let short = k.rsplit('/').next().unwrap_or(k).to_string();
+                pairs.push((k.to_string(), short, v.to_string()));
+            }
+            // Never echo the argument: it holds the value.
+            _ => return Err(usage("--secret takes NAME=VALUE with a non-empty NAME")),
+        }
+    }
+    Ok(crate::secrets::Secrets::new(pairs))
 }
 
 /// Parses `--kv-url`: `redis://[:password@]host:port` or a bare `host:port`.
@@ -256,6 +287,8 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
     let deadline = Instant::now() + timeout;
     let deadline_ms = unix_ms() + bundle.timeout_ms();
     let version = 1;
+    let secrets = secret_pairs(&args)?;
+    let trace = crate::trace::TraceContext::new_root();
     let ctx = InvocationCtx {
         activation_id: activation_id.clone(),
         request_id: request_id.clone(),
@@ -275,6 +308,7 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
             sub: "local".into(),
             roles: Vec::new(),
         },
+        traceparent: Some(trace.traceparent()),
     };
     let ctx_json =
         serde_json::to_string(&ctx).map_err(|e| usage(format!("cannot build ctx: {e}")))?;
@@ -315,6 +349,10 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
             heartbeat: None,
             policy: Default::default(),
             calls: Default::default(),
+            context: Arc::new(crate::host::ActivationContext {
+                secrets,
+                trace: Some(trace),
+            }),
         },
         event_json,
         ctx_json,

@@ -41,7 +41,6 @@ struct Handler {
 
 impl TaskHandler for Handler {
     async fn handle(&self, task: TaskInfo) -> Answer {
-        self.metrics.set_inflight(self.pipeline.inflight() + 1);
         let ctx = TaskContext {
             heartbeat: Some(task.heartbeat.clone()),
         };
@@ -49,7 +48,6 @@ impl TaskHandler for Handler {
             .pipeline
             .process_task(&task.payload, &task.slot, &ctx)
             .await;
-        self.metrics.set_inflight(self.pipeline.inflight());
         self.record(&task, &p);
         p.answer
     }
@@ -71,6 +69,15 @@ impl Handler {
         };
         if a.heartbeats > 0 {
             self.metrics.cadence_heartbeats(a.heartbeats);
+        }
+        if a.redactions > 0 {
+            self.metrics.redactions(a.redactions);
+        }
+        if a.traceparent_malformed {
+            self.metrics.traceparent_malformed();
+        }
+        for (kind, outcome, n) in &a.host_calls {
+            self.metrics.host_calls(kind, outcome, u64::from(*n));
         }
         if let Some(lag) = a.queue_lag_ms {
             self.metrics
@@ -109,13 +116,14 @@ impl Handler {
                     task_id = %task.id, attempts = task.attempts,
                     request_id = %a.request_id, tenant = %a.tenant, namespace = %a.namespace,
                     function = %a.function, activation_id = %a.activation_id,
-                    cause = cause.as_str(), reason = %reason, "activation deferred: retry later"
+                    trace_id = a.trace_id.as_deref().unwrap_or(""), cause = cause.as_str(), reason = %reason, "activation deferred: retry later"
                 );
             }
             _ => tracing::info!(
                 task_id = %task.id,
                 request_id = %a.request_id, tenant = %a.tenant, namespace = %a.namespace,
                 function = %a.function, version = %version, activation_id = %a.activation_id,
+                trace_id = a.trace_id.as_deref().unwrap_or(""),
                 status = a.status.as_deref().unwrap_or(""), duration_ms = a.duration_ms,
                 cold_start = a.cold_start, republished = a.republished, executed = a.executed,
                 "activation finished"
@@ -177,7 +185,22 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     if http.allow_private_networks {
         tracing::warn!("cs.http.fetch may reach private networks (cs_invoker_pool.http_fetch.allow_private_networks)");
     }
-    let pipeline = Arc::new(Pipeline::new(
+    let spans = if cfg.tracing.enabled {
+        let sink = crate::tracing_otel::SpanSink::start(&cfg.tracing)?;
+        tracing::info!(
+            endpoint = cfg
+                .tracing
+                .endpoint
+                .as_deref()
+                .unwrap_or("(from OTEL_EXPORTER_OTLP_*)"),
+            protocol = cfg.tracing.protocol.as_str(),
+            "exporting spans over OTLP"
+        );
+        Some(Arc::new(sink))
+    } else {
+        None
+    };
+    let mut pipeline = Pipeline::new(
         PipelineConfig {
             max_inflight: cfg.workers.max_inflight,
             cache_bundles_max: cfg.cache.bundles_max,
@@ -198,9 +221,13 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
             producer.clone(),
             Arc::new(HttpFetcher::new(http)),
         )),
-    ));
+    );
+    if let Some(sink) = &spans {
+        pipeline = pipeline.with_spans(sink.clone());
+    }
+    let pipeline = Arc::new(pipeline);
 
-    let metrics = Metrics::new();
+    let metrics = Metrics::with_max_function_series(cfg.metrics.max_function_series);
     let mut wcfg = WorkerConfig::new(
         cfg.codeq.worker_stream_addr.clone(),
         cfg.codeq.worker_token.clone(),
@@ -250,10 +277,21 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     let scrape = {
         let (pool, pipeline) = (pool.clone(), pipeline.clone());
         Arc::new(move |m: &Metrics| {
+            if let Some(sink) = &spans {
+                m.set_spans_dropped(sink.dropped());
+            }
             m.set_pool(&pool.stats());
-            let c = pipeline.cache_stats();
-            m.set_cache(c.items, c.bytes as u64);
-            m.set_inflight(pipeline.inflight());
+            m.set_cache(&pipeline.cache_stats());
+            let by_version = pipeline.inflight_by_version();
+            m.set_inflight(by_version.iter().map(|(k, n)| {
+                (
+                    k.tenant.as_str(),
+                    k.namespace.as_str(),
+                    k.function.as_str(),
+                    k.version,
+                    *n,
+                )
+            }));
         })
     };
     let state = EndpointState::new(metrics.clone(), Arc::new(readiness)).with_scrape_hook(scrape);

@@ -145,6 +145,7 @@ fn job(bundle: &Arc<Bundle>, event: &serde_json::Value) -> Job {
             heartbeat: None,
             policy: Default::default(),
             calls: Default::default(),
+            context: Default::default(),
         },
         event_json: event.to_string(),
         ctx_json: serde_json::json!({

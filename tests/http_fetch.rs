@@ -330,6 +330,7 @@ fn scope_with(deadline_in: Duration) -> HostScope {
         heartbeat: None,
         policy: Default::default(),
         calls: Default::default(),
+        context: Default::default(),
     }
 }
 

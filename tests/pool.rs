@@ -44,6 +44,7 @@ fn job(bundle: &Arc<Bundle>, tenant: &str, event: &str, timeout: Duration) -> Jo
             heartbeat: None,
             policy: Default::default(),
             calls: Default::default(),
+            context: Default::default(),
         },
         event_json: event.into(),
         ctx_json: serde_json::json!({

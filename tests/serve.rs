@@ -123,10 +123,10 @@ async fn tasks_are_answered_published_and_recorded() {
     let line = log
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["fields"]["activation_id"] == json!(ok_aid))
+        .find(|v| v["activation_id"] == json!(ok_aid))
         .unwrap_or_else(|| panic!("no JSON log line for {ok_aid}:\n{log}"));
     for k in ["request_id", "tenant", "namespace", "function"] {
-        assert!(line["fields"][k].is_string(), "{k} missing: {line}");
+        assert!(line[k].is_string(), "{k} missing: {line}");
     }
 
     d.signal(libc::SIGTERM);

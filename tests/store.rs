@@ -123,6 +123,7 @@ fn running(aid: &str) -> ActivationRecord {
         memory_peak_bytes: None,
         cpu_ms: None,
         host_calls: None,
+        trace_id: None,
     }
 }
 

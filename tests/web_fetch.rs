@@ -494,6 +494,7 @@ mod bound {
                 heartbeat: None,
                 policy: Default::default(),
                 calls: Default::default(),
+                context: Default::default(),
             },
             event_json: "{}".into(),
             ctx_json: "{}".into(),

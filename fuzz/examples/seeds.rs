@@ -67,6 +67,7 @@ fn ctx() -> String {
             sub: "user:1".into(),
             roles: vec!["role:app".into()],
         },
+        traceparent: None,
     })
     .expect("ctx serialises")
 }

@@ -191,6 +191,12 @@ impl Host for LocalHost {
             }),
             // No queue lease to extend here: the call is accepted for a cadence trigger only,
             // as in production.
+            HostOp::SecretGet { .. } => Err(HostError {
+                message: format!(
+                    "{CAPABILITY_DENIED}: cs.secrets.get: sandbox-child run has no secrets; use \
+                     cs-invoker-pool run --secret NAME=VALUE"
+                ),
+            }),
             HostOp::CadenceHeartbeat if self.trigger == "cadence" => Ok(HostValue::Done),
             HostOp::CadenceHeartbeat => Err(HostError {
                 message: format!(
@@ -392,6 +398,7 @@ fn run(a: &RunArgs) -> ExitCode {
             sub: "local".into(),
             roles: Vec::new(),
         },
+        traceparent: None,
     };
     let ctx_json = match serde_json::to_string(&ctx) {
         Ok(s) => s,

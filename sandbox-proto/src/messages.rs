@@ -65,6 +65,9 @@ pub struct InvocationCtx {
     pub reference: CtxRef,
     pub trigger: CtxTrigger,
     pub principal: CtxPrincipal,
+    /// W3C `traceparent` of the activation's `cs.invoke` span, for the function to pass on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -36,7 +36,7 @@ use bincode::{Decode, Encode};
 use std::io::{self, Read, Write};
 
 /// Bumped whenever a message changes shape; both sides refuse a different version.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Host calls of one child the supervisor serves at once. The child keeps at most
 /// `MAX_HOST_CALLS_IN_FLIGHT - 1` asynchronous calls open, so a synchronous one always has a
@@ -260,6 +260,12 @@ pub enum HostOp {
     /// `cs.cadence.heartbeat()`: extend the codeQ lease of the task running this activation.
     /// Allowed only when the trigger is `cadence`.
     CadenceHeartbeat,
+    /// `cs.secrets.get(name)`: one of the secrets the version declares (`config.secrets`), by
+    /// its declared or short name. The supervisor holds the values; the child gets only those
+    /// the function asks for.
+    SecretGet {
+        name: String,
+    },
 }
 
 impl HostOp {
@@ -272,6 +278,7 @@ impl HostOp {
             HostOp::CodeqPublish { .. } => "cs.codeq.publish",
             HostOp::HttpFetch { .. } => "cs.http.fetch",
             HostOp::CadenceHeartbeat => "cs.cadence.heartbeat",
+            HostOp::SecretGet { .. } => "cs.secrets.get",
         }
     }
 }
@@ -286,6 +293,7 @@ impl HostOp {
             HostOp::CodeqPublish { .. } => "codeq.publish",
             HostOp::HttpFetch { .. } => "http.fetch",
             HostOp::CadenceHeartbeat => "cadence.heartbeat",
+            HostOp::SecretGet { .. } => "secrets.get",
         }
     }
 }
@@ -308,6 +316,8 @@ pub enum HostValue {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     },
+    /// `cs.secrets.get`: the value.
+    Text(String),
 }
 
 /// A host call that did not succeed. `message` becomes the message of the JS `Error` thrown

@@ -34,6 +34,10 @@ pub fn check(op: &HostOp, caps: &Capabilities, policy: &HostPolicy) -> Result<()
             "cs.cadence.heartbeat is only for a cadence trigger".to_string(),
         )),
         HostOp::KvGet { key } => check_kv(KvOp::Get, key, caps),
+        // Checked by the host against the activation's declared secrets
+        // ([`crate::secrets::Secrets::get`]): the names are the version meta's, not the
+        // manifest's.
+        HostOp::SecretGet { .. } => Ok(()),
         HostOp::KvSet { key, .. } => check_kv(KvOp::Set, key, caps),
         HostOp::KvDel { key } => check_kv(KvOp::Del, key, caps),
         HostOp::CodeqPublish { topic, .. } => {

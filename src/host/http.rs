@@ -291,13 +291,24 @@ impl HttpFetcher {
         let HostOp::HttpFetch {
             url,
             method,
-            headers,
+            mut headers,
             body,
             timeout_ms,
         } = op
         else {
             return Err(failed(format!("not an http.fetch call ({})", op.name())));
         };
+        // W3C Trace Context: the request is a child of the activation's `cs.invoke` span.
+        // Ours replaces any the function set, so the lineage cannot be forged.
+        if let Some(trace) = &scope.context.trace {
+            headers.retain(|(k, _)| {
+                !k.eq_ignore_ascii_case("traceparent") && !k.eq_ignore_ascii_case("tracestate")
+            });
+            headers.push(("traceparent".into(), trace.traceparent()));
+            if !trace.state.is_empty() {
+                headers.push(("tracestate".into(), trace.state.clone()));
+            }
+        }
         let Some(caps) = scope.capabilities.http.as_ref() else {
             return Err(denied(
                 "cs.http.fetch is not allowed; the manifest has no capabilities.http".into(),

@@ -39,6 +39,17 @@ pub struct HostScope {
     pub policy: Arc<HostPolicy>,
     /// What this activation has used so far.
     pub calls: Arc<CallCounters>,
+    /// Its secrets and its trace context.
+    pub context: Arc<ActivationContext>,
+}
+
+/// What an activation carries besides its identity and capabilities: the secrets its version
+/// declares (values fetched for this activation only, `cs.secrets.get` and redaction) and the
+/// trace context its effects propagate. Empty by default (tests, benches).
+#[derive(Debug, Clone, Default)]
+pub struct ActivationContext {
+    pub secrets: crate::secrets::Secrets,
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 /// `cs.cadence.heartbeat()`'s effect: a codeQ `Heartbeat` for the task running the activation.

@@ -115,7 +115,17 @@ impl<K: UserKv, P: Publisher> HostApi for ServiceHost<K, P> {
                     )));
                 }
                 let key = publish_idempotency_key(&scope.activation_id, n);
-                match self.publisher.publish(&topic, bytes, Some(key)).await {
+                let trace = scope
+                    .context
+                    .trace
+                    .as_ref()
+                    .map(crate::pipeline::ports::TraceHeaders::of)
+                    .unwrap_or_default();
+                match self
+                    .publisher
+                    .publish_traced(&topic, bytes, Some(key), trace)
+                    .await
+                {
                     Ok(()) => Ok(HostValue::Done),
                     Err(e) => {
                         tracing::warn!(
@@ -138,6 +148,7 @@ impl<K: UserKv, P: Publisher> HostApi for ServiceHost<K, P> {
                 }
             }
             op @ HostOp::HttpFetch { .. } => self.http.fetch_op(scope, op).await,
+            HostOp::SecretGet { name } => scope.context.secrets.get(&name).map(HostValue::Text),
             HostOp::CadenceHeartbeat => {
                 if let Some(h) = &scope.heartbeat {
                     h.beat();

@@ -27,13 +27,16 @@ mod memory_tests;
 pub mod ports;
 pub mod request;
 
-use crate::host::{Heartbeat, HostApi, HostPolicy, HostScope};
+use crate::host::{ActivationContext, Heartbeat, HostApi, HostPolicy, HostScope};
 use crate::pool::{Env, ErrorType, ExecError, Execution, Job};
-use crate::publish::{self, unix_ms};
+use crate::publish::{self, unix_ms, TraceHeaders};
+use crate::secrets::{SecretRef, Secrets};
 use crate::store::{
     ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, HostCallsRecord,
     RunningWrite, Store, StoreError, Terminal,
 };
+use crate::trace::{Incoming, TraceContext};
+use crate::tracing_otel::{ActivationTrace, InvokeAttributes, SpanSink};
 use cache::{BundleCache, CacheStats};
 use ports::{CapacityWait, Executor, NoSlot, PublishError, Publisher};
 use request::{Envelope, InvocationRequest};
@@ -44,8 +47,10 @@ use sandbox_proto::messages::{
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tracing::Instrument;
 
 /// codeQ commands the pipeline publishes to (contract §7 `plugins.messaging.codeq.topics`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +230,14 @@ pub struct ActivationSummary {
     pub queue_lag_ms: Option<u64>,
     /// `cs.cadence.heartbeat()` calls the function made.
     pub heartbeats: u64,
+    /// The trace id of the activation's `cs.invoke` span.
+    pub trace_id: Option<String>,
+    /// `trigger.source.traceparent` was present but not a W3C traceparent (ignored).
+    pub traceparent_malformed: bool,
+    /// Secret values replaced in the function's logs and error.
+    pub redactions: u64,
+    /// Host calls by kind and outcome (`ok`, `error`, `denied`).
+    pub host_calls: Vec<(&'static str, &'static str, u32)>,
 }
 
 /// Why a step stopped the pipeline early.
@@ -287,8 +300,10 @@ pub struct Pipeline<S, P, E, H> {
     versions: Mutex<HashMap<VersionKey, Arc<VersionGate>>>,
     /// Activations waiting for their version's capacity, all versions together.
     waiting: Arc<AtomicUsize>,
-    /// Version → (sha256 and `config.env` of its meta, when read).
-    metas: Mutex<HashMap<VersionKey, (String, Env, Instant)>>,
+    /// Where spans go when export is on.
+    spans: Option<Arc<SpanSink>>,
+    /// Version → (sha256, `config.env` and `config.secrets` of its meta, when read).
+    metas: Mutex<HashMap<VersionKey, (String, Env, SecretRefs, Instant)>>,
 }
 
 /// What the queue knows about the task an activation runs for.
@@ -319,6 +334,9 @@ impl VersionKey {
         }
     }
 }
+
+/// The secrets a version declares (`config.secrets`), shared by every activation of it.
+pub type SecretRefs = Arc<[SecretRef]>;
 
 /// How long a version's meta (its sha256) is trusted without reading it again.
 const META_TTL: Duration = Duration::from_secs(30);
@@ -351,6 +369,7 @@ where
             versions: Mutex::new(HashMap::new()),
             waiting: Arc::new(AtomicUsize::new(0)),
             metas: Mutex::new(HashMap::new()),
+            spans: None,
             cfg,
             store,
             publisher,
@@ -359,8 +378,26 @@ where
         }
     }
 
+    /// Exports each activation's spans to `sink` (OTLP export on).
+    pub fn with_spans(mut self, sink: Arc<SpanSink>) -> Self {
+        self.spans = Some(sink);
+        self
+    }
+
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+
+    /// Activations holding each version's `maxConcurrency` permit now, for
+    /// `cs_invoker_inflight`: only versions with one or more.
+    pub fn inflight_by_version(&self) -> Vec<(VersionKey, usize)> {
+        let map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter_map(|(k, g)| {
+                let n = g.max.saturating_sub(g.permits.available_permits());
+                (n > 0).then(|| (k.clone(), n))
+            })
+            .collect()
     }
 
     /// Activations holding the replica permit now (executing or about to).
@@ -419,9 +456,24 @@ where
             queue_lag_ms: (envelope.ts_ms > 0).then(|| arrived_ms.saturating_sub(envelope.ts_ms)),
             ..ActivationSummary::default()
         };
+        let (ctx, incoming) = TraceContext::from_source(&req.trigger.source);
+        let trace = ActivationTrace::new(ctx);
+        summary.trace_id = Some(trace.trace_id_hex());
+        summary.traceparent_malformed = incoming == Incoming::Malformed;
+        // Every line logged while the activation runs names it (src/logging.rs).
+        let span = tracing::info_span!(
+            "cs.invoke",
+            request_id = %req.request_id,
+            tenant = %req.tenant,
+            namespace = %req.namespace,
+            function = %req.reference.function,
+            activation_id = %req.activation_id,
+            trace_id = %trace.trace_id_hex(),
+        );
         let answer = self
             .activation(
                 &envelope,
+                &trace,
                 &req,
                 arrived,
                 arrived_ms,
@@ -429,7 +481,26 @@ where
                 slot,
                 task,
             )
+            .instrument(span)
             .await;
+        if let Some(sink) = &self.spans {
+            sink.submit(
+                &trace,
+                &InvokeAttributes {
+                    activation_id: summary.activation_id.clone(),
+                    tenant: summary.tenant.clone(),
+                    namespace: summary.namespace.clone(),
+                    function: summary.function.clone(),
+                    version: summary.version,
+                    trigger: summary.trigger.clone(),
+                    status: match &answer {
+                        Answer::RetryLater { .. } => "retry".into(),
+                        _ => summary.status.clone().unwrap_or_default(),
+                    },
+                    cold_start: summary.cold_start,
+                },
+            );
+        }
         Processed {
             answer,
             activation: Some(summary),
@@ -440,6 +511,7 @@ where
     async fn activation(
         &self,
         _envelope: &Envelope,
+        trace: &ActivationTrace,
         req: &InvocationRequest,
         arrived: Instant,
         arrived_ms: u64,
@@ -452,7 +524,7 @@ where
         let (idempotency, resolution) =
             tokio::join!(self.check_idempotency(req), self.resolve_version(req));
         match idempotency {
-            Ok(Some(stored)) => return self.republish(stored, summary).await,
+            Ok(Some(stored)) => return self.republish(stored, summary, trace).await,
             Ok(None) => {}
             Err(e) => return Answer::store_retry(e),
         }
@@ -486,23 +558,27 @@ where
             memory_peak_bytes: None,
             cpu_ms: None,
             host_calls: None,
+            trace_id: Some(trace.trace_id_hex()),
         };
 
         // 3 and 4: version and bundle.
+        let load_started = SystemTime::now();
         let prepared = async {
             let resolved = resolution?;
             record.reference.version = Some(resolved.version);
             summary.version = Some(resolved.version);
-            let bundle = self.load_bundle(req, resolved.version).await?;
-            Ok::<_, Stop>((resolved, bundle))
+            let (bundle, env, refs) = self.load_bundle(req, resolved.version).await?;
+            let secrets = self.fetch_secrets(req, &refs).await?;
+            Ok::<_, Stop>((resolved, (bundle, env, secrets)))
         }
         .await;
-        let (resolved, (bundle, env)) = match prepared {
+        trace.step("cs.load_bundle", load_started);
+        let (resolved, (bundle, env, secrets)) = match prepared {
             Ok(v) => v,
             Err(Stop::Retry(cause, reason)) => return Answer::RetryLater { cause, reason },
             Err(Stop::Terminal(err)) => {
                 return self
-                    .finish_without_running(record, err, arrived, summary)
+                    .finish_without_running(record, err, arrived, summary, trace)
                     .await
             }
         };
@@ -510,7 +586,7 @@ where
         // 5. Permits. The deadline is checked before waiting and again after.
         if let Some(err) = deadline_passed(req.deadline_ms) {
             return self
-                .finish_without_running(record, err, arrived, summary)
+                .finish_without_running(record, err, arrived, summary, trace)
                 .await;
         }
         let permits = match self.acquire_permits(req, &resolved, &bundle, slot).await {
@@ -518,7 +594,7 @@ where
             Err(Stop::Retry(cause, reason)) => return Answer::RetryLater { cause, reason },
             Err(Stop::Terminal(err)) => {
                 return self
-                    .finish_without_running(record, err, arrived, summary)
+                    .finish_without_running(record, err, arrived, summary, trace)
                     .await
             }
         };
@@ -527,19 +603,22 @@ where
             drop(permits);
             let err = ExecError::new(ErrorType::Timeout, "deadline passed before execution");
             return self
-                .finish_without_running(record, err, arrived, summary)
+                .finish_without_running(record, err, arrived, summary, trace)
                 .await;
         };
 
         // 6. The running write.
         record.start_ms = unix_ms();
-        match self.store.write_running(&record).await {
+        let write_started = SystemTime::now();
+        let running = self.store.write_running(&record).await;
+        trace.step("cs.store.write_running", write_started);
+        match running {
             Ok(RunningWrite::Started) => {}
             Ok(RunningWrite::AlreadyTerminal(_)) => {
                 // Another delivery finished between step 2 and now.
                 drop(permits);
                 return match self.stored_result(&req.tenant, &req.activation_id).await {
-                    Ok(Some(stored)) => self.republish(stored, summary).await,
+                    Ok(Some(stored)) => self.republish(stored, summary, trace).await,
                     Ok(None) => Answer::store_retry(
                         "the activation turned terminal but its record is missing",
                     ),
@@ -551,6 +630,7 @@ where
 
         // 7 and 8: execute; logs come back with the execution.
         let started = Instant::now();
+        let started_at = SystemTime::now();
         let waited = started.duration_since(arrived);
         let ex = self
             .execute(
@@ -561,13 +641,22 @@ where
                 deadline,
                 deadline_ms,
                 task,
+                Arc::new(ActivationContext {
+                    secrets,
+                    trace: Some(trace.ctx.clone()),
+                }),
             )
             .await;
         let duration_ms = started.elapsed().as_millis() as u64;
+        summary.redactions = ex.redactions;
+        let child_at = started_at + ex.wait;
+        trace.step_between("cs.wait_for_child", started_at, child_at);
+        trace.step("cs.execute", child_at);
         drop(permits);
 
         summary.executed = true;
         summary.heartbeats = u64::from(ex.host_calls.heartbeats);
+        summary.host_calls = ex.host_calls.by_kind.clone();
         summary.cold_start = ex.start.is_cold();
         record.cold_start = ex.start.is_cold();
         record.start_kind = Some(ex.start.as_str().to_string());
@@ -587,7 +676,7 @@ where
         let result = ex.to_invocation_result(&req.activation_id, &req.request_id, duration_ms);
 
         // 9 and 10.
-        self.finish(record, result, &ex.logs, summary).await
+        self.finish(record, result, &ex.logs, summary, trace).await
     }
 
     /// Step 1's failure path: the raw request to `cs.dlq.invoke`, the task FAILED. The
@@ -710,14 +799,19 @@ where
 
     /// Step 2's terminal path: correlation key and `cs.results` again (the idempotency key
     /// makes the second publish a no-op when the first one landed), no code runs.
-    async fn republish(&self, stored: InvocationResult, summary: &mut ActivationSummary) -> Answer {
+    async fn republish(
+        &self,
+        stored: InvocationResult,
+        summary: &mut ActivationSummary,
+        trace: &ActivationTrace,
+    ) -> Answer {
         summary.republished = true;
         summary.status = Some(stored.status.clone());
         summary.duration_ms = stored.duration_ms;
         if let Err(e) = self.store.write_result(&summary.tenant, &stored).await {
             return Answer::store_retry(e.to_string());
         }
-        if let Err(answer) = self.publish_result(&summary.tenant, &stored).await {
+        if let Err(answer) = self.publish_result(&summary.tenant, &stored, trace).await {
             return answer;
         }
         Answer::for_result(&stored)
@@ -756,14 +850,14 @@ where
         &self,
         req: &InvocationRequest,
         version: u64,
-    ) -> Result<(Arc<Bundle>, Env), Stop> {
+    ) -> Result<(Arc<Bundle>, Env, SecretRefs), Stop> {
         let (t, ns, f) = (&req.tenant, &req.namespace, &req.reference.function);
         let meta_key = VersionKey::of(req, version);
-        if let Some((b, env)) = self
+        if let Some((b, env, secrets)) = self
             .recent_meta(&meta_key)
-            .and_then(|(sha, env)| self.cache.get(&sha).map(|b| (b, env)))
+            .and_then(|(sha, env, s)| self.cache.get(&sha).map(|b| (b, env, s)))
         {
-            return Ok((b, env));
+            return Ok((b, env, secrets));
         }
         let meta = match self.store.version_meta(t, ns, f, version).await {
             Ok(Some(m)) => m,
@@ -790,9 +884,18 @@ where
                 )))
             }
         };
-        self.remember_meta(meta_key, &meta.sha256, env.clone());
+        let secrets: SecretRefs = match crate::secrets::declared(&meta.config) {
+            Ok(s) => s.into(),
+            Err(e) => {
+                return Err(Stop::Terminal(ExecError::new(
+                    ErrorType::ManifestError,
+                    format!("version {version} of \"{f}\": {e}"),
+                )))
+            }
+        };
+        self.remember_meta(meta_key, &meta.sha256, env.clone(), secrets.clone());
         if let Some(b) = self.cache.get(&meta.sha256) {
-            return Ok((b, env));
+            return Ok((b, env, secrets));
         }
         let bytes = match self.store.bundle(t, ns, f, version).await {
             Ok(Some(b)) => b,
@@ -835,7 +938,7 @@ where
             Ok(b) => {
                 let b = Arc::new(b);
                 self.cache.insert(b.clone());
-                Ok((b, env))
+                Ok((b, env, secrets))
             }
             Err(e) => {
                 let kind = match e {
@@ -850,23 +953,78 @@ where
     /// The sha256 of a version's meta read less than [`META_TTL`] ago. Published versions are
     /// immutable in Sous, so this only saves a round trip; the TTL bounds how long a version
     /// deleted and published again under the same number could run its old bundle.
-    fn recent_meta(&self, key: &VersionKey) -> Option<(String, Env)> {
+    fn recent_meta(&self, key: &VersionKey) -> Option<(String, Env, SecretRefs)> {
         let metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
         metas
             .get(key)
-            .filter(|(_, _, at)| at.elapsed() < META_TTL)
-            .map(|(sha, env, _)| (sha.clone(), env.clone()))
+            .filter(|(_, _, _, at)| at.elapsed() < META_TTL)
+            .map(|(sha, env, secrets, _)| (sha.clone(), env.clone(), secrets.clone()))
     }
 
-    fn remember_meta(&self, key: VersionKey, sha: &str, env: Env) {
+    fn remember_meta(&self, key: VersionKey, sha: &str, env: Env, secrets: SecretRefs) {
         let mut metas = self.metas.lock().unwrap_or_else(|p| p.into_inner());
         if metas.len() >= META_CACHE_MAX {
-            metas.retain(|_, (_, _, at)| at.elapsed() < META_TTL);
+            metas.retain(|_, (_, _, _, at)| at.elapsed() < META_TTL);
             if metas.len() >= META_CACHE_MAX {
                 metas.clear();
             }
         }
-        metas.insert(key, (sha.to_string(), env, Instant::now()));
+        metas.insert(key, (sha.to_string(), env, secrets, Instant::now()));
+    }
+
+    /// The values of the secrets `refs` names, for one activation of `req`'s tenant: one
+    /// round trip, none when the version declares none. A missing secret is a terminal
+    /// `ManifestError` naming it (never another's value); an outage is retried.
+    async fn fetch_secrets(
+        &self,
+        req: &InvocationRequest,
+        refs: &[SecretRef],
+    ) -> Result<Secrets, Stop> {
+        if refs.is_empty() {
+            return Ok(Secrets::default());
+        }
+        let paths: Vec<String> = refs.iter().map(|r| r.path.clone()).collect();
+        let values = match self.store.secrets(&req.tenant, &paths).await {
+            Ok(v) => v,
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(tenant = %req.tenant, activation_id = %req.activation_id,
+                    error = %e, "unreadable secret");
+                return Err(Stop::Terminal(ExecError::new(
+                    ErrorType::ManifestError,
+                    "a secret in config.secrets could not be read",
+                )));
+            }
+        };
+        let mut pairs = Vec::with_capacity(refs.len());
+        for (r, v) in refs.iter().zip(values) {
+            match v {
+                Some(v) if v.len() <= crate::secrets::MAX_VALUE_BYTES => {
+                    pairs.push((r.declared.clone(), r.short().to_string(), v))
+                }
+                Some(v) => {
+                    return Err(Stop::Terminal(ExecError::new(
+                        ErrorType::ManifestError,
+                        format!(
+                            "secret \"{}\" holds {} bytes, over the limit of {}",
+                            r.declared,
+                            v.len(),
+                            crate::secrets::MAX_VALUE_BYTES
+                        ),
+                    )))
+                }
+                None => {
+                    return Err(Stop::Terminal(ExecError::new(
+                        ErrorType::ManifestError,
+                        format!(
+                            "secret \"{}\" declared in config.secrets is not set",
+                            r.declared
+                        ),
+                    )))
+                }
+            }
+        }
+        Ok(Secrets::new(pairs))
     }
 
     /// Step 5: the version's `maxConcurrency` permit first, then the replica's in-flight
@@ -994,6 +1152,7 @@ where
         deadline: Instant,
         deadline_ms: u64,
         task: &TaskContext,
+        context: Arc<ActivationContext>,
     ) -> Execution {
         let ctx = InvocationCtx {
             activation_id: req.activation_id.clone(),
@@ -1014,6 +1173,7 @@ where
                 sub: req.principal.sub.clone(),
                 roles: req.principal.roles.clone(),
             },
+            traceparent: context.trace.as_ref().map(TraceContext::traceparent),
         };
         let job = Job {
             scope: HostScope {
@@ -1028,6 +1188,7 @@ where
                 heartbeat: task.heartbeat.clone(),
                 policy: self.policy.clone(),
                 calls: Default::default(),
+                context,
             },
             bundle,
             event_json: req.event.get().to_string(),
@@ -1047,6 +1208,7 @@ where
         mut err: ExecError,
         arrived: Instant,
         summary: &mut ActivationSummary,
+        trace: &ActivationTrace,
     ) -> Answer {
         truncate_utf8(&mut err.message, self.cfg.max_error_bytes);
         let duration_ms = arrived.elapsed().as_millis() as u64;
@@ -1068,7 +1230,7 @@ where
                 stack: None,
             }),
         };
-        self.finish(record, result, &[], summary).await
+        self.finish(record, result, &[], summary, trace).await
     }
 
     /// Steps 9 and 10: the terminal compare-and-set, which writes the log chunks and the
@@ -1081,6 +1243,7 @@ where
         result: InvocationResult,
         logs: &[String],
         summary: &mut ActivationSummary,
+        trace: &ActivationTrace,
     ) -> Answer {
         let end_ms = unix_ms();
         record.status = match result.status.as_str() {
@@ -1100,7 +1263,10 @@ where
             logs,
             result: &result,
         };
-        match self.store.write_terminal(&terminal).await {
+        let write_started = SystemTime::now();
+        let written = self.store.write_terminal(&terminal).await;
+        trace.step("cs.store.write_terminal", write_started);
+        match written {
             Ok(true) => {}
             Ok(false) => {
                 summary.lost_race = true;
@@ -1110,7 +1276,7 @@ where
                 {
                     Ok(Some(stored)) => {
                         summary.status = Some(stored.status.clone());
-                        self.republish(stored, summary).await
+                        self.republish(stored, summary, trace).await
                     }
                     Ok(None) => Answer::store_retry(
                         "lost the terminal write but the winner's record is missing",
@@ -1122,7 +1288,7 @@ where
         }
         // The record, its logs and the correlation key were written together: whatever
         // happens from here, a redelivery finds them all and only republishes (step 2).
-        if let Err(answer) = self.publish_result(&record.tenant, &result).await {
+        if let Err(answer) = self.publish_result(&record.tenant, &result, trace).await {
             return answer;
         }
         Answer::for_result(&result)
@@ -1130,20 +1296,29 @@ where
 
     /// Step 10: the InvocationResult, in a `cs.envelope.v1` of type `InvocationResult`, to
     /// `cs.results` with idempotency key `result:{activation_id}`.
-    async fn publish_result(&self, tenant: &str, result: &InvocationResult) -> Result<(), Answer> {
+    async fn publish_result(
+        &self,
+        tenant: &str,
+        result: &InvocationResult,
+        trace: &ActivationTrace,
+    ) -> Result<(), Answer> {
         let env = result_envelope(tenant, result);
         let bytes = env.to_vec().map_err(|e| Answer::RetryLater {
             cause: RetryCause::Internal,
             reason: format!("cannot encode the result: {e}"),
         })?;
-        self.publisher
-            .publish(
+        let publish_started = SystemTime::now();
+        let published = self
+            .publisher
+            .publish_traced(
                 &self.cfg.topics.results,
                 bytes,
                 Some(format!("result:{}", result.activation_id)),
+                TraceHeaders::of(trace),
             )
-            .await
-            .map_err(|e| publish_failed(&self.cfg.topics.results, e))
+            .await;
+        trace.step("cs.publish", publish_started);
+        published.map_err(|e| publish_failed(&self.cfg.topics.results, e))
     }
 }
 

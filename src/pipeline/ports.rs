@@ -7,6 +7,7 @@
 
 pub use crate::host::HostApi;
 pub use crate::pool::Executor;
+pub use crate::publish::TraceHeaders;
 pub use crate::publish::{PublishError, Publisher};
 
 /// Told when an activation waits for capacity of its own (its version's `maxConcurrency`) and

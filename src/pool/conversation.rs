@@ -24,7 +24,7 @@ use crate::host::{capabilities, HostApi};
 use sandbox_proto::messages::one_line;
 use sandbox_proto::protocol::{
     self, Fatal, FromChild, HostError, HostOp, HostReply, HostValue, LogLine, OutputLimits,
-    ToChild, MAX_HOST_CALLS_IN_FLIGHT,
+    ToChild, CAPABILITY_DENIED, MAX_HOST_CALLS_IN_FLIGHT,
 };
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -61,6 +61,7 @@ struct InFlight<'a> {
     id: u64,
     started: Instant,
     heartbeat: bool,
+    kind: &'static str,
     fut: HostFuture<'a>,
 }
 
@@ -111,7 +112,7 @@ pub(super) async fn converse<'a, H: HostApi>(
                     for i in 0..calls.len() {
                         if let Poll::Ready(r) = calls[i].fut.as_mut().poll(cx) {
                             let c = calls.swap_remove(i);
-                            return Poll::Ready((c.id, c.started, c.heartbeat, r));
+                            return Poll::Ready((c.id, c.started, c.heartbeat, c.kind, r));
                         }
                     }
                     Poll::Pending
@@ -123,8 +124,19 @@ pub(super) async fn converse<'a, H: HostApi>(
                         stdin_slot = Some(s);
                         r.map_err(Stop::Failure)?;
                     }
-                    (id, started, heartbeat, result) = call_done => {
+                    (id, started, heartbeat, kind, result) = call_done => {
                         ex.host_calls.time += started.elapsed();
+                        // A host that refuses by the activation's own grants (an undeclared
+                        // secret) is a denial like the manifest's.
+                        let outcome = match &result {
+                            Ok(_) => "ok",
+                            Err(e) if e.message.starts_with(CAPABILITY_DENIED) => {
+                                ex.host_calls.denied += 1;
+                                "denied"
+                            }
+                            Err(_) => "error",
+                        };
+                        ex.host_calls.tally(kind, outcome);
                         if let Ok(v) = &result {
                             ex.host_calls.bytes_in += value_bytes(v) as u64;
                             if heartbeat {
@@ -141,7 +153,11 @@ pub(super) async fn converse<'a, H: HostApi>(
 
         match frame {
             FromChild::Log(line) => {
-                let line = record_line(line);
+                let mut line = record_line(line);
+                // Before it is counted, printed or kept: no secret value leaves the supervisor.
+                if !job.scope.context.secrets.is_empty() {
+                    ex.redactions += job.scope.context.secrets.redact(&mut line.line);
+                }
                 let cost = line.line.len() + 1;
                 if ex.logs_truncated || ex.log_bytes + cost > limits.max_log_bytes as usize {
                     ex.logs_truncated = true;
@@ -176,6 +192,7 @@ pub(super) async fn converse<'a, H: HostApi>(
                 ) {
                     Err(denied) => {
                         ex.host_calls.denied += 1;
+                        ex.host_calls.tally(call.op.name(), "denied");
                         outbox.push_back(encode_reply(call.id, Err(denied))?);
                     }
                     Ok(()) => {
@@ -184,6 +201,7 @@ pub(super) async fn converse<'a, H: HostApi>(
                             id: call.id,
                             started: Instant::now(),
                             heartbeat,
+                            kind: call.op.name(),
                             fut: Box::pin(host.call(&job.scope, call.op)),
                         });
                     }
@@ -270,6 +288,7 @@ fn op_bytes(op: &HostOp) -> usize {
                 + body.as_ref().map_or(0, Vec::len)
         }
         HostOp::CadenceHeartbeat => 0,
+        HostOp::SecretGet { name } => name.len(),
     }
 }
 
@@ -277,6 +296,7 @@ fn value_bytes(v: &HostValue) -> usize {
     match v {
         HostValue::Kv(v) => v.as_ref().map_or(0, String::len),
         HostValue::Done => 0,
+        HostValue::Text(t) => t.len(),
         HostValue::Http { headers, body, .. } => {
             headers
                 .iter()

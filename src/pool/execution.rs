@@ -136,7 +136,7 @@ impl StartKind {
 }
 
 /// Host calls made by one activation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostCallStats {
     pub count: u32,
     pub denied: u32,
@@ -147,6 +147,22 @@ pub struct HostCallStats {
     pub time: Duration,
     /// `cs.cadence.heartbeat()` calls accepted.
     pub heartbeats: u32,
+    /// Calls by kind (`kv.get`, …) and outcome (`ok`, `error`, `denied`), for the metrics.
+    pub by_kind: Vec<(&'static str, &'static str, u32)>,
+}
+
+impl HostCallStats {
+    /// Counts one call of `kind` that ended with `outcome`.
+    pub fn tally(&mut self, kind: &'static str, outcome: &'static str) {
+        match self
+            .by_kind
+            .iter_mut()
+            .find(|(k, o, _)| *k == kind && *o == outcome)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => self.by_kind.push((kind, outcome, 1)),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +186,8 @@ pub struct Execution {
     pub cpu: Duration,
     pub memory_peak_bytes: u64,
     pub host_calls: HostCallStats,
+    /// Secret values replaced by `[REDACTED:<name>]` in the logs and the error.
+    pub redactions: u64,
 }
 
 impl Execution {
@@ -189,6 +207,7 @@ impl Execution {
             cpu: Duration::ZERO,
             memory_peak_bytes: 0,
             host_calls: HostCallStats::default(),
+            redactions: 0,
         }
     }
 

@@ -292,6 +292,17 @@ impl Pool {
             ex.logs.push(notice);
         }
         lease.finish(fate);
+        let secrets = &job.scope.context.secrets;
+        if !secrets.is_empty() {
+            if let Err(e) = &mut ex.outcome {
+                ex.redactions += secrets.redact(&mut e.message);
+                truncate_utf8(&mut e.message, limits.max_error_bytes as usize);
+                if let Some(stack) = &mut e.stack {
+                    ex.redactions += secrets.redact(stack);
+                    truncate_utf8(stack, limits.max_stack_bytes as usize);
+                }
+            }
+        }
         if ex.start == StartKind::Stem {
             // Replaces the stem this call took, now that its cold call is over.
             inner.refill.notify_one();

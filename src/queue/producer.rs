@@ -10,7 +10,7 @@ use super::pb::producerpb::{
     self, producer_event, producer_stream_client::ProducerStreamClient, server_event, ProducerEvent,
 };
 use super::{endpoint_uri, is_handshake_refusal, Backoff, StreamState};
-use crate::pipeline::ports::{PublishError, Publisher};
+use crate::pipeline::ports::{PublishError, Publisher, TraceHeaders};
 use crate::secret::Secret;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -57,6 +57,7 @@ struct Create {
     command: String,
     payload: Vec<u8>,
     idempotency_key: String,
+    trace: TraceHeaders,
     reply: Option<oneshot::Sender<Result<String, PublishError>>>,
     /// Sent on the current stream and not acknowledged yet.
     in_flight: bool,
@@ -122,12 +123,25 @@ impl ProducerClient {
         payload: Vec<u8>,
         idempotency_key: Option<String>,
     ) -> Result<String, PublishError> {
+        self.create_traced(command, payload, idempotency_key, TraceHeaders::default())
+            .await
+    }
+
+    /// [`ProducerClient::create`] with a W3C trace context in CreateTask fields 10 and 11.
+    pub async fn create_traced(
+        &self,
+        command: &str,
+        payload: Vec<u8>,
+        idempotency_key: Option<String>,
+        trace: TraceHeaders,
+    ) -> Result<String, PublishError> {
         let (reply, answer) = oneshot::channel();
         let create = Create {
             command: command.to_string(),
             payload,
             idempotency_key: idempotency_key
                 .unwrap_or_else(|| format!("pub:{}", uuid::Uuid::new_v4())),
+            trace,
             reply: Some(reply),
             in_flight: false,
         };
@@ -136,6 +150,8 @@ impl ProducerClient {
         let size = create.payload.len()
             + create.command.len()
             + create.idempotency_key.len()
+            + create.trace.trace_parent.len()
+            + create.trace.trace_state.len()
             + FRAMING_BYTES;
         if size > self.cfg.max_message_bytes {
             self.counters.too_large.fetch_add(1, Ordering::Relaxed);
@@ -174,6 +190,18 @@ impl Publisher for ProducerClient {
         idempotency_key: Option<String>,
     ) -> Result<(), PublishError> {
         self.create(topic, payload, idempotency_key)
+            .await
+            .map(|_| ())
+    }
+
+    async fn publish_traced(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        idempotency_key: Option<String>,
+        trace: TraceHeaders,
+    ) -> Result<(), PublishError> {
+        self.create_traced(topic, payload, idempotency_key, trace)
             .await
             .map(|_| ())
     }
@@ -290,6 +318,8 @@ fn create_event(seq: u64, c: &Create) -> ProducerEvent {
             command: c.command.clone(),
             payload: c.payload.clone(),
             idempotency_key: c.idempotency_key.clone(),
+            trace_parent: c.trace.trace_parent.clone(),
+            trace_state: c.trace.trace_state.clone(),
             ..Default::default()
         })),
     }

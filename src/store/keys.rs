@@ -53,6 +53,12 @@ pub fn user_kv(tenant: &str, key: &str) -> String {
     format!("cs:kv:{tenant}:{key}")
 }
 
+/// `cs:secret:{t}:{path}`: a secret's value (read), for versions whose `config.secrets` names
+/// `kv:{path}`. The path is checked by [`crate::secrets::declared`] (no `:`, no `..`).
+pub fn secret(tenant: &str, path: &str) -> String {
+    format!("cs:secret:{tenant}:{path}")
+}
+
 /// The characters a tenant, namespace, function or alias name may hold (documented in the
 /// README): ASCII letters, digits, `.`, `_` and `-`. No separator of any key or map the
 /// invoker builds (`:`, `/`, whitespace, ...) can appear in a name, so two different

@@ -198,6 +198,14 @@ pub trait Store: Send + Sync + 'static {
         lines: &[String],
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
+    /// The values of `cs:secret:{tenant}:{path}` for each of `paths`, in one round trip
+    /// (`MGET`); `None` for a missing one. A value that is not UTF-8 is corrupt.
+    fn secrets(
+        &self,
+        tenant: &str,
+        paths: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, StoreError>> + Send;
+
     /// The correlation key `cs:req:{tenant}:{result.request_id}:result`.
     fn write_result(
         &self,

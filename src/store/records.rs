@@ -222,6 +222,9 @@ pub struct ActivationRecord {
     pub cpu_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_calls: Option<HostCallsRecord>,
+    /// The W3C trace id (32 hex digits) of the activation's `cs.invoke` span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// The size of one log chunk: 64 KiB. With the 1 MiB log cap an activation has at most about

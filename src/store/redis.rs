@@ -669,6 +669,14 @@ impl Store for RedisStore {
         Ok(chunks.len())
     }
 
+    async fn secrets(
+        &self,
+        tenant: &str,
+        paths: &[String],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        self.mget_secrets(tenant, paths).await
+    }
+
     async fn write_result(
         &self,
         tenant: &str,
@@ -681,6 +689,55 @@ impl Store for RedisStore {
             .map_err(|e| StoreError::Invalid(format!("result does not serialise: {e}")))?;
         self.set(&key, &json, Some(self.inner.config.correlation_ttl_seconds))
             .await
+    }
+}
+
+impl RedisStore {
+    async fn mget_secrets(
+        &self,
+        tenant: &str,
+        paths: &[String],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        check(keys::check_tenant(tenant))?;
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let full: Vec<String> = paths.iter().map(|p| keys::secret(tenant, p)).collect();
+        let first = full[0].clone();
+        let values = self
+            .run("MGET", &first, true, |mut c| {
+                let full = full.clone();
+                async move {
+                    ::redis::cmd("MGET")
+                        .arg(&full)
+                        .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        if values.len() != full.len() {
+            return Err(StoreError::Corrupt {
+                key: first,
+                why: format!(
+                    "MGET answered {} values for {} keys",
+                    values.len(),
+                    full.len()
+                ),
+            });
+        }
+        values
+            .into_iter()
+            .zip(full)
+            .map(|(v, key)| match v {
+                None => Ok(None),
+                Some(b) => String::from_utf8(b)
+                    .map(Some)
+                    .map_err(|_| StoreError::Corrupt {
+                        key,
+                        why: "the secret is not UTF-8".into(),
+                    }),
+            })
+            .collect()
     }
 }
 

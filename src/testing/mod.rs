@@ -20,7 +20,7 @@ mod store;
 pub use executor::{ok_result, FakeExecutor, SeenJob};
 pub use store::{Fault, MemoryStore, StoreOp};
 
-use crate::publish::{PublishError, Publisher};
+use crate::publish::{PublishError, Publisher, TraceHeaders};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -30,6 +30,8 @@ pub struct Published {
     pub topic: String,
     pub payload: serde_json::Value,
     pub idempotency_key: Option<String>,
+    /// The trace context it was published with (empty when none).
+    pub trace: TraceHeaders,
 }
 
 /// A publisher that keeps what it is given: for `run` and for tests of the pipeline, where the
@@ -64,6 +66,17 @@ impl Publisher for MemoryPublisher {
         payload: Vec<u8>,
         idempotency_key: Option<String>,
     ) -> Result<(), PublishError> {
+        self.publish_traced(topic, payload, idempotency_key, TraceHeaders::default())
+            .await
+    }
+
+    async fn publish_traced(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        idempotency_key: Option<String>,
+        trace: TraceHeaders,
+    ) -> Result<(), PublishError> {
         if self.fail.load(Ordering::SeqCst) {
             return Err(PublishError {
                 transient: true,
@@ -84,6 +97,7 @@ impl Publisher for MemoryPublisher {
             topic: topic.to_string(),
             payload,
             idempotency_key,
+            trace,
         });
         Ok(())
     }

@@ -25,6 +25,7 @@ pub enum StoreOp {
     KvGet,
     KvSet,
     KvDel,
+    Secrets,
 }
 
 /// What an injected fault does to the call it hits.
@@ -50,6 +51,8 @@ struct Data {
     logs: HashMap<(String, String), Vec<String>>,
     /// (tenant, request id) → correlation value.
     results: HashMap<(String, String), InvocationResult>,
+    /// (tenant, path) → a function's secret (`cs:secret:{tenant}:{path}`).
+    secrets: HashMap<(String, String), String>,
     calls: HashMap<StoreOp, u32>,
     /// (operation, n-th call, fault).
     faults: Vec<(StoreOp, u32, Fault)>,
@@ -130,6 +133,13 @@ impl MemoryStore {
     }
 
     /// Points `alias` of a function at `version`.
+    /// Stores the secret `path` of `tenant`.
+    pub fn put_secret(&self, tenant: &str, path: &str, value: &str) {
+        self.lock()
+            .secrets
+            .insert((tenant.to_string(), path.to_string()), value.to_string());
+    }
+
     pub fn put_alias(&self, (t, ns, f): (&str, &str, &str), alias: &str, version: u64) {
         let rec = AliasRecord {
             alias: alias.to_string(),
@@ -189,6 +199,21 @@ impl Store for MemoryStore {
         }
         let key = (fn3(tenant, namespace, function), alias.to_string());
         Ok(self.lock().aliases.get(&key).cloned())
+    }
+
+    async fn secrets(
+        &self,
+        tenant: &str,
+        paths: &[String],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        if self.enter(StoreOp::Secrets).is_some() {
+            return Err(outage(StoreOp::Secrets));
+        }
+        let data = self.lock();
+        Ok(paths
+            .iter()
+            .map(|p| data.secrets.get(&(tenant.to_string(), p.clone())).cloned())
+            .collect())
     }
 
     async fn version_meta(

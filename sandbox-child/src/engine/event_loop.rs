@@ -660,6 +660,10 @@ fn reply_args<'js>(
             Ok((undefined, o.into_value()))
         }
         Ok(HostValue::Done) => Ok((undefined.clone(), undefined)),
+        Ok(HostValue::Text(t)) => {
+            let v = rquickjs::String::from_str(ctx.clone(), &t)?.into_value();
+            Ok((undefined, v))
+        }
         Ok(HostValue::Kv(v)) => {
             let v = match v {
                 Some(s) => rquickjs::String::from_str(ctx.clone(), &s)?.into_value(),

@@ -265,6 +265,24 @@ pub fn install<'js>(ctx: &Ctx<'js>, shared: &Rc<Shared>) -> Result<()> {
     )?;
     cs.set("cadence", cadence)?;
 
+    let secrets = Object::new(ctx.clone())?;
+    let sh = shared.clone();
+    secrets.set(
+        "get",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, args: Rest<Value<'js>>| {
+            let name = string_arg(&ctx, args.0.into_iter().next(), "cs.secrets.get", "name")?;
+            match sh.call(HostOp::SecretGet { name }) {
+                Ok(HostValue::Text(v)) => {
+                    rquickjs::String::from_str(ctx.clone(), &v).map(|s| s.into_value())
+                }
+                Ok(other) => Err(unexpected(&ctx, "cs.secrets.get", &other)),
+                Err(e) => Err(host_error(&ctx, e)),
+            }
+        })?
+        .with_name("get")?,
+    )?;
+    cs.set("secrets", secrets)?;
+
     globals.set("cs", cs)?;
     #[cfg(feature = "escape-tests")]
     install_escape(ctx)?;
@@ -502,6 +520,7 @@ fn unexpected(ctx: &Ctx<'_>, func: &str, v: &HostValue) -> rquickjs::Error {
         HostValue::Kv(_) => "kv",
         HostValue::Done => "done",
         HostValue::Http { .. } => "http",
+        HostValue::Text(_) => "text",
     };
     Exception::throw_message(
         ctx,

@@ -38,6 +38,7 @@ impl Host for TestHost {
                 body: b"hi!".to_vec(),
             }),
             HostOp::CadenceHeartbeat => Ok(HostValue::Done),
+            HostOp::SecretGet { name } => Ok(HostValue::Text(format!("secret-of-{name}"))),
         }
     }
     fn log(&mut self, line: LogLine) {
@@ -328,7 +329,9 @@ fn interrupt_stops_busy_loops_uncatchably() {
             e.message,
             "function exceeded its deadline (timeout after 50 ms)"
         );
-        assert!(took < Duration::from_millis(500), "{src}: {took:?}");
+        // Without the interrupt these never end; how close to the deadline it stops is
+        // measured by benches/timeouts.rs, not here (a loaded CI machine runs tests in parallel).
+        assert!(took < Duration::from_secs(2), "{src}: {took:?}");
         assert!(t.engine.poisoned());
         assert_eq!(
             err(&run(&mut t)).kind,

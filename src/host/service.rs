@@ -119,7 +119,7 @@ impl<K: UserKv, P: Publisher> HostApi for ServiceHost<K, P> {
                     .context
                     .trace
                     .as_ref()
-                    .map(crate::pipeline::ports::TraceHeaders::of)
+                    .map(crate::publish::TraceHeaders::of)
                     .unwrap_or_default();
                 match self
                     .publisher

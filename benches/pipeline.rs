@@ -11,12 +11,13 @@ mod support;
 
 use cs_invoker_pool::host::http::{HttpConfig, HttpFetcher};
 use cs_invoker_pool::host::local::LocalHost;
+use cs_invoker_pool::host::service::ServiceHost;
 use cs_invoker_pool::host::HostScope;
-use cs_invoker_pool::pipeline::ports::MemoryPublisher;
 use cs_invoker_pool::pipeline::{Answer, Pipeline, PipelineConfig};
 use cs_invoker_pool::pool::{Job, Pool, PoolConfig};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
 use cs_invoker_pool::store::{RedisStore, StoreConfig};
+use cs_invoker_pool::testing::MemoryPublisher;
 use sandbox_proto::bundle;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -108,12 +109,18 @@ fn main() {
         .await
         .expect("store");
         let publisher = Arc::new(MemoryPublisher::default());
+        let store = Arc::new(store);
+        let host = ServiceHost::new(
+            store.clone(),
+            publisher.clone(),
+            Arc::new(HttpFetcher::new(HttpConfig::default())),
+        );
         let pipeline = Pipeline::new(
             PipelineConfig::default(),
-            Arc::new(store),
+            store,
             publisher,
             pool.clone(),
-            Arc::new(HttpFetcher::new(HttpConfig::default())),
+            Arc::new(host),
         );
         let host = LocalHost::new();
         let (mut direct, mut piped) = (Vec::new(), Vec::new());

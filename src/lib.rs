@@ -17,6 +17,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod pool;
+pub mod publish;
 pub mod queue;
 pub mod run;
 pub mod sandbox;
@@ -24,5 +25,7 @@ pub mod secret;
 pub mod secrets;
 pub mod serve;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod trace;
 pub mod tracing_otel;

@@ -86,7 +86,7 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut line = Map::new();
-        line.insert("ts_ms".into(), Value::from(crate::host::local::unix_ms()));
+        line.insert("ts_ms".into(), Value::from(crate::publish::unix_ms()));
         line.insert(
             "level".into(),
             Value::from(event.metadata().level().as_str().to_ascii_lowercase()),

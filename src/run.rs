@@ -2,16 +2,18 @@
 //! `sandbox-child`, with the local host API. Prints exactly one InvocationResult line on stdout.
 
 use crate::host::http::{HttpConfig, HttpFetcher};
-use crate::host::local::{unix_ms, LocalHost, StderrPublisher};
+use crate::host::local::{LocalHost, StderrPublisher};
 use crate::host::service::ServiceHost;
 use crate::host::HostScope;
 use crate::pool::{self, Job, Pool, PoolConfig};
+use crate::publish::unix_ms;
 use crate::sandbox::{Sandbox, SandboxPolicy};
 use crate::secret::Secret;
 use crate::store::{keys, RedisStore, StoreConfig};
 use sandbox_proto::bundle::{self, BundleError};
 use sandbox_proto::messages::{
     truncate_utf8, CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
+    Trigger,
 };
 use sandbox_proto::protocol::OutputLimits;
 use std::io::Write;
@@ -23,8 +25,6 @@ use std::time::{Duration, Instant};
 pub const EXIT_SUCCESS: i32 = 0;
 pub const EXIT_FUNCTION_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
-
-pub const TRIGGER_TYPES: [&str; 4] = ["http", "schedule", "cadence", "api"];
 
 #[derive(Debug, Clone)]
 pub struct RunArgs {
@@ -161,10 +161,10 @@ fn event_json(args: &RunArgs) -> Result<String, UsageError> {
 }
 
 fn check_args(args: &RunArgs) -> Result<(), UsageError> {
-    if !TRIGGER_TYPES.contains(&args.trigger.as_str()) {
+    if args.trigger.parse::<Trigger>().is_err() {
         return Err(usage(format!(
             "--trigger must be one of {}, got \"{}\"",
-            TRIGGER_TYPES.join(", "),
+            Trigger::names(),
             args.trigger
         )));
     }

@@ -13,8 +13,9 @@
 use crate::config::Config;
 use crate::endpoints::{self, EndpointState, FnReadiness, ReadyReport};
 use crate::host::http::HttpFetcher;
+use crate::host::service::ServiceHost;
 use crate::metrics::{InvocationLabels, Metrics, TaskOutcome};
-use crate::pipeline::{Answer, Pipeline, PipelineConfig, Processed, TaskContext};
+use crate::pipeline::{Answer, Pipeline, PipelineConfig, Processed, RetryCause, TaskContext};
 use crate::pool::Pool;
 use crate::queue::producer::{ProducerClient, ProducerConfig};
 use crate::queue::worker::{TaskHandler, TaskInfo, Worker, WorkerConfig};
@@ -27,7 +28,8 @@ use std::time::Duration;
 /// How long start-up waits for each codeQ stream before going on not-ready.
 const STARTUP_CONNECT_WAIT: Duration = Duration::from_secs(5);
 
-type ServePipeline = Pipeline<RedisStore, ProducerClient, Pool>;
+type ServePipeline =
+    Pipeline<RedisStore, ProducerClient, Pool, ServiceHost<RedisStore, ProducerClient>>;
 
 /// The task handler of `serve`: the pipeline plus one structured log line and the metrics of
 /// each activation.
@@ -102,13 +104,19 @@ impl Handler {
             );
         }
         match &p.answer {
-            Answer::RetryLater { reason } => {
-                self.metrics.store_error("pipeline");
+            Answer::RetryLater { cause, reason } => {
+                // Counted by what failed: a codeQ outage is not a store error, and a version
+                // with too many waiting (capacity) is no error at all (tasks_total{nacked}).
+                match cause {
+                    RetryCause::Store => self.metrics.store_error("pipeline"),
+                    RetryCause::Queue => self.metrics.codeq_error("producer"),
+                    RetryCause::Capacity | RetryCause::Internal => {}
+                }
                 tracing::warn!(
                     task_id = %task.id, attempts = task.attempts,
                     request_id = %a.request_id, tenant = %a.tenant, namespace = %a.namespace,
                     function = %a.function, activation_id = %a.activation_id,
-                    trace_id = a.trace_id.as_deref().unwrap_or(""), reason = %reason, "activation deferred: retry later"
+                    trace_id = a.trace_id.as_deref().unwrap_or(""), cause = cause.as_str(), reason = %reason, "activation deferred: retry later"
                 );
             }
             _ => tracing::info!(
@@ -208,7 +216,11 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         store.clone(),
         producer.clone(),
         pool.clone(),
-        Arc::new(HttpFetcher::new(http)),
+        Arc::new(ServiceHost::new(
+            store.clone(),
+            producer.clone(),
+            Arc::new(HttpFetcher::new(http)),
+        )),
     );
     if let Some(sink) = &spans {
         pipeline = pipeline.with_spans(sink.clone());

@@ -7,11 +7,12 @@
 mod support;
 
 use cs_invoker_pool::host::http::{HttpConfig, HttpFetcher};
-use cs_invoker_pool::pipeline::ports::MemoryPublisher;
-use cs_invoker_pool::pipeline::{Answer, Pipeline, PipelineConfig};
+use cs_invoker_pool::host::service::ServiceHost;
+use cs_invoker_pool::pipeline::{Answer, Pipeline, PipelineConfig, RetryCause};
 use cs_invoker_pool::pool::{Pool, PoolConfig};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
 use cs_invoker_pool::store::{RedisStore, StoreConfig};
+use cs_invoker_pool::testing::MemoryPublisher;
 use redis::Commands;
 use sandbox_proto::bundle;
 use serde_json::{json, Value};
@@ -25,7 +26,8 @@ const T: &str = "t_acme01";
 const NS: &str = "payments";
 const FN: &str = "reconcile";
 
-type TestPipeline = Pipeline<RedisStore, MemoryPublisher, Pool>;
+type TestPipeline =
+    Pipeline<RedisStore, MemoryPublisher, Pool, ServiceHost<RedisStore, MemoryPublisher>>;
 
 struct Harness {
     pipeline: Arc<TestPipeline>,
@@ -65,12 +67,18 @@ impl Harness {
         pcfg.max_children = 6;
         let pool = Arc::new(Pool::start(pcfg).expect("pool starts"));
         let publisher = Arc::new(MemoryPublisher::default());
+        let store = Arc::new(store);
+        let host = ServiceHost::new(
+            store.clone(),
+            publisher.clone(),
+            Arc::new(HttpFetcher::new(HttpConfig::default())),
+        );
         let pipeline = Arc::new(Pipeline::new(
             cfg,
-            Arc::new(store),
+            store,
             publisher.clone(),
             pool.clone(),
-            Arc::new(HttpFetcher::new(HttpConfig::default())),
+            Arc::new(host),
         ));
         Harness {
             pipeline,
@@ -909,7 +917,10 @@ async fn a_store_outage_mid_activation_is_retried_and_writes_nothing_terminal() 
     proxy.cut();
     let p = run.await.unwrap();
     match &p.answer {
-        Answer::RetryLater { reason } => assert!(reason.contains("unavailable"), "{reason}"),
+        Answer::RetryLater { cause, reason } => {
+            assert_eq!(*cause, RetryCause::Store, "{reason}");
+            assert!(reason.contains("unavailable"), "{reason}")
+        }
         other => panic!("expected RetryLater, got {other:?}"),
     }
     assert_eq!(
@@ -1195,7 +1206,10 @@ async fn a_terminal_write_whose_reply_is_lost_keeps_its_logs() {
     let first = h.pipeline.process(&payload).await;
     assert!(proxy.is_stalled(), "the terminal write went out");
     match &first.answer {
-        Answer::RetryLater { reason } => assert!(reason.contains("unavailable"), "{reason}"),
+        Answer::RetryLater { cause, reason } => {
+            assert_eq!(*cause, RetryCause::Store, "{reason}");
+            assert!(reason.contains("unavailable"), "{reason}")
+        }
         other => panic!("expected RetryLater, got {other:?}"),
     }
     // The store applied it.

@@ -2,7 +2,7 @@
 //! `cs.envelope.v1` envelope, as an object or a JSON string holding one, around a `cs.invoke.v1`
 //! InvocationRequest.
 
-use cs_invoker_pool::pipeline::request::{self, TRIGGER_TYPES};
+use cs_invoker_pool::pipeline::request;
 use serde_json::Value;
 
 /// A refusal becomes the dead-letter reason and a log line: it must stay short whatever the
@@ -32,7 +32,11 @@ pub fn check(data: &[u8]) {
     assert!((1..=64).contains(&chars(&req.reference.function)));
     assert!(req.reference.alias.is_some() || req.reference.version.is_some());
     assert!(req.reference.version.is_none_or(|v| v >= 1));
-    assert!(TRIGGER_TYPES.contains(&req.trigger.kind.as_str()));
+    assert!(req
+        .trigger
+        .kind
+        .parse::<sandbox_proto::messages::Trigger>()
+        .is_ok());
     assert!(req.trigger.source.is_object());
     assert!(req.principal.roles.len() <= 256);
     assert!(req.deadline_ms >= 1);

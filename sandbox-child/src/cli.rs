@@ -10,7 +10,7 @@
 //! `pipe` is still declared here so that `--help`, the man page and the completions know it,
 //! and so that `pipe` with extra arguments is refused like any other usage error.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Exit status of a usage error (and of `run` when it refuses or confinement fails).
@@ -88,26 +88,9 @@ on stdout; log lines go to stderr.\n\n{RUN_DETAILS}"
     Run(RunArgs),
 }
 
-/// The trigger types a function can be invoked by (`ctx.trigger.type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Trigger {
-    Http,
-    Schedule,
-    Cadence,
-    Api,
-}
-
-impl Trigger {
-    /// The name the function sees in `ctx.trigger.type`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Http => "http",
-            Trigger::Schedule => "schedule",
-            Trigger::Cadence => "cadence",
-            Trigger::Api => "api",
-        }
-    }
-}
+/// The trigger types a function can be invoked by (`ctx.trigger.type`): the one list, shared
+/// with the supervisor.
+pub use sandbox_proto::messages::Trigger;
 
 /// Options of `sandbox-child run`.
 #[derive(Debug, Args, PartialEq)]

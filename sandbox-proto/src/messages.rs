@@ -76,6 +76,51 @@ pub struct CtxRef {
     pub version: u64,
 }
 
+/// What a function can be invoked by: `trigger.type` of an InvocationRequest, `ctx.trigger.type`
+/// of the function (contract §3). The one list: the request validation, `cs-invoker-pool run
+/// --trigger` and `sandbox-child run --trigger` all take it from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Http,
+    Schedule,
+    Cadence,
+    Api,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 4] = [
+        Trigger::Http,
+        Trigger::Schedule,
+        Trigger::Cadence,
+        Trigger::Api,
+    ];
+
+    /// The name on the wire and in `ctx.trigger.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Http => "http",
+            Trigger::Schedule => "schedule",
+            Trigger::Cadence => "cadence",
+            Trigger::Api => "api",
+        }
+    }
+
+    /// Every name, comma-separated, for error messages: `http, schedule, cadence, api`.
+    pub fn names() -> String {
+        Self::ALL.map(Trigger::as_str).join(", ")
+    }
+}
+
+impl std::str::FromStr for Trigger {
+    type Err = ();
+    /// Exactly one of the names (case matters, as on the wire).
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CtxTrigger {
     #[serde(rename = "type")]
@@ -171,6 +216,20 @@ fn serialized_len(result: &HttpResult) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn triggers_are_named_as_on_the_wire() {
+        assert_eq!(Trigger::names(), "http, schedule, cadence, api");
+        for t in Trigger::ALL {
+            assert_eq!(
+                serde_json::to_string(&t).unwrap(),
+                format!("\"{}\"", t.as_str())
+            );
+            assert_eq!(t.as_str().parse::<Trigger>(), Ok(t));
+        }
+        assert!("Http".parse::<Trigger>().is_err());
+        assert!("cron".parse::<Trigger>().is_err());
+    }
 
     #[test]
     fn truncate_utf8_keeps_char_boundaries() {

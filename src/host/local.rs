@@ -7,13 +7,13 @@
 use super::http::{HttpConfig, HttpFetcher};
 use super::service::ServiceHost;
 use super::{HostApi, HostScope};
-use crate::pipeline::ports::{PublishError, Publisher};
+use crate::publish::{PublishError, Publisher};
 use crate::store::{StoreError, UserKv};
 use sandbox_proto::protocol::{HostError, HostOp, HostValue};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// `cs:kv:{tenant}:{key}` in memory, with TTLs: the user KV of a local run. Bounded (see
 /// [`MemoryKv::MAX_BYTES`]): a local run must not let one activation grow the supervisor
@@ -143,34 +143,4 @@ impl HostApi for LocalHost {
     async fn call(&self, scope: &HostScope, op: HostOp) -> Result<HostValue, HostError> {
         self.0.call(scope, op).await
     }
-}
-
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// The `RuntimePublish` envelope of contract §3 for one `cs.codeq.publish`.
-pub fn runtime_publish_envelope(
-    scope: &HostScope,
-    topic: &str,
-    payload: serde_json::Value,
-) -> serde_json::Value {
-    serde_json::json!({
-        "schema": "cs.envelope.v1",
-        "id": format!("msg_{}", uuid::Uuid::new_v4()),
-        "ts_ms": unix_ms(),
-        "tenant": scope.tenant,
-        "type": "RuntimePublish",
-        "body": {
-            "topic": topic,
-            "payload": payload,
-            "activation_id": scope.activation_id,
-            "namespace": scope.namespace,
-            "function": scope.function,
-            "version": scope.version,
-        },
-    })
 }

@@ -9,7 +9,7 @@
 
 use super::http::HttpFetcher;
 use super::{unavailable, HostApi, HostScope};
-use crate::pipeline::ports::Publisher;
+use crate::publish::{Envelope, Publisher};
 use crate::store::{StoreError, UserKv};
 use sandbox_proto::protocol::{HostError, HostOp, HostValue};
 use std::sync::Arc;
@@ -103,8 +103,8 @@ impl<K: UserKv, P: Publisher> HostApi for ServiceHost<K, P> {
                 // idempotency key, so a re-run of the activation (after a crash) publishes
                 // each message once, and the cap holds even for calls that fail.
                 let n = scope.calls.next_publish(scope.policy.max_publishes)?;
-                let envelope = super::local::runtime_publish_envelope(scope, &topic, payload);
-                let bytes = serde_json::to_vec(&envelope).map_err(|e| HostError {
+                let envelope = runtime_publish_envelope(scope, &topic, payload);
+                let bytes = envelope.to_vec().map_err(|e| HostError {
                     message: format!("cs.codeq.publish: cannot encode the envelope: {e}"),
                 })?;
                 if bytes.len() > max {
@@ -119,7 +119,7 @@ impl<K: UserKv, P: Publisher> HostApi for ServiceHost<K, P> {
                     .context
                     .trace
                     .as_ref()
-                    .map(crate::pipeline::ports::TraceHeaders::of)
+                    .map(crate::publish::TraceHeaders::of)
                     .unwrap_or_default();
                 match self
                     .publisher
@@ -157,6 +157,23 @@ impl<K: UserKv, P: Publisher> HostApi for ServiceHost<K, P> {
             }
         }
     }
+}
+
+/// The `RuntimePublish` envelope of contract §3 for one `cs.codeq.publish`.
+pub fn runtime_publish_envelope<'a>(
+    scope: &'a HostScope,
+    topic: &str,
+    payload: serde_json::Value,
+) -> Envelope<'a, serde_json::Value> {
+    let body = serde_json::json!({
+        "topic": topic,
+        "payload": payload,
+        "activation_id": scope.activation_id,
+        "namespace": scope.namespace,
+        "function": scope.function,
+        "version": scope.version,
+    });
+    Envelope::new(&scope.tenant, "RuntimePublish", body)
 }
 
 /// The idempotency key of an activation's `n`-th publish: the same for every run of the same

@@ -16,24 +16,24 @@
 //! answer is [`Answer::RetryLater`] and nothing terminal is written, so a later delivery of the
 //! same task finds the activation absent or `running` and runs it again.
 //!
-//! The pipeline knows no gRPC, Redis or process types: it drives a [`Store`], a [`Publisher`]
-//! and an [`Executor`] (see [`ports`]), so its tests use a real store with a recording publisher.
+//! The pipeline knows no gRPC, Redis or process types: it drives a [`Store`], a [`Publisher`],
+//! an [`Executor`] and the [`HostApi`] its functions call (see [`ports`]), all given to
+//! [`Pipeline::new`]. Its unit tests (`tests.rs`) drive it with the in-memory doubles of
+//! [`crate::testing`], faults injected; `tests/pipeline.rs` with redis and real children.
 
 pub mod cache;
+#[cfg(test)]
+mod memory_tests;
 pub mod ports;
 pub mod request;
 
-use crate::host::http::HttpFetcher;
-use crate::host::local::unix_ms;
-use crate::host::service::ServiceHost;
-use crate::host::ActivationContext;
-use crate::host::{Heartbeat, HostPolicy, HostScope};
-use crate::pipeline::ports::TraceHeaders;
+use crate::host::{ActivationContext, Heartbeat, HostApi, HostPolicy, HostScope};
 use crate::pool::{Env, ErrorType, ExecError, Execution, Job};
+use crate::publish::{self, unix_ms, TraceHeaders};
 use crate::secrets::{SecretRef, Secrets};
 use crate::store::{
     ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, HostCallsRecord,
-    RunningWrite, Store, StoreError, Terminal, UserKv,
+    RunningWrite, Store, StoreError, Terminal,
 };
 use crate::trace::{Incoming, TraceContext};
 use crate::tracing_otel::{ActivationTrace, InvokeAttributes, SpanSink};
@@ -143,8 +143,44 @@ pub enum Answer {
     /// `error` / `timeout` (`"{type}: {message}"`) or an invalid request
     /// (`validation failed: ...`): Result FAILED, not retried.
     Failed { error: String },
-    /// A transient infrastructure failure: Nack with backoff. Nothing terminal was written.
-    RetryLater { reason: String },
+    /// A transient infrastructure failure, or no room to wait: Nack with backoff. Nothing
+    /// terminal was written.
+    RetryLater { cause: RetryCause, reason: String },
+}
+
+/// Why a task is handed back to codeQ ([`Answer::RetryLater`]): what operators count it as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryCause {
+    /// KVRocks could not be reached or answered inconsistently.
+    Store,
+    /// codeQ refused or did not acknowledge a publish (`cs.results`, the dead-letter topic).
+    Queue,
+    /// Too many activations already wait for the version's `maxConcurrency` here.
+    Capacity,
+    /// A failure inside the supervisor (a closed semaphore, a failed blocking task, an
+    /// unencodable result).
+    Internal,
+}
+
+impl RetryCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryCause::Store => "store",
+            RetryCause::Queue => "queue",
+            RetryCause::Capacity => "capacity",
+            RetryCause::Internal => "internal",
+        }
+    }
+}
+
+impl Answer {
+    /// [`Answer::RetryLater`] for a store failure.
+    fn store_retry(reason: impl Into<String>) -> Answer {
+        Answer::RetryLater {
+            cause: RetryCause::Store,
+            reason: reason.into(),
+        }
+    }
 }
 
 impl Answer {
@@ -208,13 +244,13 @@ pub struct ActivationSummary {
 enum Stop {
     /// A terminal outcome decided before execution (step 3, 4 or 7): recorded and published.
     Terminal(ExecError),
-    /// Infrastructure: retry later, write nothing terminal.
-    Retry(String),
+    /// Infrastructure or capacity: retry later, write nothing terminal.
+    Retry(RetryCause, String),
 }
 
 impl From<StoreError> for Stop {
     fn from(e: StoreError) -> Self {
-        Stop::Retry(e.to_string())
+        Stop::Retry(RetryCause::Store, e.to_string())
     }
 }
 
@@ -250,12 +286,12 @@ impl Drop for Waiting<'_> {
 }
 
 /// One InvocationRequest's journey; see the module documentation.
-pub struct Pipeline<S, P, E> {
+pub struct Pipeline<S, P, E, H> {
     cfg: PipelineConfig,
     store: Arc<S>,
     publisher: Arc<P>,
     executor: Arc<E>,
-    host: ServiceHost<S, P>,
+    host: Arc<H>,
     cache: BundleCache,
     policy: Arc<HostPolicy>,
     inflight: Arc<Semaphore>,
@@ -310,20 +346,22 @@ const META_CACHE_MAX: usize = 16_384;
 /// Per-version semaphores kept before idle ones are pruned.
 const VERSION_SEMAPHORES_SOFT_MAX: usize = 4096;
 
-impl<S, P, E> Pipeline<S, P, E>
+impl<S, P, E, H> Pipeline<S, P, E, H>
 where
-    S: Store + UserKv,
+    S: Store,
     P: Publisher,
     E: Executor,
+    H: HostApi,
 {
+    /// `host` serves the functions' host calls (in production a
+    /// [`crate::host::service::ServiceHost`] over the same store and publisher).
     pub fn new(
         cfg: PipelineConfig,
         store: Arc<S>,
         publisher: Arc<P>,
         executor: Arc<E>,
-        http: Arc<HttpFetcher>,
+        host: Arc<H>,
     ) -> Self {
-        let host = ServiceHost::new(store.clone(), publisher.clone(), http);
         Pipeline {
             cache: BundleCache::new(cfg.cache_bundles_max, cfg.cache_bytes_max),
             policy: Arc::new(cfg.host_policy()),
@@ -488,7 +526,7 @@ where
         match idempotency {
             Ok(Some(stored)) => return self.republish(stored, summary, trace).await,
             Ok(None) => {}
-            Err(e) => return Answer::RetryLater { reason: e },
+            Err(e) => return Answer::store_retry(e),
         }
 
         let mut record = ActivationRecord {
@@ -537,7 +575,7 @@ where
         trace.step("cs.load_bundle", load_started);
         let (resolved, (bundle, env, secrets)) = match prepared {
             Ok(v) => v,
-            Err(Stop::Retry(why)) => return Answer::RetryLater { reason: why },
+            Err(Stop::Retry(cause, reason)) => return Answer::RetryLater { cause, reason },
             Err(Stop::Terminal(err)) => {
                 return self
                     .finish_without_running(record, err, arrived, summary, trace)
@@ -553,7 +591,7 @@ where
         }
         let permits = match self.acquire_permits(req, &resolved, &bundle, slot).await {
             Ok(p) => p,
-            Err(Stop::Retry(why)) => return Answer::RetryLater { reason: why },
+            Err(Stop::Retry(cause, reason)) => return Answer::RetryLater { cause, reason },
             Err(Stop::Terminal(err)) => {
                 return self
                     .finish_without_running(record, err, arrived, summary, trace)
@@ -581,17 +619,13 @@ where
                 drop(permits);
                 return match self.stored_result(&req.tenant, &req.activation_id).await {
                     Ok(Some(stored)) => self.republish(stored, summary, trace).await,
-                    Ok(None) => Answer::RetryLater {
-                        reason: "the activation turned terminal but its record is missing".into(),
-                    },
-                    Err(e) => Answer::RetryLater { reason: e },
+                    Ok(None) => Answer::store_retry(
+                        "the activation turned terminal but its record is missing",
+                    ),
+                    Err(e) => Answer::store_retry(e),
                 };
             }
-            Err(e) => {
-                return Answer::RetryLater {
-                    reason: e.to_string(),
-                }
-            }
+            Err(e) => return Answer::store_retry(e.to_string()),
         }
 
         // 7 and 8: execute; logs come back with the execution.
@@ -710,15 +744,9 @@ where
 
     /// The `cs.envelope.v1` of type `InvalidInvocationRequest` carrying `body`, as bytes.
     fn dlq_envelope(&self, tenant: &str, body: &serde_json::Value) -> Vec<u8> {
-        let msg = serde_json::json!({
-            "schema": request::ENVELOPE_SCHEMA,
-            "id": format!("msg_{}", uuid::Uuid::new_v4()),
-            "ts_ms": unix_ms(),
-            "tenant": tenant,
-            "type": "InvalidInvocationRequest",
-            "body": body,
-        });
-        serde_json::to_vec(&msg).unwrap_or_default()
+        publish::Envelope::new(tenant, "InvalidInvocationRequest", body)
+            .to_vec()
+            .unwrap_or_default()
     }
 
     /// Step 2: a terminal record means the activation already ran; its stored result is
@@ -781,9 +809,7 @@ where
         summary.status = Some(stored.status.clone());
         summary.duration_ms = stored.duration_ms;
         if let Err(e) = self.store.write_result(&summary.tenant, &stored).await {
-            return Answer::RetryLater {
-                reason: e.to_string(),
-            };
+            return Answer::store_retry(e.to_string());
         }
         if let Err(answer) = self.publish_result(&summary.tenant, &stored, trace).await {
             return answer;
@@ -902,7 +928,12 @@ where
         // Parsing a 16 MiB tar is CPU work: keep it off the async workers.
         let parsed = tokio::task::spawn_blocking(move || bundle::parse_tar(&bytes))
             .await
-            .map_err(|e| Stop::Retry(format!("bundle parse task failed: {e}")))?;
+            .map_err(|e| {
+                Stop::Retry(
+                    RetryCause::Internal,
+                    format!("bundle parse task failed: {e}"),
+                )
+            })?;
         match parsed {
             Ok(b) => {
                 let b = Arc::new(b);
@@ -1028,7 +1059,12 @@ where
                 .clone()
         };
         let deadline = deadline_instant(req.deadline_ms);
-        let closed = || Stop::Retry("internal error: a capacity semaphore is closed".into());
+        let closed = || {
+            Stop::Retry(
+                RetryCause::Internal,
+                "internal error: a capacity semaphore is closed".into(),
+            )
+        };
         let version = match gate.permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(TryAcquireError::Closed) => return Err(closed()),
@@ -1091,13 +1127,16 @@ where
         };
         if per_version > self.cfg.max_waiting_per_version || total > self.cfg.max_waiting {
             drop(counted);
-            return Err(Stop::Retry(format!(
-                "version {version} of \"{}\" is saturated: {} activations already wait for \
+            return Err(Stop::Retry(
+                RetryCause::Capacity,
+                format!(
+                    "version {version} of \"{}\" is saturated: {} activations already wait for \
                  its capacity (maxConcurrency {}); retried later",
-                req.reference.function,
-                per_version - 1,
-                gate.max
-            )));
+                    req.reference.function,
+                    per_version - 1,
+                    gate.max
+                ),
+            ));
         }
         Ok(counted)
     }
@@ -1158,7 +1197,7 @@ where
             log_sink: None,
             env,
         };
-        self.executor.execute(&job, &self.host).await
+        self.executor.execute(&job, &*self.host).await
     }
 
     /// A terminal outcome decided before any code ran (steps 3, 4, 7): recorded and published
@@ -1239,17 +1278,13 @@ where
                         summary.status = Some(stored.status.clone());
                         self.republish(stored, summary, trace).await
                     }
-                    Ok(None) => Answer::RetryLater {
-                        reason: "lost the terminal write but the winner's record is missing".into(),
-                    },
-                    Err(e) => Answer::RetryLater { reason: e },
+                    Ok(None) => Answer::store_retry(
+                        "lost the terminal write but the winner's record is missing",
+                    ),
+                    Err(e) => Answer::store_retry(e),
                 };
             }
-            Err(e) => {
-                return Answer::RetryLater {
-                    reason: e.to_string(),
-                }
-            }
+            Err(e) => return Answer::store_retry(e.to_string()),
         }
         // The record, its logs and the correlation key were written together: whatever
         // happens from here, a redelivery finds them all and only republishes (step 2).
@@ -1268,7 +1303,8 @@ where
         trace: &ActivationTrace,
     ) -> Result<(), Answer> {
         let env = result_envelope(tenant, result);
-        let bytes = serde_json::to_vec(&env).map_err(|e| Answer::RetryLater {
+        let bytes = env.to_vec().map_err(|e| Answer::RetryLater {
+            cause: RetryCause::Internal,
             reason: format!("cannot encode the result: {e}"),
         })?;
         let publish_started = SystemTime::now();
@@ -1287,21 +1323,18 @@ where
 }
 
 /// The `cs.envelope.v1` that carries an InvocationResult on `cs.results`.
-pub fn result_envelope(tenant: &str, result: &InvocationResult) -> serde_json::Value {
-    serde_json::json!({
-        "schema": request::ENVELOPE_SCHEMA,
-        "id": format!("msg_{}", uuid::Uuid::new_v4()),
-        "ts_ms": unix_ms(),
-        "tenant": tenant,
-        "type": "InvocationResult",
-        "body": result,
-    })
+pub fn result_envelope<'a, 'r>(
+    tenant: &'a str,
+    result: &'r InvocationResult,
+) -> publish::Envelope<'a, &'r InvocationResult> {
+    publish::Envelope::new(tenant, "InvocationResult", result)
 }
 
 fn publish_failed(topic: &str, e: PublishError) -> Answer {
     // Even a permanent refusal is not the function's outcome: leave the task to codeQ's retries
     // and dead-letter set rather than lose the result.
     Answer::RetryLater {
+        cause: RetryCause::Queue,
         reason: format!("publish to {topic} failed: {e}"),
     }
 }

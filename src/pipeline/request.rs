@@ -6,12 +6,12 @@
 //! because the person reading the dead-letter queue has to find the producer's bug.
 
 use crate::store::keys::{bad_name_char, NAME_CHARSET};
+use sandbox_proto::messages::Trigger as TriggerType;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-pub const ENVELOPE_SCHEMA: &str = "cs.envelope.v1";
-pub const TRIGGER_TYPES: [&str; 4] = ["http", "schedule", "cadence", "api"];
+pub use crate::publish::ENVELOPE_SCHEMA;
 
 /// The envelope fields the pipeline uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -405,6 +405,26 @@ pub fn validate(body: &Value) -> Result<InvocationRequest, String> {
     validate_fields(&fields, raw)
 }
 
+/// A raw value keeps its escapes as written and serde_json does not check `\uXXXX` pairs there,
+/// so an event with an unpaired surrogate escape (`"\ud800"`) would pass as raw text although it
+/// is not Unicode text (and the supervisor could not read it back). Only a text holding a
+/// surrogate escape at all is parsed to find out: the common event costs one byte scan.
+fn check_event_text(text: &str) -> Result<(), String> {
+    let b = text.as_bytes();
+    // `\uD800`..`\uDFFF`: a `d` then one of 8 9 a-f.
+    let suspicious = b.windows(4).any(|w| {
+        w[..2] == *b"\\u"
+            && matches!(w[2], b'd' | b'D')
+            && matches!(w[3], b'8' | b'9' | b'a'..=b'f' | b'A'..=b'F')
+    });
+    if !suspicious {
+        return Ok(());
+    }
+    serde_json::from_str::<Value>(text)
+        .map(|_| ())
+        .map_err(|e| format!("event: not Unicode JSON text ({e})"))
+}
+
 /// Validates the members of a body (`event` apart, as raw JSON) against `cs.invoke.v1`.
 fn validate_fields(
     o: &Map<String, Value>,
@@ -461,11 +481,11 @@ fn validate_fields(
     let t = object(o, "trigger")?;
     allow_only(t, "trigger.", &["type", "source"])?;
     let kind = match t.get("type") {
-        Some(Value::String(s)) if TRIGGER_TYPES.contains(&s.as_str()) => s.clone(),
+        Some(Value::String(s)) if s.parse::<TriggerType>().is_ok() => s.clone(),
         other => {
             return Err(format!(
                 "trigger.type: must be one of {}, got {}",
-                TRIGGER_TYPES.join(", "),
+                TriggerType::names(),
                 shown(other)
             ))
         }
@@ -520,11 +540,9 @@ fn validate_fields(
         },
         None => return Err("deadline_ms: missing".into()),
     };
-    let event = RawJson(
-        event
-            .ok_or_else(|| "event: missing".to_string())?
-            .to_owned(),
-    );
+    let event = event.ok_or_else(|| "event: missing".to_string())?;
+    check_event_text(event.get())?;
+    let event = RawJson(event.to_owned());
 
     Ok(InvocationRequest {
         activation_id,
@@ -652,8 +670,24 @@ mod tests {
         let (_, req) = decode(payload.as_bytes()).unwrap();
         assert_eq!(req.event.get(), event);
         // Double-encoded: the same text once the outer string is decoded.
-        let as_string = Value::String(payload).to_string();
+        let as_string = Value::String(payload.clone()).to_string();
         assert_eq!(decode(as_string.as_bytes()).unwrap().1.event.get(), event);
+        // An unpaired surrogate escape is not Unicode text: refused, naming the field; a pair
+        // is kept as written.
+        for (escaped, ok) in [
+            (r#""\ud800""#, false),
+            (r#"{"k\uDFFF":1}"#, false),
+            (r#""\ud83d\ude00""#, true),
+        ] {
+            let p = payload.replace(event, escaped);
+            match decode(p.as_bytes()) {
+                Ok((_, r)) => assert!(ok && r.event.get() == escaped, "{escaped}"),
+                Err(e) => assert!(
+                    !ok && e.starts_with("event: not Unicode JSON text"),
+                    "{escaped}: {e}"
+                ),
+            }
+        }
         // Not JSON inside: refused, naming the field.
         let bad = r#"{"schema":"cs.envelope.v1","id":"m","tenant":"t_abc","type":"InvocationRequest","body":{"event":nope}}"#;
         assert!(decode(bad.as_bytes()).is_err());

@@ -20,12 +20,11 @@
 
 use super::child::{recv_on, write_frame_bytes, ChildFailure, ChildProcess};
 use super::execution::{Execution, Job};
-use super::invoke::Stop;
 use crate::host::{capabilities, HostApi};
 use sandbox_proto::messages::one_line;
 use sandbox_proto::protocol::{
-    self, FromChild, HostError, HostOp, HostReply, HostValue, LogLine, OutputLimits, ToChild,
-    CAPABILITY_DENIED, MAX_HOST_CALLS_IN_FLIGHT,
+    self, Fatal, FromChild, HostError, HostOp, HostReply, HostValue, LogLine, OutputLimits,
+    ToChild, CAPABILITY_DENIED, MAX_HOST_CALLS_IN_FLIGHT,
 };
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -33,6 +32,19 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Instant;
 use tokio::process::ChildStdin;
+
+/// Why a run on a child ended without an outcome frame.
+/// (Declared here, where conversations end, so that `invoke` uses `conversation` and not
+/// the other way round as well.)
+pub(super) enum Stop {
+    Failure(ChildFailure),
+    /// The child's request pipe was closed before the first frame of this run could be written:
+    /// it died while idle (nothing of this activation ran); another child is taken.
+    DeadIdle,
+    /// The child reported that it is dying (a seccomp violation caught by its SIGSYS handler).
+    Fatal(Fatal),
+    Deadline,
+}
 
 /// The frame that ends a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,12 +2,12 @@
 //! logs, enforce the deadline with SIGKILL, and decide the child's fate.
 
 use super::child::{describe_failure, ChildFailure, KillReason};
-use super::conversation::{converse, Until};
+use super::conversation::{converse, Stop, Until};
 use super::execution::{ErrorType, ExecError, Execution, Job, StartKind};
 use super::{Idle, Inner, Pool};
 use crate::host::HostApi;
 use sandbox_proto::messages::{truncate_result, truncate_utf8};
-use sandbox_proto::protocol::{Fatal, FromChild, GuestError, Invoke, LoadBundle, ToChild};
+use sandbox_proto::protocol::{FromChild, GuestError, Invoke, LoadBundle, ToChild};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,17 +61,6 @@ impl Drop for Lease<'_> {
             self.inner.retire(idle, KillReason::Cancelled);
         }
     }
-}
-
-/// Why a run on a child ended without an outcome frame.
-pub(super) enum Stop {
-    Failure(ChildFailure),
-    /// The child's request pipe was closed before the first frame of this run could be written:
-    /// it died while idle (nothing of this activation ran); another child is taken.
-    DeadIdle,
-    /// The child reported that it is dying (a seccomp violation caught by its SIGSYS handler).
-    Fatal(Fatal),
-    Deadline,
 }
 
 impl Pool {

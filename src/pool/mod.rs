@@ -15,6 +15,7 @@ pub mod child;
 mod conversation;
 mod deadline;
 mod execution;
+mod executor;
 mod invoke;
 mod reply;
 mod spin;
@@ -23,6 +24,7 @@ pub use child::{describe_status, signal_name, KillReason};
 pub use execution::{
     Binding, Env, ErrorType, ExecError, Execution, HostCallStats, Job, LogSink, StartKind,
 };
+pub use executor::Executor;
 
 use crate::cgroup::CgroupLimits;
 use crate::sandbox::Sandbox;

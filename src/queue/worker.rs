@@ -790,7 +790,7 @@ impl<H: TaskHandler> Loop<H> {
                             error,
                         })
                     }
-                    Answer::RetryLater { reason } => {
+                    Answer::RetryLater { reason, .. } => {
                         c.nacked.fetch_add(1, Ordering::Relaxed);
                         Pending::Nack(workerpb::Nack {
                             task_id: id.clone(),

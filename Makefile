@@ -78,8 +78,11 @@ bench: test-deps bench-peers
 	$(CARGO) bench -p cs-invoker-pool --bench e2e
 	$(CARGO) bench -p cs-invoker-pool --bench timeouts
 
-## bench-peers: the peers' install (skipped, with a note, when npm or the registry is missing)
+## bench-peers: node and npm (Debian packages, when missing: the pool bench's fresh-node
+## baseline and the peers' installer need them), then the peers' install (skipped, with a note,
+## when the registry cannot be reached)
 bench-peers:
+	@$(MAKE) --no-print-directory apt-tools APT_TOOLS="node:nodejs npm:npm"
 	@benches/peers/install.sh $(abspath $(PEERS_DIR))
 
 clean:

@@ -5,9 +5,10 @@
 //! ([`protocol::body_len`]) and a child that breaks the protocol is killed by the caller; nothing
 //! a child writes can make this module panic or block the supervisor beyond the caller's deadline.
 
+use super::failure::ChildFailure;
 use super::reply::ReplyPipe;
 use crate::cgroup::ChildCgroup;
-use sandbox_proto::protocol::{self, FrameError, FromChild, Init, ToChild, PROTOCOL_VERSION};
+use sandbox_proto::protocol::{self, FromChild, Init, ToChild, PROTOCOL_VERSION};
 use sandbox_proto::settings::ConfineSettings;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -62,26 +63,6 @@ impl KillReason {
         KillReason::Shutdown,
         KillReason::SandboxViolation,
     ];
-}
-
-/// A failure talking to a child. The caller turns it into a `SandboxError` and kills the child.
-#[derive(Debug)]
-pub enum ChildFailure {
-    /// The child broke the protocol: oversized, malformed or out-of-order frame.
-    Breach(String),
-    /// The pipe closed: the child exited or was killed.
-    Gone,
-    Io(std::io::Error),
-}
-
-impl From<FrameError> for ChildFailure {
-    fn from(e: FrameError) -> Self {
-        match e {
-            FrameError::Closed => ChildFailure::Gone,
-            FrameError::Io(e) => ChildFailure::Io(e),
-            other => ChildFailure::Breach(other.to_string()),
-        }
-    }
 }
 
 pub struct ChildProcess {
@@ -214,10 +195,7 @@ impl ChildProcess {
             }
             Err(e) => {
                 let status = child.exit_description(Duration::from_millis(200)).await;
-                Err(format!(
-                    "child {id} failed before Ready ({}); {status}",
-                    describe_failure(&e)
-                ))
+                Err(format!("child {id} failed before Ready ({}); {status}", e))
             }
         }
     }
@@ -284,14 +262,6 @@ fn pipe_error(e: std::io::Error) -> ChildFailure {
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe => ChildFailure::Gone,
         _ => ChildFailure::Io(e),
-    }
-}
-
-pub fn describe_failure(f: &ChildFailure) -> String {
-    match f {
-        ChildFailure::Breach(m) => format!("protocol breach: {m}"),
-        ChildFailure::Gone => "pipe closed".into(),
-        ChildFailure::Io(e) => format!("pipe error: {e}"),
     }
 }
 

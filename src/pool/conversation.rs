@@ -18,8 +18,9 @@
 //! supervisor blocked on that write would stop reading the child's log lines, which would fill
 //! the other pipe and block the child — a deadlock until the deadline.
 
-use super::child::{recv_on, write_frame_bytes, ChildFailure, ChildProcess};
+use super::child::{recv_on, write_frame_bytes, ChildProcess};
 use super::execution::{Execution, Job};
+use super::failure::ChildFailure;
 use crate::host::{capabilities, HostApi};
 use sandbox_proto::messages::one_line;
 use sandbox_proto::protocol::{

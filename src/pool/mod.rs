@@ -16,6 +16,7 @@ mod conversation;
 mod deadline;
 mod execution;
 mod executor;
+mod failure;
 mod invoke;
 mod reply;
 mod spin;

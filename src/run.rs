@@ -13,7 +13,7 @@ use crate::store::{keys, RedisStore, StoreConfig};
 use sandbox_proto::bundle::{self, BundleError};
 use sandbox_proto::messages::{
     truncate_utf8, CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
-    Trigger,
+    Status, Trigger,
 };
 use sandbox_proto::protocol::OutputLimits;
 use std::io::Write;
@@ -259,11 +259,11 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
             print_result(&InvocationResult {
                 activation_id,
                 request_id,
-                status: "error".into(),
+                status: Status::Error,
                 duration_ms: started.elapsed().as_millis() as u64,
                 result: None,
                 error: Some(ErrorBody {
-                    kind: e.kind().into(),
+                    kind: e.kind(),
                     message: {
                         // A hostile manifest can make the parser's message huge (10 MB
                         // field names); the error is bounded like every other.
@@ -400,7 +400,7 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
         ex.logs_truncated,
     );
     pool.shutdown().await;
-    Ok(if result.status == "success" {
+    Ok(if result.status == Status::Success {
         EXIT_SUCCESS
     } else {
         EXIT_FUNCTION_FAILED

@@ -21,7 +21,8 @@ use crate::queue::producer::{ProducerClient, ProducerConfig};
 use crate::queue::worker::{TaskHandler, TaskInfo, Worker, WorkerConfig};
 use crate::queue::WaitError;
 use crate::sandbox::{required_by_env, Sandbox};
-use crate::store::{ActivationStatus, RedisStore, Store};
+use crate::store::{RedisStore, Store};
+use sandbox_proto::messages::Status;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,11 +85,7 @@ impl Handler {
                 .observe_queue_lag(&self.invoke_topic, lag as f64);
         }
         let version = a.version.map(|v| v.to_string()).unwrap_or_default();
-        let status = a
-            .status
-            .as_deref()
-            .and_then(|s| s.parse::<ActivationStatus>().ok());
-        if let (Some(status), false) = (status, a.republished || a.lost_race) {
+        if let (Some(status), false) = (a.status, a.republished || a.lost_race) {
             self.metrics.record_invocation(
                 &InvocationLabels {
                     tenant: &a.tenant,
@@ -124,7 +121,7 @@ impl Handler {
                 request_id = %a.request_id, tenant = %a.tenant, namespace = %a.namespace,
                 function = %a.function, version = %version, activation_id = %a.activation_id,
                 trace_id = a.trace_id.as_deref().unwrap_or(""),
-                status = a.status.as_deref().unwrap_or(""), duration_ms = a.duration_ms,
+                status = a.status.map(Status::as_str).unwrap_or(""), duration_ms = a.duration_ms,
                 cold_start = a.cold_start, republished = a.republished, executed = a.executed,
                 "activation finished"
             ),

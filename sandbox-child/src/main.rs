@@ -18,10 +18,10 @@ use sandbox_child::engine::{Engine, Host};
 use sandbox_child::pipe;
 use sandbox_proto::bundle::{self, BundleError};
 use sandbox_proto::messages::{
-    CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
+    CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult, Status,
 };
 use sandbox_proto::protocol::{
-    ErrorKind, GuestError, HostError, HostOp, HostValue, LogLine, OutputLimits, CAPABILITY_DENIED,
+    GuestError, HostError, HostOp, HostValue, LogLine, OutputLimits, CAPABILITY_DENIED,
 };
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -272,11 +272,11 @@ fn run(a: &RunArgs) -> ExitCode {
 
     let activation_id = uuid::Uuid::new_v4().to_string();
     let request_id = uuid::Uuid::new_v4().to_string();
-    let report = |status: &str, duration_ms: u64, result, error| {
+    let report = |status: Status, duration_ms: u64, result, error| {
         print_result(&InvocationResult {
             activation_id: activation_id.clone(),
             request_id: request_id.clone(),
-            status: status.to_string(),
+            status,
             duration_ms,
             result,
             error,
@@ -288,11 +288,11 @@ fn run(a: &RunArgs) -> ExitCode {
         Err(BundleError::NotFound(m)) => return usage_error(&format!("cannot read PATH: {m}")),
         Err(e) => {
             report(
-                "error",
+                Status::Error,
                 0,
                 None,
                 Some(ErrorBody {
-                    kind: e.kind().to_string(),
+                    kind: e.kind(),
                     message: e.message().to_string(),
                     stack: None,
                 }),
@@ -371,7 +371,12 @@ fn run(a: &RunArgs) -> ExitCode {
         &a.env,
     ) {
         let ms = load_start.elapsed().as_millis() as u64;
-        report(status_of(&e), ms, None, Some(error_body(e)));
+        report(
+            Status::of_error(e.kind.into()),
+            ms,
+            None,
+            Some(error_body(e)),
+        );
         return ExitCode::from(1);
     }
 
@@ -416,30 +421,27 @@ fn run(a: &RunArgs) -> ExitCode {
     }
     match outcome.result {
         Ok(r) => {
-            if report("success", duration_ms, Some(r), None) {
+            if report(Status::Success, duration_ms, Some(r), None) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             }
         }
         Err(e) => {
-            report(status_of(&e), duration_ms, None, Some(error_body(e)));
+            report(
+                Status::of_error(e.kind.into()),
+                duration_ms,
+                None,
+                Some(error_body(e)),
+            );
             ExitCode::from(1)
         }
     }
 }
 
-fn status_of(e: &GuestError) -> &'static str {
-    if e.kind == ErrorKind::Timeout {
-        "timeout"
-    } else {
-        "error"
-    }
-}
-
 fn error_body(e: GuestError) -> ErrorBody {
     ErrorBody {
-        kind: e.kind.as_str().to_string(),
+        kind: e.kind.into(),
         message: e.message,
         stack: e.stack,
     }

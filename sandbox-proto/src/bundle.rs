@@ -61,10 +61,11 @@ pub enum BundleError {
 
 impl BundleError {
     /// The contract §6 error type this maps to.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> crate::messages::ErrorType {
+        use crate::messages::ErrorType;
         match self {
-            BundleError::NotFound(_) | BundleError::Bundle(_) => "BundleError",
-            BundleError::Manifest(_) => "ManifestError",
+            BundleError::NotFound(_) | BundleError::Bundle(_) => ErrorType::BundleError,
+            BundleError::Manifest(_) => ErrorType::ManifestError,
         }
     }
     pub fn message(&self) -> &str {

@@ -245,7 +245,7 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
     let env = Arc::new(env_pairs(&args)?);
     let child_bin = match &args.child_bin {
         Some(p) => p.clone(),
-        None => pool::default_child_bin().map_err(UsageError)?,
+        None => pool::default_child_bin().map_err(|e| UsageError(e.to_string()))?,
     };
     let activation_id = uuid::Uuid::new_v4().to_string();
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -326,14 +326,15 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
             )
         }
     };
-    let sandbox = Sandbox::prepare(&SandboxPolicy::default()).map_err(UsageError)?;
+    let sandbox =
+        Sandbox::prepare(&SandboxPolicy::default()).map_err(|e| UsageError(e.to_string()))?;
     for reason in &sandbox.unconfined {
         eprintln!("cs-invoker-pool: unconfined: {reason}");
     }
     let mut cfg = PoolConfig::new(child_bin, Arc::new(sandbox));
     cfg.prewarm = 0;
     cfg.max_children = 2;
-    let pool = Pool::start(cfg).map_err(UsageError)?;
+    let pool = Pool::start(cfg).map_err(|e| UsageError(e.to_string()))?;
     let capabilities = Arc::new(bundle.manifest.capabilities.clone());
     let job = Job {
         bundle: Arc::new(bundle),

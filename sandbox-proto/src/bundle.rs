@@ -153,7 +153,7 @@ pub fn parse_tar(bytes: &[u8]) -> Result<Bundle, BundleError> {
     let manifest_bytes = files.get("manifest.json").ok_or_else(|| {
         BundleError::Manifest("manifest.json: missing from the bundle".to_string())
     })?;
-    let manifest = Manifest::parse(manifest_bytes).map_err(BundleError::Manifest)?;
+    let manifest = Manifest::parse(manifest_bytes).map_err(|e| BundleError::Manifest(e.into()))?;
     match files.get(&manifest.entry) {
         None => {
             return Err(BundleError::Manifest(format!(

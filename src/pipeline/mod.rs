@@ -444,7 +444,7 @@ where
         }
         let (envelope, req) = match request::decode(payload) {
             Ok(v) => v,
-            Err(reason) => return self.dead_letter(payload, &reason).await,
+            Err(reason) => return self.dead_letter(payload, reason.message()).await,
         };
         let mut summary = ActivationSummary {
             activation_id: req.activation_id.clone(),

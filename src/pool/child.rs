@@ -5,7 +5,7 @@
 //! ([`protocol::body_len`]) and a child that breaks the protocol is killed by the caller; nothing
 //! a child writes can make this module panic or block the supervisor beyond the caller's deadline.
 
-use super::failure::ChildFailure;
+use super::failure::{ChildFailure, SpawnError};
 use super::reply::ReplyPipe;
 use crate::cgroup::ChildCgroup;
 use sandbox_proto::protocol::{self, FromChild, Init, ToChild, PROTOCOL_VERSION};
@@ -94,7 +94,7 @@ impl ChildProcess {
         ready_timeout: Duration,
         confine: Option<ConfineSettings>,
         cgroup: Option<Box<dyn ChildCgroup>>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SpawnError> {
         let started = Instant::now();
         let mut cmd = Command::new(bin);
         cmd.arg("pipe")
@@ -119,21 +119,22 @@ impl ChildProcess {
                 }
             });
         }
-        let mut proc = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let mut proc = cmd.spawn().map_err(|source| SpawnError::Exec {
+            bin: bin.display().to_string(),
+            source,
+        })?;
         let pid = proc.id().unwrap_or(0);
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (proc.stdin.take(), proc.stdout.take(), proc.stderr.take())
         else {
-            return Err("child pipes were not created".into());
+            return Err(SpawnError::NoPipes);
         };
         tokio::spawn(forward_stderr(id, pid, stderr));
         let stdout = match ReplyPipe::new(stdout) {
             Ok(s) => s,
             Err(e) => {
                 let _ = proc.start_kill();
-                return Err(format!("cannot set up the child's reply pipe: {e}"));
+                return Err(SpawnError::ReplyPipe(e));
             }
         };
         let mut child = ChildProcess {
@@ -159,10 +160,11 @@ impl ChildProcess {
         let first = match tokio::time::timeout(ready_timeout, handshake).await {
             Err(_) => {
                 child.kill();
-                return Err(format!(
-                    "child {id} (pid {pid}) did not become ready within {} ms",
-                    ready_timeout.as_millis()
-                ));
+                return Err(SpawnError::NotReady {
+                    id,
+                    pid,
+                    ms: ready_timeout.as_millis(),
+                });
             }
             Ok(r) => r,
         };
@@ -173,29 +175,33 @@ impl ChildProcess {
             }
             Ok(FromChild::Ready(r)) => {
                 child.kill();
-                Err(format!(
-                    "child {id} speaks protocol version {}, this supervisor speaks {PROTOCOL_VERSION}: \
-                     install matching cs-invoker-pool and sandbox-child binaries",
-                    r.protocol_version
-                ))
+                Err(SpawnError::Version {
+                    id,
+                    got: r.protocol_version,
+                })
             }
             Ok(FromChild::Fatal(f)) => {
                 child.kill();
-                Err(format!(
-                    "child {id} failed at start-up step `{}`: {}",
-                    f.step, f.message
-                ))
+                Err(SpawnError::Fatal {
+                    id,
+                    step: f.step,
+                    message: f.message,
+                })
             }
             Ok(other) => {
                 child.kill();
-                Err(format!(
-                    "child {id} sent {} before Ready",
-                    frame_name(&other)
-                ))
+                Err(SpawnError::Unexpected {
+                    id,
+                    frame: frame_name(&other),
+                })
             }
             Err(e) => {
                 let status = child.exit_description(Duration::from_millis(200)).await;
-                Err(format!("child {id} failed before Ready ({}); {status}", e))
+                Err(SpawnError::Handshake {
+                    id,
+                    failure: e,
+                    status,
+                })
             }
         }
     }

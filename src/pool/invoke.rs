@@ -4,7 +4,7 @@
 use super::child::KillReason;
 use super::conversation::{converse, Stop, Until};
 use super::execution::{ErrorType, ExecError, Execution, Job, StartKind};
-use super::failure::ChildFailure;
+use super::failure::{ChildFailure, SpawnError};
 use super::{Idle, Inner, Pool};
 use crate::host::HostApi;
 use sandbox_proto::messages::{truncate_result, truncate_utf8};
@@ -103,7 +103,7 @@ impl Pool {
                             tokio::select! {
                                 p = Arc::clone(&inner.slots).acquire_owned() => match p {
                                     Ok(p) => p,
-                                    Err(_) => return Err("the pool is shut down".to_string()),
+                                    Err(_) => return Err(SpawnError::ShutDown),
                                 },
                                 _ = &mut returned => continue,
                                 _ = tokio::time::sleep(Duration::from_millis(50)) => continue,

@@ -790,8 +790,8 @@ impl UserKv for RedisStore {
     }
 }
 
-fn check(r: Result<(), String>) -> Result<(), StoreError> {
-    r.map_err(StoreError::Invalid)
+fn check(r: Result<(), keys::KeyError>) -> Result<(), StoreError> {
+    r.map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -451,7 +451,7 @@ impl HttpFetcher {
             let out_headers = client::headers(&resp);
             let body = client::read_body(resp, self.config.max_response_bytes)
                 .await
-                .map_err(failed)?;
+                .map_err(|e| failed(e.to_string()))?;
             return Ok(HostValue::Http {
                 status: status.as_u16(),
                 headers: out_headers,
@@ -551,9 +551,13 @@ impl HttpFetcher {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| failed(format!("TLS handshake with \"{host}\" failed: {e}")))?;
-            client::exchange(tls, req).await.map_err(failed)
+            client::exchange(tls, req)
+                .await
+                .map_err(|e| failed(e.to_string()))
         } else {
-            client::exchange(tcp, req).await.map_err(failed)
+            client::exchange(tcp, req)
+                .await
+                .map_err(|e| failed(e.to_string()))
         }
     }
 }

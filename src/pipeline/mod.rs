@@ -531,7 +531,7 @@ where
         match idempotency {
             Ok(Some(stored)) => return self.republish(stored, summary, trace).await,
             Ok(None) => {}
-            Err(e) => return Answer::store_retry(e),
+            Err(e) => return Answer::store_retry(e.to_string()),
         }
 
         let mut record = ActivationRecord {
@@ -627,7 +627,7 @@ where
                     Ok(None) => Answer::store_retry(
                         "the activation turned terminal but its record is missing",
                     ),
-                    Err(e) => Answer::store_retry(e),
+                    Err(e) => Answer::store_retry(e.to_string()),
                 };
             }
             Err(e) => return Answer::store_retry(e.to_string()),
@@ -759,7 +759,7 @@ where
     async fn check_idempotency(
         &self,
         req: &InvocationRequest,
-    ) -> Result<Option<InvocationResult>, String> {
+    ) -> Result<Option<InvocationResult>, StoreError> {
         match self
             .store
             .activation_status(&req.tenant, &req.activation_id)
@@ -769,7 +769,7 @@ where
                 self.stored_result(&req.tenant, &req.activation_id).await
             }
             Ok(_) => Ok(None),
-            Err(e) if e.is_transient() => Err(e.to_string()),
+            Err(e) if e.is_transient() => Err(e),
             // A corrupt status is treated as absent: the terminal CAS accepts neither, so a
             // rerun cannot produce two terminal records.
             Err(e) => {
@@ -784,12 +784,8 @@ where
         &self,
         tenant: &str,
         activation_id: &str,
-    ) -> Result<Option<InvocationResult>, String> {
-        let meta = self
-            .store
-            .activation_meta(tenant, activation_id)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Option<InvocationResult>, StoreError> {
+        let meta = self.store.activation_meta(tenant, activation_id).await?;
         Ok(meta.and_then(|m| {
             Some(InvocationResult {
                 status: m.status.terminal()?,
@@ -1277,7 +1273,7 @@ where
                     Ok(None) => Answer::store_retry(
                         "lost the terminal write but the winner's record is missing",
                     ),
-                    Err(e) => Answer::store_retry(e),
+                    Err(e) => Answer::store_retry(e.to_string()),
                 };
             }
             Err(e) => return Answer::store_retry(e.to_string()),

@@ -87,7 +87,11 @@ enum Confinement {
 
 /// Decides from the flags, the host (`preflight`) and `CS_REQUIRE_SANDBOX`. `Err` is the
 /// refusal printed before exiting with [`EXIT_CONFINE`].
-fn decide(a: &RunArgs, host: Result<(), String>, require: bool) -> Result<Confinement, String> {
+fn decide(
+    a: &RunArgs,
+    host: Result<(), confine::Unconfinable>,
+    require: bool,
+) -> Result<Confinement, String> {
     if a.unconfined {
         if require {
             return Err(format!(
@@ -502,7 +506,7 @@ mod tests {
             .unwrap_err()
             .contains("CS_REQUIRE_SANDBOX=1"));
         // A host that cannot confine: unconfined with the reason, or refused with it.
-        let host = || Err("not running as root".to_string());
+        let host = || Err(confine::Unconfinable(vec!["not running as root"]));
         match decide(&args(&[]), host(), false) {
             Ok(Confinement::Skip(why)) => assert!(why.contains("not running as root")),
             other => panic!("{other:?}"),

@@ -377,7 +377,7 @@ fn serve_with<R: PipeInput + 'static, W: Write + 'static>(input: R, output: W, e
     };
     let mut engine = match Engine::new(Box::new(host)) {
         Ok(e) => e,
-        Err(m) => return fatal(&io, "engine", m),
+        Err(m) => return fatal(&io, "engine", m.to_string()),
     };
 
     // 3. Confinement, before the first untrusted byte.

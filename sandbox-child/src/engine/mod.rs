@@ -150,12 +150,23 @@ pub struct Engine {
     poisoned: bool,
 }
 
+/// The engine could not be set up (reported as the child's `engine` start-up step).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot create the QuickJS runtime: {0}")]
+    Runtime(rquickjs::Error),
+    #[error("cannot create the QuickJS context: {0}")]
+    Context(rquickjs::Error),
+    #[error("cannot install the globals: {0}")]
+    Globals(rquickjs::Error),
+}
+
 impl Engine {
     /// Creates the runtime, the context and the globals, with no memory limit yet.
-    pub fn new(host: Box<dyn Host>) -> Result<Engine, String> {
+    pub fn new(host: Box<dyn Host>) -> Result<Engine, EngineError> {
         let memory = MemoryState::new();
         let runtime = Runtime::new_with_alloc(CountingAllocator::new(memory.clone()))
-            .map_err(|e| format!("cannot create the QuickJS runtime: {e}"))?;
+            .map_err(EngineError::Runtime)?;
         runtime.set_max_stack_size(MAX_STACK_BYTES);
 
         let clock = Rc::new(Clock::default());
@@ -198,8 +209,7 @@ impl Engine {
             intrinsic::Promise,
             intrinsic::WeakRef,
         );
-        let context = Context::custom::<Ecma>(&runtime)
-            .map_err(|e| format!("cannot create the QuickJS context: {e}"))?;
+        let context = Context::custom::<Ecma>(&runtime).map_err(EngineError::Context)?;
 
         let shared = Rc::new(Shared {
             host: RefCell::new(host),
@@ -217,7 +227,7 @@ impl Engine {
                 web::install(&ctx)?;
                 intl::install(&ctx)
             })
-            .map_err(|e| format!("cannot install the globals: {e}"))?;
+            .map_err(EngineError::Globals)?;
 
         Ok(Engine {
             handler: None,

@@ -21,7 +21,7 @@
 
 use crate::secret::Secret;
 use base64::Engine as _;
-use sandbox_proto::protocol::{HostError, CAPABILITY_DENIED};
+use sandbox_proto::protocol::HostError;
 
 /// The provider prefix of a secret kept in KVRocks.
 pub const KV_PROVIDER: &str = "kv:";
@@ -237,20 +237,16 @@ impl Secrets {
         let mut by_short = self.entries.iter().filter(|e| e.short == name);
         match (by_short.next(), by_short.next()) {
             (Some(e), None) => Ok(e.value.expose().to_string()),
-            (Some(_), Some(_)) => Err(HostError {
-                message: format!(
-                    "{CAPABILITY_DENIED}: cs.secrets.get(\"{}\") is ambiguous: more than one \
+            (Some(_), Some(_)) => Err(HostError::denied(format!(
+                "cs.secrets.get(\"{}\") is ambiguous: more than one \
                      declared secret ends in that name; use the name as declared",
-                    shown(name)
-                ),
-            }),
-            _ => Err(HostError {
-                message: format!(
-                    "{CAPABILITY_DENIED}: cs.secrets.get(\"{}\"): the version declares no such \
+                shown(name)
+            ))),
+            _ => Err(HostError::denied(format!(
+                "cs.secrets.get(\"{}\"): the version declares no such \
                      secret in config.secrets",
-                    shown(name)
-                ),
-            }),
+                shown(name)
+            ))),
         }
     }
 

@@ -20,9 +20,7 @@ use sandbox_proto::bundle::{self, BundleError};
 use sandbox_proto::messages::{
     CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult, Status,
 };
-use sandbox_proto::protocol::{
-    GuestError, HostError, HostOp, HostValue, LogLine, OutputLimits, CAPABILITY_DENIED,
-};
+use sandbox_proto::protocol::{GuestError, HostError, HostOp, HostValue, LogLine, OutputLimits};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
@@ -190,34 +188,29 @@ impl Host for LocalHost {
                 note(&line.to_string());
                 Ok(HostValue::Done)
             }
-            HostOp::HttpFetch { .. } => Err(HostError {
-                message: "cs.http.fetch is not available in sandbox-child run".into(),
-            }),
+            HostOp::HttpFetch { .. } => Err(HostError::failed(
+                "cs.http.fetch is not available in sandbox-child run",
+            )),
             // No queue lease to extend here: the call is accepted for a cadence trigger only,
             // as in production.
-            HostOp::SecretGet { .. } => Err(HostError {
-                message: format!(
-                    "{CAPABILITY_DENIED}: cs.secrets.get: sandbox-child run has no secrets; use \
+            HostOp::SecretGet { .. } => Err(HostError::denied(format!(
+                "cs.secrets.get: sandbox-child run has no secrets; use \
                      cs-invoker-pool run --secret NAME=VALUE"
-                ),
-            }),
+            ))),
             HostOp::CadenceHeartbeat if self.trigger == "cadence" => Ok(HostValue::Done),
-            HostOp::CadenceHeartbeat => Err(HostError {
-                message: format!(
-                    "{CAPABILITY_DENIED}: cs.cadence.heartbeat is only for a cadence trigger, \
+            HostOp::CadenceHeartbeat => Err(HostError::denied(format!(
+                "cs.cadence.heartbeat is only for a cadence trigger, \
                      this is {}",
-                    self.trigger
-                ),
-            }),
+                self.trigger
+            ))),
         }
     }
 
     fn start(&mut self, _op: HostOp) -> Result<u64, HostError> {
-        Err(HostError {
-            message: "fetch is not available in sandbox-child run (no supervisor to perform \
-                      it): use cs-invoker-pool run"
-                .into(),
-        })
+        Err(HostError::failed(
+            "fetch is not available in sandbox-child run (no supervisor to perform \
+             it): use cs-invoker-pool run",
+        ))
     }
 
     fn log(&mut self, line: LogLine) {

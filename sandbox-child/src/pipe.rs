@@ -20,8 +20,7 @@
 use crate::engine::{event_loop, Engine, Host};
 use sandbox_proto::protocol::{
     encode, read_frame, write_frame, Fatal, FrameError, FromChild, HostCall, HostCancel, HostError,
-    HostOp, HostValue, Init, Loaded, LogLine, Ready, ToChild, LIMIT_EXCEEDED, MAX_FRAME_TO_CHILD,
-    PROTOCOL_VERSION,
+    HostOp, HostValue, Init, Loaded, LogLine, Ready, ToChild, MAX_FRAME_TO_CHILD, PROTOCOL_VERSION,
 };
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
@@ -195,9 +194,7 @@ struct PipeHost<R, W> {
 const GONE: &str = "the connection to the supervisor is broken";
 
 fn gone() -> HostError {
-    HostError {
-        message: GONE.into(),
-    }
+    HostError::failed(GONE)
 }
 
 impl<R: PipeInput, W: Write> PipeHost<R, W> {
@@ -214,18 +211,16 @@ impl<R: PipeInput, W: Write> PipeHost<R, W> {
         let frame = match encode(&FromChild::HostCall(HostCall { id, op })) {
             Ok(f) => f,
             Err(FrameError::TooLarge { len, max }) => {
-                return Err(HostError {
-                    message: format!(
-                        "{LIMIT_EXCEEDED}: {name}: the call's arguments take {len} bytes, \
+                return Err(HostError::limit_exceeded(format!(
+                    "{name}: the call's arguments take {len} bytes, \
                          over the host-call limit of {max} bytes ({} MiB)",
-                        max >> 20
-                    ),
-                })
+                    max >> 20
+                )))
             }
             Err(e) => {
-                return Err(HostError {
-                    message: format!("{name}: cannot encode the call: {e}"),
-                })
+                return Err(HostError::failed(format!(
+                    "{name}: cannot encode the call: {e}"
+                )))
             }
         };
         if let Err(e) = io.send_encoded(&frame) {

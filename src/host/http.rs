@@ -38,7 +38,7 @@ use http_body_util::Full;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use sandbox_proto::manifest::HttpCapability;
-use sandbox_proto::protocol::{HostError, HostOp, HostValue, CAPABILITY_DENIED};
+use sandbox_proto::protocol::{HostError, HostOp, HostValue};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -772,15 +772,11 @@ fn shown_host(url: &Url, text: &str) -> String {
 }
 
 fn denied(msg: String) -> HostError {
-    HostError {
-        message: format!("{CAPABILITY_DENIED}: {msg}"),
-    }
+    HostError::denied(msg)
 }
 
 fn failed(msg: String) -> HostError {
-    HostError {
-        message: format!("cs.http.fetch: {msg}"),
-    }
+    HostError::failed(format!("cs.http.fetch: {msg}"))
 }
 
 fn truncate(s: &str, max: usize) -> String {

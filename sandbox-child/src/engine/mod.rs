@@ -71,9 +71,7 @@ pub trait Host {
     /// returned id. By default asynchronous calls are not available.
     fn start(&mut self, op: HostOp) -> Result<u64, HostError> {
         let _ = op;
-        Err(HostError {
-            message: "fetch is not available here".into(),
-        })
+        Err(HostError::failed("fetch is not available here"))
     }
     /// The guest no longer wants the reply of call `id`; it still comes out of `wait`.
     fn cancel(&mut self, id: u64) {

@@ -193,10 +193,10 @@ impl Host for LocalHost {
             )),
             // No queue lease to extend here: the call is accepted for a cadence trigger only,
             // as in production.
-            HostOp::SecretGet { .. } => Err(HostError::denied(format!(
+            HostOp::SecretGet { .. } => Err(HostError::denied(
                 "cs.secrets.get: sandbox-child run has no secrets; use \
-                     cs-invoker-pool run --secret NAME=VALUE"
-            ))),
+                 cs-invoker-pool run --secret NAME=VALUE",
+            )),
             HostOp::CadenceHeartbeat if self.trigger == "cadence" => Ok(HostValue::Done),
             HostOp::CadenceHeartbeat => Err(HostError::denied(format!(
                 "cs.cadence.heartbeat is only for a cadence trigger, \

@@ -101,19 +101,6 @@ impl std::fmt::Display for ErrorType {
     }
 }
 
-impl From<crate::protocol::ErrorKind> for ErrorType {
-    fn from(k: crate::protocol::ErrorKind) -> Self {
-        use crate::protocol::ErrorKind;
-        match k {
-            ErrorKind::Exception => ErrorType::Exception,
-            ErrorKind::ValidationError => ErrorType::ValidationError,
-            ErrorKind::Timeout => ErrorType::Timeout,
-            ErrorKind::MemoryLimit => ErrorType::MemoryLimit,
-            ErrorKind::SandboxError => ErrorType::SandboxError,
-        }
-    }
-}
-
 /// The normalised return value of a handler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 #[serde(deny_unknown_fields)]

@@ -436,6 +436,21 @@ impl ErrorKind {
     }
 }
 
+/// Here rather than in `messages`, which this module already uses: the dependency points one
+/// way.
+impl From<ErrorKind> for crate::messages::ErrorType {
+    fn from(k: ErrorKind) -> Self {
+        use crate::messages::ErrorType;
+        match k {
+            ErrorKind::Exception => ErrorType::Exception,
+            ErrorKind::ValidationError => ErrorType::ValidationError,
+            ErrorKind::Timeout => ErrorType::Timeout,
+            ErrorKind::MemoryLimit => ErrorType::MemoryLimit,
+            ErrorKind::SandboxError => ErrorType::SandboxError,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct GuestError {
     pub kind: ErrorKind,

@@ -449,6 +449,15 @@ mod tests {
         let s = clone_into_cgroup(&bin, &cg.fd(), 10).expect("clone3 into the cgroup");
         let mut proc = s.proc;
         assert!(proc.try_wait().unwrap().is_none(), "cat waits for stdin");
+        let mut stdout = std::fs::File::from(s.stdout);
+        let mut first = [0u8; 5];
+        stdout.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"pipe\n");
+        // SAFETY: SIGKILL to the child this test started, by pid, as an operator would.
+        assert_eq!(unsafe { libc::kill(s.pid as i32, libc::SIGKILL) }, 0);
+        // Its stdout reaches EOF: no other process holds the pipe's write end.
+        let mut rest = Vec::new();
+        stdout.read_to_end(&mut rest).unwrap();
         proc.start_kill().unwrap();
         let status = proc.wait().await.unwrap();
         assert_eq!(status.signal(), Some(libc::SIGKILL));

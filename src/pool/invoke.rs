@@ -438,6 +438,9 @@ async fn drive<H: HostApi>(
     }
 }
 
+/// Longest rejection reason of a child the operator's log repeats.
+const MAX_REJECTION_BYTES: usize = 512;
+
 /// Accounts for a successful load's compiled modules: a hit, a miss (the fresh bytecode kept),
 /// or a rejection (warned, the entry replaced by the fresh bytecode).
 fn keep_compiled(
@@ -467,15 +470,20 @@ fn keep_compiled(
     if sent {
         c.bytecode_rejected.fetch_add(1, Ordering::Relaxed);
         store.remove_compiled(key);
+        // The child's words, on one bounded line: it is not trusted to format our log.
+        let mut why = sandbox_proto::messages::one_line(
+            loaded
+                .bytecode_rejected
+                .as_deref()
+                .unwrap_or("no reason given"),
+        )
+        .into_owned();
+        truncate_utf8(&mut why, MAX_REJECTION_BYTES);
         tracing::warn!(
             child_id = ex.child_id,
             sha256 = %key.sha256,
             "the sandbox child refused the cached bytecode of this bundle and compiled the \
-             source: {}",
-            loaded
-                .bytecode_rejected
-                .as_deref()
-                .unwrap_or("no reason given")
+             source: {why}"
         );
     } else {
         c.bytecode_misses.fetch_add(1, Ordering::Relaxed);

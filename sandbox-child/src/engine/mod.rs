@@ -407,7 +407,12 @@ impl Engine {
                         // did behind, and the caller compiles the source instead.
                         Some(code) => bytecode::read(&ctx, entry, code)
                             .catch(&ctx)
-                            .map_err(|e| LoadFail::Bytecode(e.to_string()))?,
+                            .map_err(|e| {
+                                // The message, not QuickJS's stack of the reader.
+                                let text = e.to_string();
+                                let first = text.lines().next().unwrap_or("").to_string();
+                                LoadFail::Bytecode(first)
+                            })?,
                         None => {
                             let len = source.len();
                             let module = Module::declare(ctx.clone(), entry, source)

@@ -160,7 +160,9 @@ async fn bytecode_never_crosses_a_tenant_or_a_bundle() {
     let ex = pool.invoke(&job(&a, "tenant-1"), &host).await;
     assert_eq!(body(&ex), "hello Sous a");
     assert_eq!(counts(&pool.stats()), (0, 1, 0));
-    let t1a = cache.get_compiled(&key("tenant-1", &a)).expect("tenant-1's bytecode kept");
+    let t1a = cache
+        .get_compiled(&key("tenant-1", &a))
+        .expect("tenant-1's bytecode kept");
     assert!(bytecode::decode(&t1a).is_ok());
 
     // tenant-2 with the identical bundle bytes compiles its own: another miss, not a hit.
@@ -230,13 +232,20 @@ async fn a_stale_or_corrupt_entry_falls_back_to_the_source_and_is_replaced() {
     {
         assert!(cache.put_compiled(&k, entry));
         let ex = pool.invoke(&job(&a, "tenant-1"), &host).await;
-        assert_eq!(body(&ex), "hello Sous fallback", "{what}: the function still runs");
+        assert_eq!(
+            body(&ex),
+            "hello Sous fallback",
+            "{what}: the function still runs"
+        );
         assert_eq!(counts(&pool.stats()), (0, 1, n as u64 + 1), "{what}");
         // The entry is replaced by the fresh compile.
         assert_eq!(cache.get_compiled(&k).as_deref(), Some(&good[..]), "{what}");
         let warned = warned_about(&a.sha256);
         assert_eq!(warned.len(), n + 1, "{what}: {warned:?}");
-        assert!(warned[n].contains("WARN") && warned[n].contains(what), "{warned:?}");
+        assert!(
+            warned[n].contains("WARN") && warned[n].contains(what),
+            "{warned:?}"
+        );
     }
     // And the replacement is used.
     let ex = pool.invoke(&job(&a, "tenant-1"), &host).await;

@@ -21,8 +21,7 @@ use crate::engine::{event_loop, Engine, Host, LoadRequest};
 use sandbox_proto::protocol::{
     encode, read_frame, write_frame, Fatal, FrameError, FromChild, HostCall, HostCancel, HostError,
     HostOp, HostValue, Init, Loaded, LogLine, Ready, ToChild, LIMIT_EXCEEDED, MAX_BYTECODE_BYTES,
-    MAX_FRAME_TO_CHILD,
-    PROTOCOL_VERSION,
+    MAX_FRAME_TO_CHILD, PROTOCOL_VERSION,
 };
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
@@ -424,15 +423,17 @@ fn serve_with<R: PipeInput + 'static, W: Write + 'static>(input: R, output: W, e
                 };
                 let r = engine.load_compiled(&bundle, lb.bytecode.as_deref(), lb.want_bytecode);
                 let failed = r.is_err();
-                let reply = FromChild::Loaded(r.map(|report| Loaded {
-                    load_us: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
-                    from_bytecode: report.from_bytecode,
-                    // A blob over the limit would make the whole reply too large to send:
-                    // such a bundle is simply not cached.
-                    bytecode: report
-                        .bytecode
-                        .filter(|b| lb.want_bytecode && b.len() <= MAX_BYTECODE_BYTES),
-                    bytecode_rejected: report.rejected,
+                let reply = FromChild::Loaded(r.map(|report| {
+                    Loaded {
+                        load_us: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+                        from_bytecode: report.from_bytecode,
+                        // A blob over the limit would make the whole reply too large to send:
+                        // such a bundle is simply not cached.
+                        bytecode: report
+                            .bytecode
+                            .filter(|b| lb.want_bytecode && b.len() <= MAX_BYTECODE_BYTES),
+                        bytecode_rejected: report.rejected,
+                    }
                 }));
                 if let Some(code) = send_reply(&io, &reply) {
                     return code;

@@ -692,12 +692,8 @@ impl Metrics {
         self.inner.cache_bytes.set(c.bytes as i64);
         sync(&self.inner.cache_hits, c.hits);
         sync(&self.inner.cache_misses, c.misses);
-        self.inner
-            .cache_bytecode_items
-            .set(c.bytecode_items as i64);
-        self.inner
-            .cache_bytecode_bytes
-            .set(c.bytecode_bytes as i64);
+        self.inner.cache_bytecode_items.set(c.bytecode_items as i64);
+        self.inner.cache_bytecode_bytes.set(c.bytecode_bytes as i64);
     }
 
     /// The pool's state, from [`crate::pool::Pool::stats`]: children by state as gauges, and

@@ -98,10 +98,9 @@ impl BundleCache {
 
     pub fn stats(&self) -> CacheStats {
         let g = self.lock();
-        let (bytecode_items, bytecode_bytes) = g
-            .lru
-            .iter()
-            .fold((0, 0), |(n, b), (_, e)| (n + e.compiled.len(), b + e.compiled_bytes()));
+        let (bytecode_items, bytecode_bytes) = g.lru.iter().fold((0, 0), |(n, b), (_, e)| {
+            (n + e.compiled.len(), b + e.compiled_bytes())
+        });
         CacheStats {
             items: g.lru.len(),
             bytes: g.bytes,
@@ -261,7 +260,10 @@ mod tests {
         c.insert(a.clone());
         c.insert(b.clone());
         assert!(c.put_compiled(&key("t1", &a), vec![1; 10]));
-        assert_eq!(c.get_compiled(&key("t1", &a)).as_deref(), Some(&[1u8; 10][..]));
+        assert_eq!(
+            c.get_compiled(&key("t1", &a)).as_deref(),
+            Some(&[1u8; 10][..])
+        );
         // The same bundle for another tenant, another bundle for the same tenant: nothing.
         assert!(c.get_compiled(&key("t2", &a)).is_none());
         assert!(c.get_compiled(&key("t1", &b)).is_none());

@@ -156,7 +156,15 @@ impl Pool {
             // The deadline thread kills the child at `kill_at` whatever this task is doing; the
             // timer below is the fallback, and what ends the wait if the kill came first.
             let armed = inner.deadlines.arm(kill_at, lease.child().child.pid);
-            let run = drive(inner, lease.child(), job, host, &mut ex, limits, cgroup_limit);
+            let run = drive(
+                inner,
+                lease.child(),
+                job,
+                host,
+                &mut ex,
+                limits,
+                cgroup_limit,
+            );
             let stop = tokio::select! {
                 r = run => r,
                 _ = armed.killed() => Err(Stop::Deadline),

@@ -22,10 +22,10 @@ mod reply;
 mod spin;
 
 pub use child::{describe_status, signal_name, KillReason};
+pub use compiled::{CompiledKey, CompiledModules};
 pub use execution::{
     Binding, Env, ErrorType, ExecError, Execution, HostCallStats, Job, LogSink, StartKind,
 };
-pub use compiled::{CompiledKey, CompiledModules};
 pub use executor::Executor;
 
 use crate::cgroup::CgroupLimits;

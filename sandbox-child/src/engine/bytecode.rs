@@ -98,7 +98,9 @@ pub fn decode(blob: &[u8]) -> Result<Modules, String> {
     }
     let format = r.u16().ok_or("truncated header")?;
     if format != FORMAT {
-        return Err(format!("envelope format {format}, this child reads {FORMAT}"));
+        return Err(format!(
+            "envelope format {format}, this child reads {FORMAT}"
+        ));
     }
     let id_len = usize::from(r.u16().ok_or("truncated header")?);
     let id = r.take(id_len).ok_or("truncated header")?;
@@ -213,7 +215,9 @@ impl CompiledState {
             return;
         }
         let limit = self.memory.limit();
-        let needed = source_len.saturating_mul(2).saturating_add(WRITE_SLACK_BYTES);
+        let needed = source_len
+            .saturating_mul(2)
+            .saturating_add(WRITE_SLACK_BYTES);
         if limit.saturating_sub(self.memory.live()) < needed {
             self.record.set(false);
             return;
@@ -291,10 +295,16 @@ mod tests {
 
     #[test]
     fn another_build_is_rejected_naming_both() {
-        let e = decode(&encode_with_identity("sandbox-child 0.0.0 elsewhere", &modules()))
-            .unwrap_err();
+        let e = decode(&encode_with_identity(
+            "sandbox-child 0.0.0 elsewhere",
+            &modules(),
+        ))
+        .unwrap_err();
         assert!(e.contains("another child build"), "{e}");
-        assert!(e.contains("0.0.0 elsewhere") && e.contains(build_identity()), "{e}");
+        assert!(
+            e.contains("0.0.0 elsewhere") && e.contains(build_identity()),
+            "{e}"
+        );
     }
 
     #[test]

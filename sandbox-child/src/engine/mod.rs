@@ -321,7 +321,9 @@ impl Engine {
         match self.load_inner(bundle, None, want) {
             Ok(written) => Ok(LoadReport {
                 from_bytecode: false,
-                bytecode: written.filter(|m| !m.is_empty()).map(|m| bytecode::encode(&m)),
+                bytecode: written
+                    .filter(|m| !m.is_empty())
+                    .map(|m| bytecode::encode(&m)),
                 rejected,
             }),
             Err(LoadFail::Guest(e)) => Err(e),
@@ -396,60 +398,58 @@ impl Engine {
         let limits = self.limits;
         let (clock, memory, shared, compiled) =
             (&self.clock, &self.memory, &self.shared, &self.compiled);
-        let result =
-            self.context
-                .with(|ctx| -> Result<Persistent<Function<'static>>, LoadFail> {
-                    let js = |e| LoadFail::Guest(caught(&ctx, e, &limits));
-                    let env = web::process::set_env(&ctx, env).catch(&ctx).map_err(js)?;
-                    let cjs = handler::prepare(&ctx).catch(&ctx).map_err(js)?;
-                    let module = match &entry_code {
-                        // Reading runs no guest code: a failure here leaves nothing the guest
-                        // did behind, and the caller compiles the source instead.
-                        Some(code) => bytecode::read(&ctx, entry, code)
+        let result = self
+            .context
+            .with(|ctx| -> Result<Persistent<Function<'static>>, LoadFail> {
+                let js = |e| LoadFail::Guest(caught(&ctx, e, &limits));
+                let env = web::process::set_env(&ctx, env).catch(&ctx).map_err(js)?;
+                let cjs = handler::prepare(&ctx).catch(&ctx).map_err(js)?;
+                let module = match &entry_code {
+                    // Reading runs no guest code: a failure here leaves nothing the guest
+                    // did behind, and the caller compiles the source instead.
+                    Some(code) => bytecode::read(&ctx, entry, code).catch(&ctx).map_err(|e| {
+                        // The message, not QuickJS's stack of the reader.
+                        let text = e.to_string();
+                        let first = text.lines().next().unwrap_or("").to_string();
+                        LoadFail::Bytecode(first)
+                    })?,
+                    None => {
+                        let len = source.len();
+                        let module = Module::declare(ctx.clone(), entry, source)
                             .catch(&ctx)
-                            .map_err(|e| {
-                                // The message, not QuickJS's stack of the reader.
-                                let text = e.to_string();
-                                let first = text.lines().next().unwrap_or("").to_string();
-                                LoadFail::Bytecode(first)
-                            })?,
-                        None => {
-                            let len = source.len();
-                            let module = Module::declare(ctx.clone(), entry, source)
-                                .catch(&ctx)
-                                .map_err(js)?;
-                            compiled.record(&ctx, entry, &module, len);
-                            module
-                        }
-                    };
-                    let (module, promise) = module.eval().catch(&ctx).map_err(js)?;
-                    let settled = settle(
-                        &ctx,
-                        shared,
-                        &promise,
-                        clock,
-                        memory,
+                            .map_err(js)?;
+                        compiled.record(&ctx, entry, &module, len);
+                        module
+                    }
+                };
+                let (module, promise) = module.eval().catch(&ctx).map_err(js)?;
+                let settled = settle(
+                    &ctx,
+                    shared,
+                    &promise,
+                    clock,
+                    memory,
+                    &limits,
+                    "module evaluation",
+                );
+                let cancelled = shared.event_loop.finish(&shared.host, CANCEL_WAIT);
+                if let Some(w) = cancelled.warning("the module finished loading") {
+                    shared.log(LogLevel::Warn, &w);
+                }
+                settled.map_err(LoadFail::Guest)?;
+                let ns = module.namespace().catch(&ctx).map_err(js)?;
+                match handler::find(&ctx, &ns, cjs, &env)
+                    .catch(&ctx)
+                    .map_err(js)?
+                {
+                    handler::Found::Handler(f) => Ok(handler::save(&ctx, f)),
+                    handler::Found::Nothing(found) => Err(LoadFail::Guest(errors::exception(
+                        handler::missing(entry, &found),
+                        None,
                         &limits,
-                        "module evaluation",
-                    );
-                    let cancelled = shared.event_loop.finish(&shared.host, CANCEL_WAIT);
-                    if let Some(w) = cancelled.warning("the module finished loading") {
-                        shared.log(LogLevel::Warn, &w);
-                    }
-                    settled.map_err(LoadFail::Guest)?;
-                    let ns = module.namespace().catch(&ctx).map_err(js)?;
-                    match handler::find(&ctx, &ns, cjs, &env)
-                        .catch(&ctx)
-                        .map_err(js)?
-                    {
-                        handler::Found::Handler(f) => Ok(handler::save(&ctx, f)),
-                        handler::Found::Nothing(found) => Err(LoadFail::Guest(errors::exception(
-                            handler::missing(entry, &found),
-                            None,
-                            &limits,
-                        ))),
-                    }
-                });
+                    ))),
+                }
+            });
         self.disarm();
         let written = self.compiled.finish();
         let limit = self.limit_error(&format!(

@@ -781,7 +781,10 @@ mod compiled {
         let report = load(&mut t, &bundle(ENTRY), None, true).unwrap();
         assert!(!report.from_bytecode && report.rejected.is_none());
         let from_source = ok(&call(&mut t, "{}"));
-        (report.bytecode.expect("bytecode was asked for"), from_source)
+        (
+            report.bytecode.expect("bytecode was asked for"),
+            from_source,
+        )
     }
 
     #[test]
@@ -829,7 +832,8 @@ mod compiled {
     fn another_builds_bytecode_falls_back_to_the_source() {
         let (blob, from_source) = compiled_blob();
         let modules = bytecode::decode(&blob).unwrap();
-        let stale = bytecode::encode_with_identity("sandbox-child 0.0.1 quickjs-ng 0.1.0", &modules);
+        let stale =
+            bytecode::encode_with_identity("sandbox-child 0.0.1 quickjs-ng 0.1.0", &modules);
         let mut t = engine();
         let report = load(&mut t, &bundle(ENTRY), Some(&stale), true).unwrap();
         assert!(!report.from_bytecode);
@@ -884,7 +888,10 @@ mod compiled {
             .unwrap();
         let mut t = engine();
         let e = load(&mut t, &[file("function.js", src)], Some(&blob), true).unwrap_err();
-        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Exception, "TypeError: top"));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Exception, "TypeError: top")
+        );
     }
 
     #[test]
@@ -910,6 +917,11 @@ mod compiled {
             memory_limit_bytes: LIMIT,
             ..req
         };
-        assert!(t.engine.load_compiled(&req, None, true).unwrap().bytecode.is_some());
+        assert!(t
+            .engine
+            .load_compiled(&req, None, true)
+            .unwrap()
+            .bytecode
+            .is_some());
     }
 }

@@ -185,6 +185,10 @@ impl CompiledModules for BundleCache {
         true
     }
 
+    fn keeps(&self, key: &CompiledKey) -> bool {
+        self.lock().lru.contains(&key.sha256)
+    }
+
     fn remove_compiled(&self, key: &CompiledKey) {
         let mut g = self.lock();
         let Some(entry) = g.lru.peek_mut(&key.sha256) else {

@@ -27,4 +27,7 @@ pub trait CompiledModules: Send + Sync + 'static {
     fn put_compiled(&self, key: &CompiledKey, bytes: Vec<u8>) -> bool;
     /// Forgets `key`'s bytes (a child rejected them).
     fn remove_compiled(&self, key: &CompiledKey);
+    /// Whether bytes for `key` would be kept at all (its bundle is cached): otherwise the
+    /// child is not asked to write them.
+    fn keeps(&self, key: &CompiledKey) -> bool;
 }

@@ -359,7 +359,7 @@ async fn drive<H: HostApi>(
                 limits,
                 env: job.env.as_ref().clone(),
                 bytecode: cached.as_deref().map(<[u8]>::to_vec),
-                want_bytecode: store.is_some(),
+                want_bytecode: store.as_ref().is_some_and(|s| s.keeps(&key)),
             }))
             .await
             .map_err(first_send)?;

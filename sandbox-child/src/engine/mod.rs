@@ -2,7 +2,9 @@
 //!
 //! An [`Engine`] is created before the child knows its bundle, so a pre-forked ("stem") child
 //! has already paid for the runtime, the context and the globals and pays only the module
-//! compile when a bundle arrives ([`Engine::load`]). It then serves any number of
+//! compile when a bundle arrives ([`Engine::load`]) — or not even that: with the compiled
+//! modules an earlier child of the same tenant and bundle returned, it reads their bytecode
+//! instead of parsing ([`Engine::load_compiled`], [`bytecode`]). It then serves any number of
 //! [`Engine::invoke`]s of that one bundle.
 //!
 //! Pieces: [`globals`] (`console`, `cs`), [`web`] (the Web platform globals, built lazily),

@@ -160,6 +160,21 @@ fn main() {
     files.insert("function.js".to_string(), source.clone());
     files.insert("manifest.json".to_string(), MANIFEST.as_bytes().to_vec());
     let bundle = Arc::new(bundle::parse_tar(&bundle::pack(&files).expect("pack")).expect("bundle"));
+    // The same code inside a function that never runs: QuickJS compiles every function
+    // eagerly, so this bundle costs the whole parse (or read) and next to no evaluation — what
+    // the cache saves, apart from mathjs' own start-up (its factories), which both paths run.
+    let text = String::from_utf8_lossy(&source).to_string();
+    let export = "export {\n  handle as default\n};";
+    let parse_only = text.contains(export).then(|| {
+        let wrapped = format!(
+            "export default () => ({{ statusCode: 200, body: '14' }});\nfunction unused() {{\n{}",
+            text.replacen(export, "}", 1)
+        );
+        let mut files = BTreeMap::new();
+        files.insert("function.js".to_string(), wrapped.into_bytes());
+        files.insert("manifest.json".to_string(), MANIFEST.as_bytes().to_vec());
+        Arc::new(bundle::parse_tar(&bundle::pack(&files).expect("pack")).expect("bundle"))
+    });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -208,6 +223,20 @@ fn main() {
         }
         let stats = pools.cached.stats();
         assert_eq!(stats.bytecode_hits, rounds as u64);
+
+        // Parse alone: the wrapped bundle, from source and from its bytecode.
+        let (mut parse_src, mut parse_bc) = (Vec::new(), Vec::new());
+        if let Some(p) = &parse_only {
+            cache.insert(p.clone());
+            cold(&pools.cached, &job(p, "parse"), &host).await;
+            for _ in 0..rounds {
+                let (ex, _) = cold(&pools.plain, &job(p, "plain"), &host).await;
+                parse_src.push(ms(ex.load));
+                let (ex, _) = cold(&pools.cached, &job(p, "parse"), &host).await;
+                parse_bc.push(ms(ex.load));
+            }
+        }
+        let (ps, pb) = (median(&mut parse_src), median(&mut parse_bc));
         assert_eq!(stats.bytecode_rejected, 0);
 
         // Memory of a warm child loaded each way.
@@ -236,6 +265,14 @@ fn main() {
         println!("{:<44} {sl:>10.1} {st:>14.1}", "from source (no cache)");
         println!("{:<44} {ml:>10.1} {mt:>14.1}", "from source, bytecode written back (miss)");
         println!("{:<44} {hl:>10.1} {ht:>14.1}", "from cached bytecode (hit)");
+        println!(
+            "{:<44} {ps:>10.1}",
+            "parse only (top level not run), from source"
+        );
+        println!(
+            "{:<44} {pb:>10.1}",
+            "parse only (top level not run), from bytecode"
+        );
         match node {
             Some(n) => println!("{:<44} {n:>10.1}", "node 20 import of the same file (fresh process)"),
             None => println!("node import: not measured (node missing or failed)"),
@@ -258,6 +295,8 @@ fn main() {
             "load_from_bytecode_ms_p50": hl,
             "cold_call_from_bytecode_ms_p50": ht,
             "node_import_ms_p50": node,
+            "parse_only_load_from_source_ms_p50": ps,
+            "parse_only_load_from_bytecode_ms_p50": pb,
             "warm_child_pss_kib_from_source": pss_src,
             "warm_child_pss_kib_from_bytecode": pss_bc,
             "warm_child_rss_kib_from_source": rss_src,

@@ -1,4 +1,4 @@
-//! [`ChildFailure`]: what can go wrong talking to a child over its pipes; [`SpawnError`]: what
+//! [`ChildFailure`]: what can go wrong talking to a child over its pipes; [`ChildStartError`]: what
 //! can go wrong starting one.
 //!
 //! Its own module because both sides of the pipe code need it: [`super::reply`] (the reading
@@ -35,7 +35,7 @@ impl From<FrameError> for ChildFailure {
 /// A child could not be started (or did not complete its handshake). The invocation that
 /// needed it gets a `SandboxError` quoting the `Display`; a stem refill logs it and backs off.
 #[derive(Debug, thiserror::Error)]
-pub enum SpawnError {
+pub enum ChildStartError {
     #[error("the pool is shut down")]
     ShutDown,
     #[error("cannot create the child's cgroup: {0}")]
@@ -44,8 +44,14 @@ pub enum SpawnError {
     Exec { bin: String, source: std::io::Error },
     #[error("child pipes were not created")]
     NoPipes,
+    #[error("cannot set up the child's request pipe: {0}")]
+    RequestPipe(std::io::Error),
+    #[error("cannot set up the child's stderr pipe: {0}")]
+    StderrPipe(std::io::Error),
     #[error("cannot set up the child's reply pipe: {0}")]
     ReplyPipe(std::io::Error),
+    #[error("cannot take the child's pipes: {0}")]
+    TakePipes(std::io::Error),
     #[error("child {id} (pid {pid}) did not become ready within {ms} ms")]
     NotReady { id: u64, pid: u32, ms: u128 },
     #[error(

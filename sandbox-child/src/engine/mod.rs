@@ -325,7 +325,7 @@ impl Engine {
                     }
                 }
                 Ok(_) => rejected = Some(format!("it holds no module '{}'", bundle.entry)),
-                Err(why) => rejected = Some(why),
+                Err(why) => rejected = Some(why.to_string()),
             }
         }
         match self.load_inner(bundle, None, want) {

@@ -71,12 +71,17 @@ lint-deps:
 ## The peers the pool bench compares against (benches/peers/: isolated-vm on Node 24, deno),
 ## exact versions installed once under target/bench/peers by npm, never by `make test`.
 PEERS_DIR ?= $(TARGET_DIR)/bench/peers
+## The compiled-module cache bench's bundle (benches/mathjs/: mathjs bundled by esbuild, both
+## pinned), installed and bundled once under target/bench/mathjs, never by `make test`.
+MATHJS_DIR ?= $(TARGET_DIR)/bench/mathjs
 bench: test-deps bench-peers
 	$(CARGO) build --release -p sandbox-child
 	CS_BENCH_PEERS_DIR=$(abspath $(PEERS_DIR)) $(CARGO) bench -p cs-invoker-pool --bench pool
 	$(CARGO) bench -p cs-invoker-pool --bench pipeline
 	$(CARGO) bench -p cs-invoker-pool --bench e2e
 	$(CARGO) bench -p cs-invoker-pool --bench timeouts
+	@benches/mathjs/install.sh $(abspath $(MATHJS_DIR))
+	CS_BENCH_MATHJS_DIR=$(abspath $(MATHJS_DIR)) $(CARGO) bench -p cs-invoker-pool --bench bytecode
 
 ## bench-peers: node and npm (Debian packages, when missing: the pool bench's fresh-node
 ## baseline and the peers' installer need them), then the peers' install (skipped, with a note,

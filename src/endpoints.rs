@@ -285,6 +285,7 @@ mod tests {
                     bytes: 99,
                     hits: 1,
                     misses: 2,
+                    ..Default::default()
                 });
             },
         ));

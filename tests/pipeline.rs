@@ -1018,6 +1018,11 @@ async fn bundles_are_cached_by_sha256_and_evicted_by_count() {
     completed(&h.pipeline.process(&run(1)).await.answer);
     let s = h.pipeline.cache_stats();
     assert_eq!((s.items, s.hits, s.misses), (1, 1, 1));
+    // The pipeline handed its cache to the pool: the stem child's compiled modules are kept
+    // beside the bundle, counted in its bytes.
+    assert_eq!(h.pool.stats().bytecode_misses, 1);
+    assert_eq!(s.bytecode_items, 1);
+    assert!(s.bytecode_bytes > 0 && s.bytes > s.bytecode_bytes, "{s:?}");
     // A cached bundle is not read again: delete it from the store and it still runs.
     let _: () = h
         .raw
@@ -1027,6 +1032,8 @@ async fn bundles_are_cached_by_sha256_and_evicted_by_count() {
     // Version 2 evicts version 1 (bundles_max = 1), which then has to come from the store.
     completed(&h.pipeline.process(&run(2)).await.answer);
     assert_eq!(h.pipeline.cache_stats().items, 1);
+    // Version 1's compiled modules went with its bundle.
+    assert_eq!(h.pipeline.cache_stats().bytecode_items, 1);
     let (e, _) = terminal_error(
         &mut h,
         &request(

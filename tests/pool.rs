@@ -98,6 +98,20 @@ fn alive(pid: u32) -> bool {
     unsafe { libc::kill(pid as i32, 0) == 0 }
 }
 
+/// CPU time (user + system) process `pid` has used, in ms (0 when unreadable).
+fn cpu_ms(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `(comm)`: state is field 3, utime 14 and stime 15 (1-based).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at the state (field 3), so utime and stime are f[11] and f[12].
+    let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = field(11) + field(12);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1000 / hz
+}
+
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let until = Instant::now() + Duration::from_secs(10);
     while !cond() {
@@ -167,6 +181,10 @@ async fn a_child_killed_mid_run_is_a_sandbox_error_and_the_pool_recovers() {
     })
     .await;
     let pid = victim[0];
+    // Busy from checkout on, but the kill must land while the function runs: a child killed
+    // before its Invoke was written is a dead idle child, and the call rightly moves to another
+    // one (seen on a slow guest). Its spin loop is the only thing that burns this much CPU.
+    wait_until("the function to be running", || cpu_ms(pid) >= 200).await;
     // SAFETY: sending SIGKILL to a child process this test's pool started.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     let ex = run.await.unwrap();

@@ -57,6 +57,8 @@ pub struct Comparison {
     ivm_throughput: Vec<f64>,
     deno_ms: Vec<f64>,
     node_ms: Vec<f64>,
+    /// `cs-invoker-pool run` of the same handler: one fresh, fully confined child per process.
+    ours_run_ms: Vec<f64>,
     notes: Vec<String>,
 }
 
@@ -203,6 +205,20 @@ impl Peers {
         if self.node {
             fresh(Path::new("node"), &[], &mut cmp.node_ms, &mut cmp.notes);
         }
+        // Ours as a fresh process too: `run` starts the supervisor, one confined child (its
+        // cgroup, namespaces, seccomp), loads, invokes, tears down.
+        let ours = Path::new(env!("CARGO_BIN_EXE_cs-invoker-pool"));
+        let (h, e) = (self.file("trivial.mjs"), self.file("small.json"));
+        for _ in 0..self.fresh_n {
+            let t = Instant::now();
+            match run(ours, &[Path::new("run"), &h, Path::new("--event-file"), &e]) {
+                Ok(_) => cmp.ours_run_ms.push(t.elapsed().as_secs_f64() * 1e3),
+                Err(e) => {
+                    cmp.notes.push(e);
+                    break;
+                }
+            }
+        }
     }
 
     pub fn cleanup(&self) {
@@ -325,6 +341,20 @@ impl Comparison {
                 false,
             ),
             (
+                "fresh_process_ms",
+                "deno fresh process",
+                median(&mut self.ours_run_ms),
+                median(&mut self.deno_ms),
+                false,
+            ),
+            (
+                "fresh_process_ms",
+                "node fresh process",
+                median(&mut self.ours_run_ms),
+                median(&mut self.node_ms),
+                false,
+            ),
+            (
                 "throughput_per_s",
                 "isolated-vm, isolate per core",
                 ours_tp,
@@ -370,6 +400,7 @@ impl Comparison {
                 "ours_warm": self.ours_warm_us.len(), "ours_cold": self.ours_cold_ms.len(),
                 "ivm_warm": self.ivm_sync_us.len(), "ivm_cold": self.ivm_cold_ms.len(),
                 "deno": self.deno_ms.len(), "node": self.node_ms.len(),
+                "ours_run": self.ours_run_ms.len(),
             },
             "notes": self.notes,
         })

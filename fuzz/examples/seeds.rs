@@ -86,6 +86,8 @@ fn to_child_seeds(hello: &Bundle) -> Vec<Vec<u8>> {
         memory_limit_bytes: hello.memory_mb() << 20,
         limits: OutputLimits::default(),
         env: vec![("API_URL".into(), "https://api.example.com".into())],
+        bytecode: None,
+        want_bytecode: true,
     });
     let invoke = ToChild::Invoke(Invoke {
         invocation_id: 1,
@@ -132,7 +134,12 @@ fn from_child_seeds() -> Vec<Vec<u8>> {
         protocol_version: PROTOCOL_VERSION,
         pid: 4242,
     });
-    let loaded = FromChild::Loaded(Ok(Loaded { load_us: 812 }));
+    let loaded = FromChild::Loaded(Ok(Loaded {
+        load_us: 812,
+        from_bytecode: false,
+        bytecode: Some(b"CSQJSBC\0".to_vec()),
+        bytecode_rejected: None,
+    }));
     let load_failed = FromChild::Loaded(Err(GuestError {
         kind: ErrorKind::Exception,
         message: "SyntaxError: unexpected token in expression: ')'".into(),

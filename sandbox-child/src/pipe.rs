@@ -17,11 +17,11 @@
 //! handshake or a start-up step failed, after `Fatal`), [`EXIT_BREACH`] (a frame out of
 //! order, a malformed frame, or a broken pipe).
 
-use crate::engine::{event_loop, Engine, Host};
+use crate::engine::{event_loop, Engine, Host, LoadRequest};
 use sandbox_proto::protocol::{
     encode, read_frame, write_frame, Fatal, FrameError, FromChild, HostCall, HostCancel, HostError,
-    HostOp, HostValue, Init, Loaded, LogLine, Ready, ToChild, LIMIT_EXCEEDED, MAX_FRAME_TO_CHILD,
-    PROTOCOL_VERSION,
+    HostOp, HostValue, Init, Loaded, LogLine, Ready, ToChild, LIMIT_EXCEEDED, MAX_BYTECODE_BYTES,
+    MAX_FRAME_TO_CHILD, PROTOCOL_VERSION,
 };
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
@@ -414,16 +414,26 @@ fn serve_with<R: PipeInput + 'static, W: Write + 'static>(input: R, output: W, e
                         eprintln!("sandbox-child: cannot lower the address-space limit: {e}");
                     }
                 }
-                let r = engine.load(
-                    &lb.files,
-                    &lb.entry,
-                    lb.memory_limit_bytes,
-                    lb.limits,
-                    &lb.env,
-                );
+                let bundle = LoadRequest {
+                    files: &lb.files,
+                    entry: &lb.entry,
+                    memory_limit_bytes: lb.memory_limit_bytes,
+                    limits: lb.limits,
+                    env: &lb.env,
+                };
+                let r = engine.load_compiled(&bundle, lb.bytecode.as_deref(), lb.want_bytecode);
                 let failed = r.is_err();
-                let reply = FromChild::Loaded(r.map(|()| Loaded {
-                    load_us: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+                let reply = FromChild::Loaded(r.map(|report| {
+                    Loaded {
+                        load_us: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+                        from_bytecode: report.from_bytecode,
+                        // A blob over the limit would make the whole reply too large to send:
+                        // such a bundle is simply not cached.
+                        bytecode: report
+                            .bytecode
+                            .filter(|b| lb.want_bytecode && b.len() <= MAX_BYTECODE_BYTES),
+                        bytecode_rejected: report.rejected,
+                    }
                 }));
                 if let Some(code) = send_reply(&io, &reply) {
                     return code;
@@ -548,6 +558,8 @@ mod tests {
             memory_limit_bytes: 64 << 20,
             limits: OutputLimits::default(),
             env: Vec::new(),
+            bytecode: None,
+            want_bytecode: false,
         })
     }
 

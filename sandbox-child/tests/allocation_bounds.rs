@@ -91,6 +91,8 @@ fn frames_to_a_child_keep_their_larger_limit() {
         memory_limit_bytes: 64 << 20,
         limits: OutputLimits::default(),
         env: Vec::new(),
+        bytecode: None,
+        want_bytecode: false,
     });
     let frame = protocol::encode(&msg).expect("encodes");
     let back: ToChild = protocol::read_frame(&mut &frame[..], MAX_FRAME_TO_CHILD).expect("decodes");

@@ -12,8 +12,9 @@
 //! supervisor                       child
 //!     Init{version}        ─────▶   (checks version, confines itself, before any untrusted byte)
 //!                          ◀─────   Ready{version, pid}      or Fatal{step, message}
-//!     LoadBundle{files..}  ─────▶
-//!                          ◀─────   Loaded(Ok | Err)
+//!     LoadBundle{files..,  ─────▶   (loads `bytecode` when it is its build's and intact,
+//!       bytecode?}                   else compiles the source)
+//!                          ◀─────   Loaded(Ok{bytecode?, from_bytecode} | Err)
 //!     Invoke{id, event..}  ─────▶
 //!                          ◀─────   Log* / HostCall{id} / HostCancel{id}     (any number)
 //!     HostReply{id}        ─────▶   (exactly one per HostCall, in any order)
@@ -36,7 +37,7 @@ use bincode::{Decode, Encode};
 use std::io::{self, Read, Write};
 
 /// Bumped whenever a message changes shape; both sides refuse a different version.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Host calls of one child the supervisor serves at once. The child keeps at most
 /// `MAX_HOST_CALLS_IN_FLIGHT - 1` asynchronous calls open, so a synchronous one always has a
@@ -49,6 +50,12 @@ pub const MAX_FRAME_TO_CHILD: usize = 40 << 20;
 /// Largest frame the supervisor accepts from a child. Results, errors and log lines are bounded
 /// far below this by the child; a bigger frame can only come from a broken or hostile child.
 pub const MAX_FRAME_FROM_CHILD: usize = 8 << 20;
+
+/// Largest compiled-module blob ([`Loaded::bytecode`], [`LoadBundle::bytecode`]): what fits in a
+/// `Loaded` frame from the child with room for the rest of it. A bundle whose bytecode is larger
+/// is simply not cached (the child compiles it each time). It also fits beside a 16 MiB bundle
+/// in a `LoadBundle` frame ([`MAX_FRAME_TO_CHILD`]).
+pub const MAX_BYTECODE_BYTES: usize = MAX_FRAME_FROM_CHILD - (64 << 10);
 
 /// Size of the length prefix.
 pub const PREFIX_LEN: usize = 4;
@@ -200,12 +207,31 @@ pub struct LoadBundle {
     /// `process.env`: the version's `config.env` (Sous `VersionConfig.env`), set before the
     /// module's top-level code runs. Part of the warm binding, so it never changes for a child.
     pub env: Vec<(String, String)>,
+    /// The compiled modules (QuickJS bytecode in the child's own envelope) that an earlier
+    /// child bound to the **same tenant and the same bundle** returned in its [`Loaded`]. The
+    /// child loads them instead of parsing the source when the envelope names its own build
+    /// and its checksum holds; otherwise it compiles the source and says why in
+    /// [`Loaded::bytecode_rejected`]. Never another tenant's or another bundle's: QuickJS does
+    /// not verify bytecode.
+    pub bytecode: Option<Vec<u8>>,
+    /// The supervisor keeps compiled modules: when the child compiles the source it returns
+    /// them in [`Loaded::bytecode`] (if they fit [`MAX_BYTECODE_BYTES`]).
+    pub want_bytecode: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub struct Loaded {
     /// Time spent compiling and evaluating the module, in microseconds.
     pub load_us: u64,
+    /// The modules were read from [`LoadBundle::bytecode`]; nothing was parsed.
+    pub from_bytecode: bool,
+    /// The compiled modules of this load, for the supervisor to keep opaque and hand to the
+    /// next child of the same tenant and bundle. Only after a compile from source that was
+    /// asked for ([`LoadBundle::want_bytecode`]) and fits [`MAX_BYTECODE_BYTES`].
+    pub bytecode: Option<Vec<u8>>,
+    /// Why the bytecode that came with [`LoadBundle`] was not used (another child build, a
+    /// bad checksum, QuickJS refused it): the child compiled the source instead.
+    pub bytecode_rejected: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]

@@ -8,6 +8,7 @@ use super::{
 use std::ffi::CString;
 use std::fmt;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,6 +77,17 @@ impl ChildCgroup for Child {
                 })
                 .collect(),
         }
+    }
+
+    fn birth_dir(&self) -> Option<io::Result<OwnedFd>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        (self.version == CgroupVersion::V2).then(|| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(&self.memory)
+                .map(OwnedFd::from)
+        })
     }
 
     fn procs(&self) -> Result<Vec<u32>, CgroupError> {

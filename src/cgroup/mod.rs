@@ -56,6 +56,7 @@ pub use child::PreExecAttach;
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -367,6 +368,14 @@ pub trait ChildCgroup: Send + Sync + fmt::Debug {
     /// An async-signal-safe "move the calling process here" for a `pre_exec` hook, so the child
     /// is confined before it executes a single instruction of the sandbox binary.
     fn pre_exec_attacher(&self) -> PreExecAttach;
+
+    /// cgroup v2 only: an `O_PATH` descriptor of the cgroup's directory, for
+    /// `clone3(CLONE_INTO_CGROUP)`, so the child is born inside it and never migrated (a
+    /// migration waits for an RCU grace period; see `pool::spawn`). `None` on v1, where each
+    /// hierarchy needs its own write.
+    fn birth_dir(&self) -> Option<io::Result<OwnedFd>> {
+        None
+    }
 
     /// Process ids currently in the cgroup (union over controllers).
     fn procs(&self) -> Result<Vec<u32>, CgroupError>;

@@ -11,6 +11,8 @@
 //! | `cs_invoker_queue_lag_ms` | histogram | `topic` |
 //! | `cs_invoker_cache_items`, `cs_invoker_cache_bytes` | gauge | |
 //! | `cs_invoker_cache_hits_total`, `cs_invoker_cache_misses_total` | counter | |
+//! | `cs_invoker_cache_bytecode_items`, `cs_invoker_cache_bytecode_bytes` | gauge | |
+//! | `cs_invoker_bytecode_hits_total`, `cs_invoker_bytecode_misses_total`, `cs_invoker_bytecode_rejected_total` | counter | |
 //! | `cs_invoker_cold_starts_total` | counter | `runtime` |
 //! | `cs_invoker_pool_children` | gauge | `state` (stem, warm, busy) |
 //! | `cs_invoker_pool_spawns_total`, `cs_invoker_pool_spawn_failures_total` | counter | |
@@ -249,6 +251,11 @@ struct Inner {
     cache_bytes: Gauge,
     cache_hits: Counter,
     cache_misses: Counter,
+    cache_bytecode_items: Gauge,
+    cache_bytecode_bytes: Gauge,
+    bytecode_hits: Counter,
+    bytecode_misses: Counter,
+    bytecode_rejected: Counter,
     cold_starts: Family<Runtime, Counter>,
     pool_children: Family<State, Gauge>,
     pool_spawns: Counter,
@@ -349,6 +356,31 @@ impl Metrics {
             "cs_invoker_cache_misses",
             "Bundle cache lookups that had to read the store",
         );
+        let cache_bytecode_items = gauge(
+            &mut r,
+            "cs_invoker_cache_bytecode_items",
+            "Compiled-module blobs (one per tenant and bundle) in the bundle cache",
+        );
+        let cache_bytecode_bytes = gauge(
+            &mut r,
+            "cs_invoker_cache_bytecode_bytes",
+            "Bytes of compiled modules in the bundle cache (part of cs_invoker_cache_bytes)",
+        );
+        let bytecode_hits = counter(
+            &mut r,
+            "cs_invoker_bytecode_hits",
+            "Bundle loads that read the compiled modules of an earlier child of the same tenant and bundle",
+        );
+        let bytecode_misses = counter(
+            &mut r,
+            "cs_invoker_bytecode_misses",
+            "Bundle loads that compiled the source: no compiled modules were kept for the tenant and bundle",
+        );
+        let bytecode_rejected = counter(
+            &mut r,
+            "cs_invoker_bytecode_rejected",
+            "Bundle loads whose cached compiled modules the child refused (another build, damaged); it compiled the source",
+        );
         let cold_starts = Family::<Runtime, Counter>::default();
         r.register(
             "cs_invoker_cold_starts",
@@ -441,6 +473,11 @@ impl Metrics {
                 cache_bytes,
                 cache_hits,
                 cache_misses,
+                cache_bytecode_items,
+                cache_bytecode_bytes,
+                bytecode_hits,
+                bytecode_misses,
+                bytecode_rejected,
                 cold_starts,
                 pool_children,
                 pool_spawns,
@@ -655,6 +692,8 @@ impl Metrics {
         self.inner.cache_bytes.set(c.bytes as i64);
         sync(&self.inner.cache_hits, c.hits);
         sync(&self.inner.cache_misses, c.misses);
+        self.inner.cache_bytecode_items.set(c.bytecode_items as i64);
+        self.inner.cache_bytecode_bytes.set(c.bytecode_bytes as i64);
     }
 
     /// The pool's state, from [`crate::pool::Pool::stats`]: children by state as gauges, and
@@ -672,6 +711,9 @@ impl Metrics {
         }
         sync(&self.inner.pool_spawns, stats.spawns);
         sync(&self.inner.pool_spawn_failures, stats.spawn_failures);
+        sync(&self.inner.bytecode_hits, stats.bytecode_hits);
+        sync(&self.inner.bytecode_misses, stats.bytecode_misses);
+        sync(&self.inner.bytecode_rejected, stats.bytecode_rejected);
         for (reason, n) in &stats.kills {
             let c = self.inner.pool_kills.get_or_create(&Reason {
                 reason: reason.to_string(),
@@ -798,6 +840,9 @@ mod tests {
             spawn_failures: 1,
             invocations: 99,
             kills: vec![("timeout", 2), ("idle", 5)],
+            bytecode_hits: 7,
+            bytecode_misses: 3,
+            bytecode_rejected: 1,
         });
         m.host_calls("kv.get", "ok", 2);
         m.host_calls("kv.set", "denied", 1);
@@ -816,6 +861,9 @@ mod tests {
             "cs_invoker_cold_starts_total{runtime=\"cs-js\"} 1\n".into(),
             "cs_invoker_pool_children{state=\"busy\"} 4\n".into(),
             "cs_invoker_pool_spawns_total 10\n".into(),
+            "cs_invoker_bytecode_hits_total 7\n".into(),
+            "cs_invoker_bytecode_misses_total 3\n".into(),
+            "cs_invoker_bytecode_rejected_total 1\n".into(),
             "cs_invoker_pool_kills_total{reason=\"idle\"} 5\n".into(),
             "cs_invoker_host_calls_total{kind=\"kv.get\",outcome=\"ok\"} 2\n".into(),
             "cs_invoker_capability_denied_total{kind=\"kv.set\"} 1\n".into(),

@@ -300,7 +300,8 @@ pub struct Pipeline<S, P, E, H> {
     publisher: Arc<P>,
     executor: Arc<E>,
     host: Arc<H>,
-    cache: BundleCache,
+    /// Shared with the executor, which keeps children's compiled modules in it.
+    cache: Arc<BundleCache>,
     policy: Arc<HostPolicy>,
     inflight: Arc<Semaphore>,
     /// Per-version gates, sized by the manifest's `maxConcurrency` the first time the version
@@ -396,8 +397,10 @@ where
         executor: Arc<E>,
         host: Arc<H>,
     ) -> Self {
+        let cache = Arc::new(BundleCache::new(cfg.cache_bundles_max, cfg.cache_bytes_max));
+        executor.attach_compiled_modules(cache.clone());
         Pipeline {
-            cache: BundleCache::new(cfg.cache_bundles_max, cfg.cache_bytes_max),
+            cache,
             policy: Arc::new(cfg.host_policy()),
             inflight: Arc::new(Semaphore::new(cfg.max_inflight.max(1))),
             versions: Mutex::new(HashMap::new()),

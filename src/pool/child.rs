@@ -6,14 +6,50 @@
 //! a child writes can make this module panic or block the supervisor beyond the caller's deadline.
 
 use super::reply::ReplyPipe;
+use super::spawn::{self, PidfdChild, SpawnError};
 use crate::cgroup::ChildCgroup;
 use sandbox_proto::protocol::{self, FrameError, FromChild, Init, ToChild, PROTOCOL_VERSION};
 use sandbox_proto::settings::ConfineSettings;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{ChildStdin, Command};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::pipe;
+use tokio::process::Command;
+
+/// The supervisor's end of a child's request pipe (fd 0 in the child).
+pub type ChildStdin = pipe::Sender;
+
+/// The process behind a [`ChildProcess`]: started by `Command` (with a `pre_exec` cgroup
+/// attach), or by `clone3` straight into its cgroup v2 (see `pool::spawn`).
+enum Proc {
+    Command(tokio::process::Child),
+    Pidfd(PidfdChild),
+}
+
+impl Proc {
+    fn start_kill(&mut self) -> std::io::Result<()> {
+        match self {
+            Proc::Command(c) => c.start_kill(),
+            Proc::Pidfd(c) => c.start_kill(),
+        }
+    }
+
+    fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        match self {
+            Proc::Command(c) => c.try_wait(),
+            Proc::Pidfd(c) => c.try_wait(),
+        }
+    }
+
+    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        match self {
+            Proc::Command(c) => c.wait().await,
+            Proc::Pidfd(c) => c.wait().await,
+        }
+    }
+}
 
 /// Why a child stopped serving; also the `reason` label of the kill counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,7 +125,7 @@ pub struct ChildProcess {
     pub pid: u32,
     /// The child's own cgroup, when the host has them; removed when the child is retired.
     pub cgroup: Option<Box<dyn ChildCgroup>>,
-    proc: tokio::process::Child,
+    proc: Proc,
     stdin: ChildStdin,
     stdout: ReplyPipe,
     /// Time from exec to the child's Ready frame.
@@ -115,39 +151,39 @@ impl ChildProcess {
         cgroup: Option<Box<dyn ChildCgroup>>,
     ) -> Result<Self, String> {
         let started = Instant::now();
-        let mut cmd = Command::new(bin);
-        cmd.arg("pipe")
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let attach = cgroup.as_ref().map(|cg| cg.pre_exec_attacher());
-        // SAFETY: the closure runs in the forked child before exec; `attach_current` only
-        // calls open/write/close on paths prepared before the fork (no allocation, no locks),
-        // and setpriority is a plain syscall: both async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                // Functions run below the supervisor's priority: a host full of busy children
-                // must not delay the supervisor's deadlines, reads and answers. A failure only
-                // leaves the default priority.
-                libc::setpriority(libc::PRIO_PROCESS, 0, CHILD_NICE);
-                match &attach {
-                    Some(a) => a.attach_current(),
-                    None => Ok(()),
-                }
-            });
-        }
-        let mut proc = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let pid = proc.id().unwrap_or(0);
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (proc.stdin.take(), proc.stdout.take(), proc.stderr.take())
-        else {
-            return Err("child pipes were not created".into());
+        let born_inside = match cgroup.as_ref().filter(|_| spawn::available()) {
+            Some(cg) => cg.birth_dir().transpose().unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "cannot open the child's cgroup for clone3");
+                None
+            }),
+            None => None,
         };
+        let spawned = match born_inside {
+            Some(dir) => match spawn::clone_into_cgroup(bin, &dir, CHILD_NICE) {
+                Ok(s) => Some(s),
+                Err(SpawnError::Unsupported(e)) => {
+                    tracing::info!(
+                        error = %e,
+                        "children are attached to their cgroup after fork instead"
+                    );
+                    None
+                }
+                Err(SpawnError::Failed(e)) => {
+                    return Err(format!("cannot start {}: {e}", bin.display()));
+                }
+            },
+            None => None,
+        };
+        let (pid, proc, stdin, stdout, stderr) = match spawned {
+            Some(s) => (s.pid, Proc::Pidfd(s.proc), s.stdin, s.stdout, s.stderr),
+            None => Self::spawn_command(bin, cgroup.as_deref())?,
+        };
+        let stdin = pipe::Sender::from_owned_fd(stdin)
+            .map_err(|e| format!("cannot set up the child's request pipe: {e}"))?;
+        let stderr = pipe::Receiver::from_owned_fd(stderr)
+            .map_err(|e| format!("cannot set up the child's stderr pipe: {e}"))?;
         tokio::spawn(forward_stderr(id, pid, stderr));
+        let mut proc = proc;
         let stdout = match ReplyPipe::new(stdout) {
             Ok(s) => s,
             Err(e) => {
@@ -220,6 +256,56 @@ impl ChildProcess {
                 ))
             }
         }
+    }
+
+    /// The `Command` path: fork, join the cgroup in `pre_exec` (cgroup v1, or when clone3 is
+    /// unavailable), exec.
+    #[allow(clippy::type_complexity)]
+    fn spawn_command(
+        bin: &Path,
+        cgroup: Option<&dyn ChildCgroup>,
+    ) -> Result<(u32, Proc, OwnedFd, OwnedFd, OwnedFd), String> {
+        let mut cmd = Command::new(bin);
+        cmd.arg("pipe")
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let attach = cgroup.map(|cg| cg.pre_exec_attacher());
+        // SAFETY: the closure runs in the forked child before exec; `attach_current` only
+        // calls open/write/close on paths prepared before the fork (no allocation, no locks),
+        // and setpriority is a plain syscall: both async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Functions run below the supervisor's priority: a host full of busy children
+                // must not delay the supervisor's deadlines, reads and answers. A failure only
+                // leaves the default priority.
+                libc::setpriority(libc::PRIO_PROCESS, 0, CHILD_NICE);
+                match &attach {
+                    Some(a) => a.attach_current(),
+                    None => Ok(()),
+                }
+            });
+        }
+        let mut proc = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let pid = proc.id().unwrap_or(0);
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (proc.stdin.take(), proc.stdout.take(), proc.stderr.take())
+        else {
+            return Err("child pipes were not created".into());
+        };
+        let fds = (|| {
+            Ok::<_, std::io::Error>((
+                stdin.into_owned_fd()?,
+                stdout.into_owned_fd()?,
+                stderr.into_owned_fd()?,
+            ))
+        })()
+        .map_err(|e| format!("cannot take the child's pipes: {e}"))?;
+        Ok((pid, Proc::Command(proc), fds.0, fds.1, fds.2))
     }
 
     pub async fn send(&mut self, msg: &ToChild) -> Result<(), ChildFailure> {
@@ -340,7 +426,7 @@ pub fn frame_name(f: &FromChild) -> &'static str {
 /// Forwards a child's diagnostics to the supervisor's log, bounded in lines and line length so a
 /// chatty or hostile child cannot flood it; the rest is read and dropped so the child never
 /// blocks on a full stderr pipe.
-async fn forward_stderr(id: u64, pid: u32, stderr: tokio::process::ChildStderr) {
+async fn forward_stderr<R: AsyncRead + Unpin>(id: u64, pid: u32, stderr: R) {
     let mut reader = BufReader::new(stderr);
     let mut line = Vec::new();
     let mut forwarded = 0usize;

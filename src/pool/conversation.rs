@@ -18,6 +18,7 @@
 //! supervisor blocked on that write would stop reading the child's log lines, which would fill
 //! the other pipe and block the child — a deadlock until the deadline.
 
+use super::child::ChildStdin;
 use super::child::{recv_on, write_frame_bytes, ChildFailure, ChildProcess};
 use super::execution::{Execution, Job};
 use crate::host::{capabilities, HostApi};
@@ -31,7 +32,6 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Instant;
-use tokio::process::ChildStdin;
 
 /// Why a run on a child ended without an outcome frame.
 /// (Declared here, where conversations end, so that `invoke` uses `conversation` and not

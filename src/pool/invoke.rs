@@ -4,7 +4,7 @@
 use super::child::{describe_failure, ChildFailure, KillReason};
 use super::conversation::{converse, Stop, Until};
 use super::execution::{ErrorType, ExecError, Execution, Job, StartKind};
-use super::{Idle, Inner, Pool};
+use super::{CompiledKey, CompiledModules, Idle, Inner, Pool};
 use crate::host::HostApi;
 use sandbox_proto::messages::{truncate_result, truncate_utf8};
 use sandbox_proto::protocol::{FromChild, GuestError, Invoke, LoadBundle, ToChild};
@@ -156,7 +156,15 @@ impl Pool {
             // The deadline thread kills the child at `kill_at` whatever this task is doing; the
             // timer below is the fallback, and what ends the wait if the kill came first.
             let armed = inner.deadlines.arm(kill_at, lease.child().child.pid);
-            let run = drive(lease.child(), job, host, &mut ex, limits, cgroup_limit);
+            let run = drive(
+                inner,
+                lease.child(),
+                job,
+                host,
+                &mut ex,
+                limits,
+                cgroup_limit,
+            );
             let stop = tokio::select! {
                 r = run => r,
                 _ = armed.killed() => Err(Stop::Deadline),
@@ -314,6 +322,7 @@ impl Pool {
 /// Loads the bundle if the child is a stem, then invokes. Returns the child's fate (None = may
 /// serve again).
 async fn drive<H: HostApi>(
+    inner: &Inner,
     idle: &mut Idle,
     job: &Job,
     host: &H,
@@ -333,6 +342,14 @@ async fn drive<H: HostApi>(
             })?;
         }
         let memory_limit_bytes = job.bundle.memory_mb().saturating_mul(1024 * 1024);
+        // Compiled modules of this tenant's earlier compile of this very bundle, if kept:
+        // the key is the typed (tenant, sha256), so no other binding's bytecode can come out.
+        let store = inner.compiled();
+        let key = CompiledKey {
+            tenant: job.scope.tenant.clone(),
+            sha256: job.bundle.sha256.clone(),
+        };
+        let cached = store.as_ref().and_then(|s| s.get_compiled(&key));
         idle.child
             .send(&ToChild::LoadBundle(LoadBundle {
                 sha256: job.bundle.sha256.clone(),
@@ -341,6 +358,8 @@ async fn drive<H: HostApi>(
                 memory_limit_bytes,
                 limits,
                 env: job.env.as_ref().clone(),
+                bytecode: cached.as_deref().map(<[u8]>::to_vec),
+                want_bytecode: store.as_ref().is_some_and(|s| s.keeps(&key)),
             }))
             .await
             .map_err(first_send)?;
@@ -350,6 +369,24 @@ async fn drive<H: HostApi>(
         };
         ex.load = t.elapsed();
         idle.binding = Some(job.binding());
+        let loaded = match (loaded, store) {
+            (Ok(mut l), Some(store)) => {
+                keep_compiled(inner, &*store, &key, cached.is_some(), &mut l, ex)?;
+                Ok(l)
+            }
+            (Ok(l), None) if l.from_bytecode => {
+                return Err(fail(ChildFailure::Breach(
+                    "the child claims to have read bytecode it was not sent".into(),
+                )))
+            }
+            (Err(e), Some(store)) if cached.is_some() => {
+                // Not the cache's fault as far as anyone can tell, but bytes that went with a
+                // failed load are not worth keeping.
+                store.remove_compiled(&key);
+                Err(e)
+            }
+            (other, _) => other,
+        };
         if let Err(e) = loaded {
             let reason = reason_for(&e);
             ex.outcome = Err(guest_error(e, limits));
@@ -407,6 +444,69 @@ async fn drive<H: HostApi>(
             Ok(reason)
         }
     }
+}
+
+/// Longest rejection reason of a child the operator's log repeats.
+const MAX_REJECTION_BYTES: usize = 512;
+
+/// Accounts for a successful load's compiled modules: a hit, a miss (the fresh bytecode kept),
+/// or a rejection (warned, the entry replaced by the fresh bytecode).
+fn keep_compiled(
+    inner: &Inner,
+    store: &dyn CompiledModules,
+    key: &CompiledKey,
+    sent: bool,
+    loaded: &mut sandbox_proto::protocol::Loaded,
+    ex: &Execution,
+) -> Result<(), Stop> {
+    let c = &inner.counters;
+    if loaded.from_bytecode {
+        if !sent {
+            return Err(Stop::Failure(ChildFailure::Breach(
+                "the child claims to have read bytecode it was not sent".into(),
+            )));
+        }
+        c.bytecode_hits.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            child_id = ex.child_id,
+            sha256 = %key.sha256,
+            load_us = loaded.load_us,
+            "bundle loaded from cached bytecode"
+        );
+        return Ok(());
+    }
+    if sent {
+        c.bytecode_rejected.fetch_add(1, Ordering::Relaxed);
+        store.remove_compiled(key);
+        // The child's words, on one bounded line: it is not trusted to format our log.
+        let mut why = sandbox_proto::messages::one_line(
+            loaded
+                .bytecode_rejected
+                .as_deref()
+                .unwrap_or("no reason given"),
+        )
+        .into_owned();
+        truncate_utf8(&mut why, MAX_REJECTION_BYTES);
+        tracing::warn!(
+            child_id = ex.child_id,
+            sha256 = %key.sha256,
+            "the sandbox child refused the cached bytecode of this bundle and compiled the \
+             source: {why}"
+        );
+    } else {
+        c.bytecode_misses.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(bytes) = loaded.bytecode.take() {
+        let len = bytes.len();
+        if !store.put_compiled(key, bytes) {
+            tracing::debug!(
+                sha256 = %key.sha256,
+                bytes = len,
+                "compiled modules not kept (the bundle is not cached, or they do not fit)"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// How many dead idle children one invocation replaces before it reports a SandboxError.

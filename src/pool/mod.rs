@@ -12,15 +12,18 @@
 //! the least recently used one is evicted.
 
 pub mod child;
+pub mod compiled;
 mod conversation;
 mod deadline;
 mod execution;
 mod executor;
 mod invoke;
 mod reply;
+mod spawn;
 mod spin;
 
 pub use child::{describe_status, signal_name, KillReason};
+pub use compiled::{CompiledKey, CompiledModules};
 pub use execution::{
     Binding, Env, ErrorType, ExecError, Execution, HostCallStats, Job, LogSink, StartKind,
 };
@@ -33,7 +36,7 @@ use sandbox_proto::protocol::OutputLimits;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -153,6 +156,9 @@ struct Counters {
     spawn_failures: AtomicU64,
     invocations: AtomicU64,
     kills: [AtomicU64; KillReason::ALL.len()],
+    bytecode_hits: AtomicU64,
+    bytecode_misses: AtomicU64,
+    bytecode_rejected: AtomicU64,
 }
 
 /// A snapshot of the pool.
@@ -165,6 +171,14 @@ pub struct PoolStats {
     pub spawn_failures: u64,
     pub invocations: u64,
     pub kills: Vec<(&'static str, u64)>,
+    /// Loads that read the compiled modules of an earlier child (nothing parsed).
+    pub bytecode_hits: u64,
+    /// Loads that compiled the source because no compiled modules were kept for the binding
+    /// (only counted while a compiled-module store is attached).
+    pub bytecode_misses: u64,
+    /// Loads whose compiled modules the child refused (another build, damaged): it compiled
+    /// the source, and its fresh bytecode replaced the entry. Each is a warn log line.
+    pub bytecode_rejected: u64,
 }
 
 impl PoolStats {
@@ -192,6 +206,8 @@ struct Inner {
     baseline_bytes: AtomicU64,
     /// Kills children at their kill time (see [`deadline`]).
     deadlines: deadline::Deadlines,
+    /// Where compiled modules are kept ([`compiled`]); none: children compile every time.
+    compiled: RwLock<Option<Arc<dyn CompiledModules>>>,
 }
 
 #[derive(Clone)]
@@ -223,6 +239,7 @@ impl Pool {
             closed: AtomicBool::new(false),
             baseline_bytes: AtomicU64::new(0),
             deadlines: deadline::Deadlines::start(),
+            compiled: RwLock::new(None),
         });
         tokio::spawn(background(Arc::clone(&inner)));
         inner.refill.notify_one();
@@ -248,7 +265,21 @@ impl Pool {
                 .enumerate()
                 .map(|(i, r)| (r.as_str(), c.kills[i].load(Ordering::Relaxed)))
                 .collect(),
+            bytecode_hits: c.bytecode_hits.load(Ordering::Relaxed),
+            bytecode_misses: c.bytecode_misses.load(Ordering::Relaxed),
+            bytecode_rejected: c.bytecode_rejected.load(Ordering::Relaxed),
         }
+    }
+
+    /// Keeps the compiled modules children return in `store` (the pipeline attaches its
+    /// bundle cache), and hands them to later children of the same tenant and bundle.
+    /// Replaces an earlier store.
+    pub fn attach_compiled_modules(&self, store: Arc<dyn CompiledModules>) {
+        *self
+            .inner
+            .compiled
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(store);
     }
 
     /// Waits until `prewarm` stem children are ready, or `timeout` passes. Returns whether
@@ -284,11 +315,13 @@ impl Pool {
         }
         // Every process slot comes back once its child is reaped and its cgroup removed: wait
         // for that (busy children first finish their invocation), so nothing outlives the pool.
-        let until = Instant::now() + Duration::from_secs(10);
-        while self.inner.slots.available_permits() < self.inner.cfg.max_children
-            && Instant::now() < until
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        // Waiting for all the permits at once wakes the moment the last one returns; polling
+        // here cost `run` a timer tick (5-7 ms) after its only child was already gone.
+        let all = u32::try_from(self.inner.cfg.max_children).unwrap_or(u32::MAX);
+        let back = self.inner.slots.acquire_many(all);
+        if let Ok(Ok(permits)) = tokio::time::timeout(Duration::from_secs(10), back).await {
+            // The pool is closed: no slot is handed out again, so give them straight back.
+            drop(permits);
         }
     }
 
@@ -321,6 +354,13 @@ impl Inner {
         // A panic while holding the lock cannot leave State half-updated in a way that matters
         // more than losing the pool: keep going with what is there.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn compiled(&self) -> Option<Arc<dyn CompiledModules>> {
+        self.compiled
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn count_kill(&self, reason: KillReason) {

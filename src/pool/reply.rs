@@ -36,9 +36,9 @@ pub(crate) struct ReplyPipe {
 }
 
 impl ReplyPipe {
-    /// Takes over `stdout` (made non-blocking again: tokio hands the fd back blocking).
-    pub(crate) fn new(stdout: tokio::process::ChildStdout) -> io::Result<Self> {
-        let fd = stdout.into_owned_fd()?;
+    /// Takes over the read end of a child's stdout pipe (made non-blocking here: tokio hands
+    /// `Command` pipes back blocking).
+    pub(crate) fn new(fd: OwnedFd) -> io::Result<Self> {
         set_nonblocking(&fd)?;
         // SAFETY: `fd` is an open pipe fd that the AsyncFd owns from here on (an `OwnedFd`
         // is never closed or replaced behind its owner's back), so it stays the same open

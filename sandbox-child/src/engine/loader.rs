@@ -72,9 +72,11 @@ impl Resolver for BundleResolver {
     }
 }
 
-/// The loader half: compiles a resolved bundle file as a module.
+/// The loader half: compiles a resolved bundle file as a module — or, during a load that
+/// came with the bundle's compiled modules, reads its bytecode ([`super::bytecode`]).
 pub struct BundleLoader {
     pub files: Files,
+    pub compiled: super::bytecode::Compiled,
 }
 
 impl Loader for BundleLoader {
@@ -86,9 +88,18 @@ impl Loader for BundleLoader {
     ) -> Result<Module<'js>> {
         // Copy the source out so no borrow is held while QuickJS compiles (which may call
         // back into the resolver for nested imports).
+        if let Some(code) = self.compiled.take_cached(name) {
+            return super::bytecode::read(ctx, name, &code);
+        }
         let source = self.files.borrow().get(name).cloned();
         match source {
-            Some(src) => Module::declare(ctx.clone(), name, src),
+            Some(src) => {
+                let len = src.len();
+                let module = Module::declare(ctx.clone(), name, src)?;
+                // Written now, before any module is evaluated (see `CompiledState::record`).
+                self.compiled.record(ctx, name, &module, len);
+                Ok(module)
+            }
             None => Err(Exception::throw_message(
                 ctx,
                 &format!("cannot import '{name}': no such file in the bundle"),

@@ -2,7 +2,9 @@
 //!
 //! An [`Engine`] is created before the child knows its bundle, so a pre-forked ("stem") child
 //! has already paid for the runtime, the context and the globals and pays only the module
-//! compile when a bundle arrives ([`Engine::load`]). It then serves any number of
+//! compile when a bundle arrives ([`Engine::load`]) — or not even that: with the compiled
+//! modules an earlier child of the same tenant and bundle returned, it reads their bytecode
+//! instead of parsing ([`Engine::load_compiled`], [`bytecode`]). It then serves any number of
 //! [`Engine::invoke`]s of that one bundle.
 //!
 //! Pieces: [`globals`] (`console`, `cs`), [`web`] (the Web platform globals, built lazily),
@@ -28,6 +30,7 @@
 //! at an arbitrary point (half-built objects, a heap at its limit) and must not serve again.
 
 pub mod alloc;
+pub mod bytecode;
 pub mod console;
 pub mod error_stack;
 mod errors;
@@ -145,6 +148,7 @@ pub struct Engine {
     clock: Rc<Clock>,
     shared: Rc<Shared>,
     files: Files,
+    compiled: bytecode::Compiled,
     limits: OutputLimits,
     load_budget: Duration,
     poisoned: bool,
@@ -174,12 +178,14 @@ impl Engine {
         })));
 
         let files: Files = Rc::new(RefCell::new(BTreeMap::new()));
+        let compiled = bytecode::CompiledState::new(memory.clone());
         runtime.set_loader(
             BundleResolver {
                 files: files.clone(),
             },
             BundleLoader {
                 files: files.clone(),
+                compiled: compiled.clone(),
             },
         );
 
@@ -226,6 +232,7 @@ impl Engine {
             clock,
             shared,
             files,
+            compiled,
             limits: OutputLimits::default(),
             load_budget: LOAD_BUDGET,
             poisoned: false,
@@ -268,13 +275,98 @@ impl Engine {
         limits: OutputLimits,
         env: &[(String, String)],
     ) -> Result<(), GuestError> {
+        let bundle = LoadRequest {
+            files,
+            entry,
+            memory_limit_bytes,
+            limits,
+            env,
+        };
+        self.load_compiled(&bundle, None, false).map(|_| ())
+    }
+
+    /// [`Engine::load`] with the compiled-module cache ([`bytecode`]): with `cached` (a blob an
+    /// earlier child of the same tenant and bundle returned) the modules are read from
+    /// bytecode and nothing is parsed; a blob of another build, damaged, or refused by QuickJS
+    /// is rejected — the runtime is rebuilt from scratch (a failed read may leave half-read
+    /// modules behind) and the source compiled, and the report says why. With `want`, a
+    /// compile from source returns the bundle's bytecode (when it fits the frame limit).
+    pub fn load_compiled(
+        &mut self,
+        bundle: &LoadRequest<'_>,
+        cached: Option<&[u8]>,
+        want: bool,
+    ) -> Result<LoadReport, GuestError> {
+        let mut rejected = None;
+        if let Some(blob) = cached {
+            match bytecode::decode(blob) {
+                Ok(modules) if modules.contains_key(bundle.entry) => {
+                    match self.load_inner(bundle, Some(modules), false) {
+                        Ok(_) => {
+                            return Ok(LoadReport {
+                                from_bytecode: true,
+                                bytecode: None,
+                                rejected: None,
+                            })
+                        }
+                        Err(LoadFail::Guest(e)) => return Err(e),
+                        Err(LoadFail::Bytecode(why)) => {
+                            rejected = Some(format!("QuickJS could not read it: {why}"));
+                            self.rebuild().map_err(|e| sandbox_error(&e))?;
+                        }
+                    }
+                }
+                Ok(_) => rejected = Some(format!("it holds no module '{}'", bundle.entry)),
+                Err(why) => rejected = Some(why),
+            }
+        }
+        match self.load_inner(bundle, None, want) {
+            Ok(written) => Ok(LoadReport {
+                from_bytecode: false,
+                bytecode: written
+                    .filter(|m| !m.is_empty())
+                    .map(|m| bytecode::encode(&m)),
+                rejected,
+            }),
+            Err(LoadFail::Guest(e)) => Err(e),
+            Err(LoadFail::Bytecode(why)) => Err(sandbox_error(&why)),
+        }
+    }
+
+    /// A fresh runtime, context and globals in place of this engine's, with the same host
+    /// (before any bundle is bound: after a failed bytecode read).
+    fn rebuild(&mut self) -> Result<(), String> {
+        let host = std::mem::replace(&mut *self.shared.host.borrow_mut(), Box::new(NoHost));
+        let mut fresh = Engine::new(host)?;
+        fresh.load_budget = self.load_budget;
+        *self = fresh;
+        Ok(())
+    }
+
+    /// One load attempt: from `cached` modules when given (a failure to read them is
+    /// [`LoadFail::Bytecode`]), else from source, recording the bytecode with `record`.
+    fn load_inner(
+        &mut self,
+        bundle: &LoadRequest<'_>,
+        cached: Option<bytecode::Modules>,
+        record: bool,
+    ) -> Result<Option<bytecode::Modules>, LoadFail> {
+        let LoadRequest {
+            files,
+            entry,
+            memory_limit_bytes,
+            limits,
+            env,
+        } = *bundle;
         if self.poisoned {
-            return Err(sandbox_error(
+            return Err(LoadFail::Guest(sandbox_error(
                 "the engine is poisoned by an earlier failure",
-            ));
+            )));
         }
         if self.handler.is_some() {
-            return Err(sandbox_error("a bundle is already loaded in this child"));
+            return Err(LoadFail::Guest(sandbox_error(
+                "a bundle is already loaded in this child",
+            )));
         }
         self.limits = limits;
         let source = {
@@ -286,9 +378,9 @@ impl Engine {
             map.get(entry).cloned()
         };
         let Some(source) = source else {
-            return Err(sandbox_error(&format!(
+            return Err(LoadFail::Guest(sandbox_error(&format!(
                 "the entry '{entry}' is not among the bundle's files"
-            )));
+            ))));
         };
         self.memory.set_limit(memory_limit_bytes);
         {
@@ -299,57 +391,77 @@ impl Engine {
                 ..LogBudget::default()
             };
         }
+        let mut cached = cached;
+        let entry_code = cached.as_mut().and_then(|m| m.remove(entry));
+        self.compiled.begin(cached.unwrap_or_default(), record);
 
         self.arm(self.load_budget);
         self.shared.event_loop.begin();
         let limits = self.limits;
-        let (clock, memory, shared) = (&self.clock, &self.memory, &self.shared);
-        let result =
-            self.context
-                .with(|ctx| -> Result<Persistent<Function<'static>>, GuestError> {
-                    let js = |e| caught(&ctx, e, &limits);
-                    let env = web::process::set_env(&ctx, env).catch(&ctx).map_err(js)?;
-                    let cjs = handler::prepare(&ctx).catch(&ctx).map_err(js)?;
-                    let module = Module::declare(ctx.clone(), entry, source)
-                        .catch(&ctx)
-                        .map_err(js)?;
-                    let (module, promise) = module.eval().catch(&ctx).map_err(js)?;
-                    let settled = settle(
-                        &ctx,
-                        shared,
-                        &promise,
-                        clock,
-                        memory,
+        let (clock, memory, shared, compiled) =
+            (&self.clock, &self.memory, &self.shared, &self.compiled);
+        let result = self
+            .context
+            .with(|ctx| -> Result<Persistent<Function<'static>>, LoadFail> {
+                let js = |e| LoadFail::Guest(caught(&ctx, e, &limits));
+                let env = web::process::set_env(&ctx, env).catch(&ctx).map_err(js)?;
+                let cjs = handler::prepare(&ctx).catch(&ctx).map_err(js)?;
+                let module = match &entry_code {
+                    // Reading runs no guest code: a failure here leaves nothing the guest
+                    // did behind, and the caller compiles the source instead.
+                    Some(code) => bytecode::read(&ctx, entry, code).catch(&ctx).map_err(|e| {
+                        // The message, not QuickJS's stack of the reader.
+                        let text = e.to_string();
+                        let first = text.lines().next().unwrap_or("").to_string();
+                        LoadFail::Bytecode(first)
+                    })?,
+                    None => {
+                        let len = source.len();
+                        let module = Module::declare(ctx.clone(), entry, source)
+                            .catch(&ctx)
+                            .map_err(js)?;
+                        compiled.record(&ctx, entry, &module, len);
+                        module
+                    }
+                };
+                let (module, promise) = module.eval().catch(&ctx).map_err(js)?;
+                let settled = settle(
+                    &ctx,
+                    shared,
+                    &promise,
+                    clock,
+                    memory,
+                    &limits,
+                    "module evaluation",
+                );
+                let cancelled = shared.event_loop.finish(&shared.host, CANCEL_WAIT);
+                if let Some(w) = cancelled.warning("the module finished loading") {
+                    shared.log(LogLevel::Warn, &w);
+                }
+                settled.map_err(LoadFail::Guest)?;
+                let ns = module.namespace().catch(&ctx).map_err(js)?;
+                match handler::find(&ctx, &ns, cjs, &env)
+                    .catch(&ctx)
+                    .map_err(js)?
+                {
+                    handler::Found::Handler(f) => Ok(handler::save(&ctx, f)),
+                    handler::Found::Nothing(found) => Err(LoadFail::Guest(errors::exception(
+                        handler::missing(entry, &found),
+                        None,
                         &limits,
-                        "module evaluation",
-                    );
-                    let cancelled = shared.event_loop.finish(&shared.host, CANCEL_WAIT);
-                    if let Some(w) = cancelled.warning("the module finished loading") {
-                        shared.log(LogLevel::Warn, &w);
-                    }
-                    settled?;
-                    let ns = module.namespace().catch(&ctx).map_err(js)?;
-                    match handler::find(&ctx, &ns, cjs, &env)
-                        .catch(&ctx)
-                        .map_err(js)?
-                    {
-                        handler::Found::Handler(f) => Ok(handler::save(&ctx, f)),
-                        handler::Found::Nothing(found) => Err(errors::exception(
-                            handler::missing(entry, &found),
-                            None,
-                            &limits,
-                        )),
-                    }
-                });
+                    ))),
+                }
+            });
         self.disarm();
+        let written = self.compiled.finish();
         let limit = self.limit_error(&format!(
             "module evaluation exceeded its budget (timeout after {} ms)",
             self.load_budget.as_millis()
         ));
-        match limit.map(Err).unwrap_or(result) {
+        match limit.map(|e| Err(LoadFail::Guest(e))).unwrap_or(result) {
             Ok(f) => {
                 self.handler = Some(f);
-                Ok(())
+                Ok(written)
             }
             Err(e) => Err(e),
         }
@@ -516,6 +628,47 @@ impl Engine {
         self.poisoned = true;
         Some(err)
     }
+}
+
+/// A bundle to bind, as [`Engine::load`] takes it.
+#[derive(Clone, Copy)]
+pub struct LoadRequest<'a> {
+    pub files: &'a [BundleFile],
+    pub entry: &'a str,
+    pub memory_limit_bytes: u64,
+    pub limits: OutputLimits,
+    pub env: &'a [(String, String)],
+}
+
+/// How [`Engine::load_compiled`] loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Read from the cached bytecode: nothing parsed.
+    pub from_bytecode: bool,
+    /// The bundle's compiled modules in their envelope (after a compile from source that was
+    /// asked for, when they fit).
+    pub bytecode: Option<Vec<u8>>,
+    /// Why the cached bytecode was not used.
+    pub rejected: Option<String>,
+}
+
+enum LoadFail {
+    /// The module failed as it would from source: the load's error.
+    Guest(GuestError),
+    /// The cached bytecode could not be read: compile the source instead.
+    Bytecode(String),
+}
+
+/// Stands in for the host while the engine is rebuilt.
+struct NoHost;
+
+impl Host for NoHost {
+    fn call(&mut self, _op: HostOp) -> Result<HostValue, HostError> {
+        Err(HostError {
+            message: "no host".into(),
+        })
+    }
+    fn log(&mut self, _line: LogLine) {}
 }
 
 /// CPU time of this process so far (`clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`).

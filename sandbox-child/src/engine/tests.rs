@@ -724,3 +724,204 @@ fn hostile_sources_and_inputs_do_not_panic() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::SandboxError);
 }
+
+/// The compiled-module cache (`bytecode`): what a child writes, a fresh child reads.
+mod compiled {
+    use super::*;
+
+    const LIMIT: u64 = 64 << 20;
+
+    /// A bundle with shared imports (a diamond), top-level state and a throwing path, so the
+    /// bytecode path has to rebuild the module graph and keep line numbers.
+    fn bundle(entry_src: &str) -> Vec<BundleFile> {
+        vec![
+            file("function.js", entry_src),
+            file(
+                "lib/a.js",
+                "import { base } from './c.js';\nexport const a = () => base + 1;\n",
+            ),
+            file(
+                "lib/b.js",
+                "import { base } from './c.js';\nexport const b = () => base + 2;\n",
+            ),
+            file("lib/c.js", "export let base = 40;\nbase += 0;\n"),
+        ]
+    }
+
+    const ENTRY: &str = "import { a } from './lib/a.js';\nimport { b } from './lib/b.js';\n\
+        let n = 0;\n\
+        export default function handle(event) {\n\
+          if (event.fail) { throw new Error('boom'); }\n\
+          n += 1;\n\
+          return { statusCode: 200, body: [a(), b(), n, handle.toString().length].join(',') };\n\
+        }\n";
+
+    fn load(
+        t: &mut T,
+        files: &[BundleFile],
+        cached: Option<&[u8]>,
+        want: bool,
+    ) -> Result<LoadReport, GuestError> {
+        let req = LoadRequest {
+            files,
+            entry: "function.js",
+            memory_limit_bytes: LIMIT,
+            limits: OutputLimits::default(),
+            env: &[],
+        };
+        t.engine.load_compiled(&req, cached, want)
+    }
+
+    fn call(t: &mut T, event: &str) -> Outcome {
+        t.engine.invoke(event, "{}", Duration::from_secs(5))
+    }
+
+    fn compiled_blob() -> (Vec<u8>, serde_json::Value) {
+        let mut t = engine();
+        let report = load(&mut t, &bundle(ENTRY), None, true).unwrap();
+        assert!(!report.from_bytecode && report.rejected.is_none());
+        let from_source = ok(&call(&mut t, "{}"));
+        (
+            report.bytecode.expect("bytecode was asked for"),
+            from_source,
+        )
+    }
+
+    #[test]
+    fn bytecode_is_returned_only_when_asked() {
+        let mut t = engine();
+        let report = load(&mut t, &bundle(ENTRY), None, false).unwrap();
+        assert_eq!(report.bytecode, None);
+    }
+
+    #[test]
+    fn a_fresh_engine_runs_the_bytecode_without_parsing() {
+        let (blob, from_source) = compiled_blob();
+        let modules = bytecode::decode(&blob).unwrap();
+        let paths: Vec<&str> = modules.keys().map(String::as_str).collect();
+        assert_eq!(paths, ["function.js", "lib/a.js", "lib/b.js", "lib/c.js"]);
+
+        // The sources handed along now fail to parse: only the bytecode can make this work.
+        let broken: Vec<BundleFile> = bundle(ENTRY)
+            .into_iter()
+            .map(|f| file(&f.path, "this is ( not JavaScript"))
+            .collect();
+        let mut t = engine();
+        let report = load(&mut t, &broken, Some(&blob), true).unwrap();
+        assert_eq!(
+            report,
+            LoadReport {
+                from_bytecode: true,
+                bytecode: None,
+                rejected: None
+            }
+        );
+        // Same answers as from source; Node gives 164 for the handler's source text length.
+        assert_eq!(ok(&call(&mut t, "{}")), from_source);
+        assert_eq!(ok(&call(&mut t, "{}"))["body"], "41,42,2,164");
+        // Line numbers survive: the throw is on line 5 of function.js.
+        let e = err(&call(&mut t, r#"{"fail":true}"#)).clone();
+        assert_eq!(e.message, "Error: boom");
+        assert!(
+            e.stack.as_deref().unwrap_or("").contains("function.js:5"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn another_builds_bytecode_falls_back_to_the_source() {
+        let (blob, from_source) = compiled_blob();
+        let modules = bytecode::decode(&blob).unwrap();
+        let stale =
+            bytecode::encode_with_identity("sandbox-child 0.0.1 quickjs-ng 0.1.0", &modules);
+        let mut t = engine();
+        let report = load(&mut t, &bundle(ENTRY), Some(&stale), true).unwrap();
+        assert!(!report.from_bytecode);
+        let why = report.rejected.unwrap();
+        assert!(why.contains("another child build"), "{why}");
+        // The fresh bytecode replaces the stale one, and the function runs.
+        assert_eq!(report.bytecode.as_deref(), Some(&blob[..]));
+        assert_eq!(ok(&call(&mut t, "{}")), from_source);
+    }
+
+    #[test]
+    fn bytecode_quickjs_refuses_rebuilds_the_engine_and_compiles_the_source() {
+        let (blob, from_source) = compiled_blob();
+        // An intact envelope (right build, right checksum) around truncated bytecode: QuickJS's
+        // reader, which is bounds-checked, refuses it part way through the module graph.
+        let mut modules = bytecode::decode(&blob).unwrap();
+        for code in modules.values_mut() {
+            code.truncate(code.len() / 2);
+        }
+        let bad = bytecode::encode(&modules);
+        let mut t = engine();
+        let report = load(&mut t, &bundle(ENTRY), Some(&bad), true).unwrap();
+        assert!(!report.from_bytecode);
+        let why = report.rejected.unwrap();
+        assert!(why.contains("QuickJS could not read it"), "{why}");
+        assert_eq!(report.bytecode.as_deref(), Some(&blob[..]));
+        assert_eq!(ok(&call(&mut t, "{}")), from_source);
+        // Damaged bytes never reach QuickJS.
+        let mut flipped = blob.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        let mut t = engine();
+        let report = load(&mut t, &bundle(ENTRY), Some(&flipped), false).unwrap();
+        assert!(report.rejected.unwrap().contains("checksum"));
+        assert_eq!(ok(&call(&mut t, "{}")), from_source);
+    }
+
+    #[test]
+    fn a_top_level_throw_from_bytecode_is_the_guests_error() {
+        let src = "if (!globalThis.pass) { throw new TypeError('top'); }\n\
+                   export default () => 1;\n";
+        // Compiled where it passes, then read where it throws: the error is the load's, and
+        // the source is not tried again.
+        let mut t = engine();
+        t.engine
+            .context
+            .with(|ctx| ctx.globals().set("pass", true))
+            .unwrap();
+        let blob = load(&mut t, &[file("function.js", src)], None, true)
+            .unwrap()
+            .bytecode
+            .unwrap();
+        let mut t = engine();
+        let e = load(&mut t, &[file("function.js", src)], Some(&blob), true).unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Exception, "TypeError: top")
+        );
+    }
+
+    #[test]
+    fn no_bytecode_without_room_to_write_it() {
+        // 1 MB of source (a comment: parsing it allocates nothing) and a heap limit that leaves
+        // less than the writer's headroom: the load succeeds, uncached.
+        let src = format!("// {}\nexport default () => 7;\n", "x".repeat(1 << 20));
+        let mut t = engine();
+        let limit = t.engine.memory_in_use() + (2 << 20);
+        let req = LoadRequest {
+            files: &[file("function.js", &src)],
+            entry: "function.js",
+            memory_limit_bytes: limit,
+            limits: OutputLimits::default(),
+            env: &[],
+        };
+        let report = t.engine.load_compiled(&req, None, true).unwrap();
+        assert_eq!(report.bytecode, None);
+        assert_eq!(ok(&call(&mut t, "{}"))["body"], "7");
+        // With room, the same bundle is cached.
+        let mut t = engine();
+        let req = LoadRequest {
+            memory_limit_bytes: LIMIT,
+            ..req
+        };
+        assert!(t
+            .engine
+            .load_compiled(&req, None, true)
+            .unwrap()
+            .bytecode
+            .is_some());
+    }
+}

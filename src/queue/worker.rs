@@ -864,9 +864,8 @@ impl<H: TaskHandler> Loop<H> {
             }
             FromTask::Done(id, attempts, answer) => {
                 self.waiting.remove(&id);
-                if self.running.remove(&id).is_none() {
-                    return None; // aborted at the drain deadline and already abandoned
-                }
+                // None: aborted at the drain deadline and already abandoned.
+                self.running.remove(&id)?;
                 self.shared
                     .running
                     .store(self.running.len(), Ordering::SeqCst);

@@ -183,10 +183,15 @@ pub struct ListenAddr {
     pub port: u16,
 }
 
+/// Why a listening address is refused; the message says what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadListenAddr(String);
+
 impl ListenAddr {
     /// Parses `:port`, `host:port` or `[v6]:port`.
-    pub fn parse(s: &str) -> Result<ListenAddr, String> {
-        let (host, port) = split_host_port(s)?;
+    pub fn parse(s: &str) -> Result<ListenAddr, BadListenAddr> {
+        let (host, port) = split_host_port(s).map_err(BadListenAddr)?;
         Ok(ListenAddr { host, port })
     }
 
@@ -1097,7 +1102,7 @@ fn text<T>(v: Value, f: impl FnOnce(String) -> Result<T, String>) -> Result<Opti
 impl Parse for ListenAddr {
     type Out = ListenAddr;
     fn parse(v: Value) -> Result<Option<ListenAddr>, String> {
-        text(v, |t| ListenAddr::parse(&t))
+        text(v, |t| ListenAddr::parse(&t).map_err(|e| e.to_string()))
     }
 }
 
@@ -1326,7 +1331,12 @@ impl<'e> Validator<'e> {
 
         let http = self.section(inv.http, "cs_invoker_pool.http");
         let http_addr = self
-            .env_or(ENV_HTTP_ADDR, ListenAddr::parse, http.addr, K_HTTP_ADDR)
+            .env_or(
+                ENV_HTTP_ADDR,
+                |t| ListenAddr::parse(t).map_err(|e| e.to_string()),
+                http.addr,
+                K_HTTP_ADDR,
+            )
             .unwrap_or(ListenAddr {
                 host: None,
                 port: 8082,

@@ -13,7 +13,7 @@ use crate::store::{keys, RedisStore, StoreConfig};
 use sandbox_proto::bundle::{self, BundleError};
 use sandbox_proto::messages::{
     truncate_utf8, CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
-    Trigger,
+    Status, Trigger,
 };
 use sandbox_proto::protocol::OutputLimits;
 use std::io::Write;
@@ -245,7 +245,7 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
     let env = Arc::new(env_pairs(&args)?);
     let child_bin = match &args.child_bin {
         Some(p) => p.clone(),
-        None => pool::default_child_bin().map_err(UsageError)?,
+        None => pool::default_child_bin().map_err(|e| UsageError(e.to_string()))?,
     };
     let activation_id = uuid::Uuid::new_v4().to_string();
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -259,11 +259,11 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
             print_result(&InvocationResult {
                 activation_id,
                 request_id,
-                status: "error".into(),
+                status: Status::Error,
                 duration_ms: started.elapsed().as_millis() as u64,
                 result: None,
                 error: Some(ErrorBody {
-                    kind: e.kind().into(),
+                    kind: e.kind(),
                     message: {
                         // A hostile manifest can make the parser's message huge (10 MB
                         // field names); the error is bounded like every other.
@@ -326,14 +326,15 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
             )
         }
     };
-    let sandbox = Sandbox::prepare(&SandboxPolicy::default()).map_err(UsageError)?;
+    let sandbox =
+        Sandbox::prepare(&SandboxPolicy::default()).map_err(|e| UsageError(e.to_string()))?;
     for reason in &sandbox.unconfined {
         eprintln!("cs-invoker-pool: unconfined: {reason}");
     }
     let mut cfg = PoolConfig::new(child_bin, Arc::new(sandbox));
     cfg.prewarm = 0;
     cfg.max_children = 2;
-    let pool = Pool::start(cfg).map_err(UsageError)?;
+    let pool = Pool::start(cfg).map_err(|e| UsageError(e.to_string()))?;
     let capabilities = Arc::new(bundle.manifest.capabilities.clone());
     let job = Job {
         bundle: Arc::new(bundle),
@@ -400,7 +401,7 @@ pub async fn run(args: RunArgs) -> Result<i32, UsageError> {
         ex.logs_truncated,
     );
     pool.shutdown().await;
-    Ok(if result.status == "success" {
+    Ok(if result.status == Status::Success {
         EXIT_SUCCESS
     } else {
         EXIT_FUNCTION_FAILED

@@ -66,10 +66,23 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
+/// The sandbox is required but this host cannot give it: every missing part, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the sandbox is required ({REQUIRE_ENV}=1 or cs_invoker_pool.sandbox.require) \
+     but incomplete on this host: {}. Run as root on a kernel with seccomp, \
+     namespaces and a cgroup memory controller",
+    missing.join("; ")
+)]
+pub struct SandboxIncomplete {
+    /// What is missing, one entry per part (`children cannot confine themselves: ...`).
+    pub missing: Vec<String>,
+}
+
 impl Sandbox {
     /// Probes the host. `Err` when `policy.require` is set and something is missing; the
     /// message lists every missing part and what to do.
-    pub fn prepare(policy: &SandboxPolicy) -> Result<Sandbox, String> {
+    pub fn prepare(policy: &SandboxPolicy) -> Result<Sandbox, SandboxIncomplete> {
         let mut unconfined = Vec::new();
         let confine = match preflight() {
             Ok(()) => {
@@ -111,12 +124,9 @@ impl Sandbox {
             }
         };
         if policy.require && !unconfined.is_empty() {
-            return Err(format!(
-                "the sandbox is required ({REQUIRE_ENV}=1 or cs_invoker_pool.sandbox.require) \
-                 but incomplete on this host: {}. Run as root on a kernel with seccomp, \
-                 namespaces and a cgroup memory controller",
-                unconfined.join("; ")
-            ));
+            return Err(SandboxIncomplete {
+                missing: unconfined,
+            });
         }
         Ok(Sandbox {
             confine,

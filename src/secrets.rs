@@ -21,7 +21,7 @@
 
 use crate::secret::Secret;
 use base64::Engine as _;
-use sandbox_proto::protocol::{HostError, CAPABILITY_DENIED};
+use sandbox_proto::protocol::HostError;
 
 /// The provider prefix of a secret kept in KVRocks.
 pub const KV_PROVIDER: &str = "kv:";
@@ -50,43 +50,85 @@ impl SecretRef {
     }
 }
 
+/// Why a version's `config.secrets` is refused (a terminal `ManifestError`): the bad entry,
+/// by index and (at most 80 characters of) its text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeclaredError {
+    #[error("config.secrets must be a list of names like \"kv:path\"")]
+    NotAList,
+    #[error("config.secrets declares {0} secrets, over the limit of {MAX_SECRETS}")]
+    TooMany(usize),
+    #[error("config.secrets[{0}] must be a string")]
+    NotAString(usize),
+    #[error("config.secrets[{index}] \"{shown}…\" is longer than {MAX_NAME_BYTES} bytes")]
+    TooLong { index: usize, shown: String },
+    #[error("config.secrets[{index}] \"{shown}\" names no provider; write \"kv:{shown}\"")]
+    NoProvider { index: usize, shown: String },
+    #[error(
+        "config.secrets[{index}] \"{shown}\": unknown secret provider \"{provider}\" \
+         (the only provider is \"kv\")"
+    )]
+    UnknownProvider {
+        index: usize,
+        shown: String,
+        provider: String,
+    },
+    #[error("config.secrets[{index}] \"{shown}\": {why}")]
+    BadPath {
+        index: usize,
+        shown: String,
+        why: PathError,
+    },
+}
+
+/// What is wrong with the path of a `kv:{path}` secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the path is empty")]
+    Empty,
+    #[error("a path may not contain ':'")]
+    Colon,
+    #[error("a path may not contain control characters")]
+    Control,
+    #[error("a path may not contain '..' or empty segments")]
+    BadSegment,
+}
+
 /// `config.secrets` of a version meta: absent or null → none; otherwise a list of
 /// `kv:{path}` strings. The error (a terminal `ManifestError`) names the bad entry.
-pub fn declared(config: &serde_json::Value) -> Result<Vec<SecretRef>, String> {
+pub fn declared(config: &serde_json::Value) -> Result<Vec<SecretRef>, DeclaredError> {
     let list = match config.get("secrets") {
         None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
         Some(serde_json::Value::Array(a)) => a,
-        Some(_) => return Err("config.secrets must be a list of names like \"kv:path\"".into()),
+        Some(_) => return Err(DeclaredError::NotAList),
     };
     if list.len() > MAX_SECRETS {
-        return Err(format!(
-            "config.secrets declares {} secrets, over the limit of {MAX_SECRETS}",
-            list.len()
-        ));
+        return Err(DeclaredError::TooMany(list.len()));
     }
     let mut out: Vec<SecretRef> = Vec::with_capacity(list.len());
-    for (i, v) in list.iter().enumerate() {
+    for (index, v) in list.iter().enumerate() {
         let Some(name) = v.as_str() else {
-            return Err(format!("config.secrets[{i}] must be a string"));
+            return Err(DeclaredError::NotAString(index));
         };
         let shown: String = name.chars().take(80).collect();
         if name.len() > MAX_NAME_BYTES {
-            return Err(format!(
-                "config.secrets[{i}] \"{shown}…\" is longer than {MAX_NAME_BYTES} bytes"
-            ));
+            return Err(DeclaredError::TooLong { index, shown });
         }
         let Some(path) = name.strip_prefix(KV_PROVIDER) else {
             let provider = name.split_once(':').map(|(p, _)| p).unwrap_or("");
             return Err(if provider.is_empty() {
-                format!("config.secrets[{i}] \"{shown}\" names no provider; write \"kv:{shown}\"")
+                DeclaredError::NoProvider { index, shown }
             } else {
-                format!(
-                    "config.secrets[{i}] \"{shown}\": unknown secret provider \"{provider}\" \
-                     (the only provider is \"kv\")"
-                )
+                DeclaredError::UnknownProvider {
+                    index,
+                    shown,
+                    provider: provider.to_string(),
+                }
             });
         };
-        check_path(path).map_err(|why| format!("config.secrets[{i}] \"{shown}\": {why}"))?;
+        if let Err(why) = check_path(path) {
+            return Err(DeclaredError::BadPath { index, shown, why });
+        }
         if out.iter().any(|r| r.declared == name) {
             continue;
         }
@@ -100,18 +142,18 @@ pub fn declared(config: &serde_json::Value) -> Result<Vec<SecretRef>, String> {
 
 /// A path may not be empty, hold a `:` (the key separator), a `..` or empty segment, or a
 /// control character.
-fn check_path(path: &str) -> Result<(), String> {
+fn check_path(path: &str) -> Result<(), PathError> {
     if path.is_empty() {
-        return Err("the path is empty".into());
+        return Err(PathError::Empty);
     }
     if path.contains(':') {
-        return Err("a path may not contain ':'".into());
+        return Err(PathError::Colon);
     }
     if path.chars().any(char::is_control) {
-        return Err("a path may not contain control characters".into());
+        return Err(PathError::Control);
     }
     if path.split('/').any(|s| s.is_empty() || s == "..") {
-        return Err("a path may not contain '..' or empty segments".into());
+        return Err(PathError::BadSegment);
     }
     Ok(())
 }
@@ -195,20 +237,16 @@ impl Secrets {
         let mut by_short = self.entries.iter().filter(|e| e.short == name);
         match (by_short.next(), by_short.next()) {
             (Some(e), None) => Ok(e.value.expose().to_string()),
-            (Some(_), Some(_)) => Err(HostError {
-                message: format!(
-                    "{CAPABILITY_DENIED}: cs.secrets.get(\"{}\") is ambiguous: more than one \
+            (Some(_), Some(_)) => Err(HostError::denied(format!(
+                "cs.secrets.get(\"{}\") is ambiguous: more than one \
                      declared secret ends in that name; use the name as declared",
-                    shown(name)
-                ),
-            }),
-            _ => Err(HostError {
-                message: format!(
-                    "{CAPABILITY_DENIED}: cs.secrets.get(\"{}\"): the version declares no such \
+                shown(name)
+            ))),
+            _ => Err(HostError::denied(format!(
+                "cs.secrets.get(\"{}\"): the version declares no such \
                      secret in config.secrets",
-                    shown(name)
-                ),
-            }),
+                shown(name)
+            ))),
         }
     }
 
@@ -248,10 +286,27 @@ mod tests {
         assert!(declared(&json!({})).unwrap().is_empty());
         assert!(declared(&json!({"secrets": null})).unwrap().is_empty());
         let e = declared(&json!({"secrets": ["vault:x/y"]})).unwrap_err();
-        assert!(e.contains("unknown secret provider \"vault\""), "{e}");
-        for bad in ["kv:a:b", "kv:../other", "kv:a/../b", "kv:", "kv:a//b"] {
+        assert!(
+            matches!(&e, DeclaredError::UnknownProvider { index: 0, provider, .. } if provider == "vault"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().contains("unknown secret provider \"vault\""),
+            "{e}"
+        );
+        for (bad, why) in [
+            ("kv:a:b", PathError::Colon),
+            ("kv:../other", PathError::BadSegment),
+            ("kv:a/../b", PathError::BadSegment),
+            ("kv:", PathError::Empty),
+            ("kv:a//b", PathError::BadSegment),
+        ] {
             let e = declared(&json!({ "secrets": [bad] })).unwrap_err();
-            assert!(e.contains(bad), "{bad}: {e}");
+            assert!(e.to_string().contains(bad), "{bad}: {e}");
+            assert!(
+                matches!(&e, DeclaredError::BadPath { why: w, .. } if *w == why),
+                "{bad}: {e:?}"
+            );
         }
         assert!(declared(&json!({"secrets": "kv:a"})).is_err());
         assert!(declared(&json!({"secrets": [1]})).is_err());

@@ -21,7 +21,8 @@ use crate::queue::producer::{ProducerClient, ProducerConfig};
 use crate::queue::worker::{TaskHandler, TaskInfo, Worker, WorkerConfig};
 use crate::queue::WaitError;
 use crate::sandbox::{required_by_env, Sandbox};
-use crate::store::{ActivationStatus, RedisStore, Store};
+use crate::store::{RedisStore, Store};
+use sandbox_proto::messages::Status;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,11 +85,7 @@ impl Handler {
                 .observe_queue_lag(&self.invoke_topic, lag as f64);
         }
         let version = a.version.map(|v| v.to_string()).unwrap_or_default();
-        let status = a
-            .status
-            .as_deref()
-            .and_then(|s| s.parse::<ActivationStatus>().ok());
-        if let (Some(status), false) = (status, a.republished || a.lost_race) {
+        if let (Some(status), false) = (a.status, a.republished || a.lost_race) {
             self.metrics.record_invocation(
                 &InvocationLabels {
                     tenant: &a.tenant,
@@ -124,7 +121,7 @@ impl Handler {
                 request_id = %a.request_id, tenant = %a.tenant, namespace = %a.namespace,
                 function = %a.function, version = %version, activation_id = %a.activation_id,
                 trace_id = a.trace_id.as_deref().unwrap_or(""),
-                status = a.status.as_deref().unwrap_or(""), duration_ms = a.duration_ms,
+                status = a.status.map(Status::as_str).unwrap_or(""), duration_ms = a.duration_ms,
                 cold_start = a.cold_start, republished = a.republished, executed = a.executed,
                 "activation finished"
             ),
@@ -132,8 +129,35 @@ impl Handler {
     }
 }
 
+/// Why the daemon could not start (printed, exit 1). Each says which setting to look at.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "{0}\n(cs_invoker_pool.sandbox.allow_unconfined: true lets the server run \
+         unconfined; never do that for untrusted code)"
+    )]
+    Sandbox(crate::sandbox::SandboxIncomplete),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot start the pool: {0}")]
+    Pool(#[from] crate::pool::StartError),
+    #[error("plugins.persistence.kvrocks: {0}")]
+    Store(crate::store::StoreError),
+    /// codeQ refused the handshake (token, permission) or the address is no valid target:
+    /// retrying cannot fix it.
+    #[error("{0}")]
+    CodeqRefused(String),
+    #[error("{0}")]
+    Tracing(#[from] crate::tracing_otel::ExporterError),
+    #[error("cs_invoker_pool.http.addr {addr}: cannot listen: {source}")]
+    Listen {
+        addr: crate::config::ListenAddr,
+        source: std::io::Error,
+    },
+}
+
 /// Runs the daemon; `Err` is a start-up failure to print (exit 1).
-pub async fn serve(cfg: Config) -> Result<(), String> {
+pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     tracing::info!(config = %cfg.summary().replace('\n', "; "), "starting cs-invoker-pool serve");
     for note in &cfg.notes {
         tracing::warn!(note = %note, "configuration note");
@@ -142,27 +166,13 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     // The sandbox: CS_REQUIRE_SANDBOX=1 is never weakened by the configuration.
     let mut policy = cfg.sandbox_policy();
     policy.require = policy.require || required_by_env();
-    let sandbox = Sandbox::prepare(&policy).map_err(|e| {
-        format!(
-            "{e}\n(cs_invoker_pool.sandbox.allow_unconfined: true lets the server run \
-             unconfined; never do that for untrusted code)"
-        )
-    })?;
+    let sandbox = Sandbox::prepare(&policy).map_err(ServeError::Sandbox)?;
     for reason in &sandbox.unconfined {
         tracing::warn!(reason = %reason, "running UNCONFINED (cs_invoker_pool.sandbox.allow_unconfined is true)");
     }
-    let pool = Arc::new(
-        Pool::start(
-            cfg.pool_config(Arc::new(sandbox))
-                .map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| format!("cannot start the pool: {e}"))?,
-    );
+    let pool = Arc::new(Pool::start(cfg.pool_config(Arc::new(sandbox))?)?);
 
-    let store = Arc::new(
-        RedisStore::new(cfg.store_config())
-            .map_err(|e| format!("plugins.persistence.kvrocks: {e}"))?,
-    );
+    let store = Arc::new(RedisStore::new(cfg.store_config()).map_err(ServeError::Store)?);
     if let Err(e) = store.ping().await {
         tracing::warn!(addr = %cfg.kvrocks.addr, error = %e, "KVRocks not reachable yet; not ready until it is");
     }
@@ -175,7 +185,7 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     let producer = Arc::new(ProducerClient::start(pcfg));
     match producer.wait_connected(STARTUP_CONNECT_WAIT).await {
         Ok(()) => {}
-        Err(WaitError::Refused(e)) => return Err(e),
+        Err(WaitError::Refused(e)) => return Err(ServeError::CodeqRefused(e)),
         Err(e) => {
             tracing::warn!(error = %e, "codeQ producer stream not open yet; retrying in the background")
         }
@@ -251,7 +261,7 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     ));
     match worker.wait_connected(STARTUP_CONNECT_WAIT).await {
         Ok(()) => {}
-        Err(WaitError::Refused(e)) => return Err(e),
+        Err(WaitError::Refused(e)) => return Err(ServeError::CodeqRefused(e)),
         Err(e) => {
             tracing::warn!(error = %e, "codeQ worker stream not open yet; retrying in the background")
         }
@@ -295,12 +305,12 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         })
     };
     let state = EndpointState::new(metrics.clone(), Arc::new(readiness)).with_scrape_hook(scrape);
-    let listener = endpoints::bind(&cfg.http_addr).await.map_err(|e| {
-        format!(
-            "cs_invoker_pool.http.addr {}: cannot listen: {e}",
-            cfg.http_addr
-        )
-    })?;
+    let listener = endpoints::bind(&cfg.http_addr)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: cfg.http_addr.clone(),
+            source,
+        })?;
     let local = listener
         .local_addr()
         .map(|a| a.to_string())

@@ -152,10 +152,15 @@ const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// An export that takes longer is given up (its spans counted as dropped).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The OTLP exporter could not be built from `cs_invoker_pool.tracing` (e.g. a bad endpoint).
+#[derive(Debug, thiserror::Error)]
+#[error("cs_invoker_pool.tracing: cannot build the OTLP exporter: {0}")]
+pub struct ExporterError(#[source] opentelemetry_otlp::ExporterBuildError);
+
 impl SpanSink {
     /// Starts the exporter (in the current tokio runtime). `Err` names what is wrong with the
     /// settings.
-    pub fn start(s: &TracingSettings) -> Result<SpanSink, String> {
+    pub fn start(s: &TracingSettings) -> Result<SpanSink, ExporterError> {
         let mut exporter = match s.protocol {
             Protocol::Grpc => {
                 let mut b = opentelemetry_otlp::SpanExporter::builder()
@@ -177,7 +182,7 @@ impl SpanSink {
                 b.build()
             }
         }
-        .map_err(|e| format!("cs_invoker_pool.tracing: cannot build the OTLP exporter: {e}"))?;
+        .map_err(ExporterError)?;
         exporter.set_resource(
             &Resource::builder_empty()
                 .with_service_name(s.service_name.clone())

@@ -11,7 +11,7 @@ use codeq_emulator::{Emulator, EmulatorConfig, EnqueueOptions, TaskStatus};
 use cs_invoker_pool::pipeline::Answer;
 use cs_invoker_pool::queue::producer::{ProducerClient, ProducerConfig};
 use cs_invoker_pool::queue::worker::{TaskHandler, TaskInfo, Worker, WorkerConfig};
-use sandbox_proto::messages::InvocationResult;
+use sandbox_proto::messages::{InvocationResult, Status};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -56,7 +56,7 @@ impl TaskHandler for Together {
         Answer::Completed(InvocationResult {
             activation_id: name.clone(),
             request_id: format!("req-{name}"),
-            status: "success".into(),
+            status: Status::Success,
             duration_ms: 1,
             result: None,
             error: None,

@@ -174,7 +174,7 @@ fn error_of(ex: &Execution) -> (String, String) {
     let e = r
         .error
         .unwrap_or_else(|| panic!("expected an error, got {:?}", r.result));
-    (e.kind, e.message)
+    (e.kind.to_string(), e.message)
 }
 
 /// Whether `pid` is a live process (a zombie counts as dead).

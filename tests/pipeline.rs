@@ -232,7 +232,7 @@ async fn a_published_function_runs_by_alias_and_everything_written_is_as_spec_sa
     let before = now_ms();
     let p = h.pipeline.process(&envelope(&req)).await;
     let r = completed(&p.answer).clone();
-    assert_eq!(r.status, "success");
+    assert_eq!(r.status, sandbox_proto::messages::Status::Success);
     let result = r.result.clone().unwrap();
     assert_eq!(result.status_code, 201);
     assert_eq!(result.body, r#"{"order":7}"#);

@@ -9,6 +9,7 @@ use cs_invoker_pool::host::HostScope;
 use cs_invoker_pool::pool::{ErrorType, Execution, Job, KillReason, Pool, PoolConfig, StartKind};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
 use sandbox_proto::bundle::{self, Bundle};
+use sandbox_proto::messages::Status;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -300,7 +301,7 @@ async fn a_timed_out_child_is_killed_at_the_deadline_and_replaced() {
     let took = t0.elapsed();
     let err = ex.outcome.as_ref().unwrap_err();
     assert_eq!(err.kind, ErrorType::Timeout, "{err:?}");
-    assert_eq!(ex.status(), "timeout");
+    assert_eq!(ex.status(), Status::Timeout);
     assert!(took < Duration::from_millis(2500), "took {took:?}");
     assert_eq!(pool.stats().kills_for(KillReason::Timeout), 1);
     wait_until("the child to be gone", || !alive(ex.child_pid)).await;

@@ -14,7 +14,7 @@ use cs_invoker_pool::store::{
     Begin, HostCallsRecord, RedisStore, RunningWrite, Store, StoreConfig, StoreError, Terminal,
     UserKv, VersionMeta, LOG_CHUNK_BYTES, MAX_BUNDLE_BYTES,
 };
-use sandbox_proto::messages::{ErrorBody, HttpResult, InvocationResult};
+use sandbox_proto::messages::{ErrorBody, ErrorType, HttpResult, InvocationResult, Status};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -69,12 +69,14 @@ fn assert_ttl(raw: &mut redis::Connection, key: &str, ttl: i64) {
     );
 }
 
-/// The InvocationResult a terminal record stands for (what the correlation key holds).
+/// The InvocationResult a terminal record stands for (what the correlation key holds). A
+/// `running` record has none (a result is never `running`); the store refuses its terminal
+/// write by the record's status, so the result's is only a stand-in.
 fn result_of(r: &ActivationRecord) -> InvocationResult {
     InvocationResult {
         activation_id: r.activation_id.clone(),
         request_id: r.request_id.clone(),
-        status: r.status.as_str().to_string(),
+        status: r.status.terminal().unwrap_or(Status::Error),
         duration_ms: r.duration_ms.unwrap_or(0),
         result: r.result.clone(),
         error: r.error.clone(),
@@ -159,7 +161,7 @@ fn failure(aid: &str) -> ActivationRecord {
     r.end_ms = Some(r.start_ms + 5);
     r.duration_ms = Some(5);
     r.error = Some(ErrorBody {
-        kind: "Exception".to_string(),
+        kind: ErrorType::Exception,
         message: "Error: boom".to_string(),
         stack: None,
     });
@@ -314,7 +316,7 @@ async fn every_key_of_spec_4_has_its_value_format_and_ttl() {
     let result = InvocationResult {
         activation_id: a.clone(),
         request_id: "req-00000001".into(),
-        status: "success".into(),
+        status: Status::Success,
         duration_ms: 12,
         result: success(&a, 12).result,
         error: None,
@@ -814,7 +816,7 @@ async fn every_call(
     let result = InvocationResult {
         activation_id: a.clone(),
         request_id: format!("req-{n:08}"),
-        status: "success".into(),
+        status: Status::Success,
         duration_ms: 1,
         result: None,
         error: None,

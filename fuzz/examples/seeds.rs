@@ -104,9 +104,7 @@ fn to_child_seeds(hello: &Bundle) -> Vec<Vec<u8>> {
             headers: vec![("content-type".into(), "application/json".into())],
             body: br#"{"ok":true}"#.to_vec(),
         }),
-        Err(HostError {
-            message: format!("{CAPABILITY_DENIED}: kv.set on \"other:1\""),
-        }),
+        Err(HostError::denied("kv.set on \"other:1\"")),
     ]
     .map(|result| ToChild::HostReply(HostReply { id: 1, result }));
     let unconfined = ToChild::Init(Init {

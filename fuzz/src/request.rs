@@ -13,6 +13,7 @@ pub fn check(data: &[u8]) {
     let (env, req) = match request::decode(data) {
         Ok(ok) => ok,
         Err(reason) => {
+            let reason = reason.message();
             assert!(!reason.is_empty());
             assert!(
                 reason.len() <= MAX_REASON_BYTES,

@@ -18,11 +18,9 @@ use sandbox_child::engine::{Engine, Host};
 use sandbox_child::pipe;
 use sandbox_proto::bundle::{self, BundleError};
 use sandbox_proto::messages::{
-    CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
+    CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult, Status,
 };
-use sandbox_proto::protocol::{
-    ErrorKind, GuestError, HostError, HostOp, HostValue, LogLine, OutputLimits, CAPABILITY_DENIED,
-};
+use sandbox_proto::protocol::{GuestError, HostError, HostOp, HostValue, LogLine, OutputLimits};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
@@ -87,7 +85,11 @@ enum Confinement {
 
 /// Decides from the flags, the host (`preflight`) and `CS_REQUIRE_SANDBOX`. `Err` is the
 /// refusal printed before exiting with [`EXIT_CONFINE`].
-fn decide(a: &RunArgs, host: Result<(), String>, require: bool) -> Result<Confinement, String> {
+fn decide(
+    a: &RunArgs,
+    host: Result<(), confine::Unconfinable>,
+    require: bool,
+) -> Result<Confinement, String> {
     if a.unconfined {
         if require {
             return Err(format!(
@@ -186,34 +188,29 @@ impl Host for LocalHost {
                 note(&line.to_string());
                 Ok(HostValue::Done)
             }
-            HostOp::HttpFetch { .. } => Err(HostError {
-                message: "cs.http.fetch is not available in sandbox-child run".into(),
-            }),
+            HostOp::HttpFetch { .. } => Err(HostError::failed(
+                "cs.http.fetch is not available in sandbox-child run",
+            )),
             // No queue lease to extend here: the call is accepted for a cadence trigger only,
             // as in production.
-            HostOp::SecretGet { .. } => Err(HostError {
-                message: format!(
-                    "{CAPABILITY_DENIED}: cs.secrets.get: sandbox-child run has no secrets; use \
-                     cs-invoker-pool run --secret NAME=VALUE"
-                ),
-            }),
+            HostOp::SecretGet { .. } => Err(HostError::denied(
+                "cs.secrets.get: sandbox-child run has no secrets; use \
+                 cs-invoker-pool run --secret NAME=VALUE",
+            )),
             HostOp::CadenceHeartbeat if self.trigger == "cadence" => Ok(HostValue::Done),
-            HostOp::CadenceHeartbeat => Err(HostError {
-                message: format!(
-                    "{CAPABILITY_DENIED}: cs.cadence.heartbeat is only for a cadence trigger, \
+            HostOp::CadenceHeartbeat => Err(HostError::denied(format!(
+                "cs.cadence.heartbeat is only for a cadence trigger, \
                      this is {}",
-                    self.trigger
-                ),
-            }),
+                self.trigger
+            ))),
         }
     }
 
     fn start(&mut self, _op: HostOp) -> Result<u64, HostError> {
-        Err(HostError {
-            message: "fetch is not available in sandbox-child run (no supervisor to perform \
-                      it): use cs-invoker-pool run"
-                .into(),
-        })
+        Err(HostError::failed(
+            "fetch is not available in sandbox-child run (no supervisor to perform \
+             it): use cs-invoker-pool run",
+        ))
     }
 
     fn log(&mut self, line: LogLine) {
@@ -272,11 +269,11 @@ fn run(a: &RunArgs) -> ExitCode {
 
     let activation_id = uuid::Uuid::new_v4().to_string();
     let request_id = uuid::Uuid::new_v4().to_string();
-    let report = |status: &str, duration_ms: u64, result, error| {
+    let report = |status: Status, duration_ms: u64, result, error| {
         print_result(&InvocationResult {
             activation_id: activation_id.clone(),
             request_id: request_id.clone(),
-            status: status.to_string(),
+            status,
             duration_ms,
             result,
             error,
@@ -288,11 +285,11 @@ fn run(a: &RunArgs) -> ExitCode {
         Err(BundleError::NotFound(m)) => return usage_error(&format!("cannot read PATH: {m}")),
         Err(e) => {
             report(
-                "error",
+                Status::Error,
                 0,
                 None,
                 Some(ErrorBody {
-                    kind: e.kind().to_string(),
+                    kind: e.kind(),
                     message: e.message().to_string(),
                     stack: None,
                 }),
@@ -371,7 +368,12 @@ fn run(a: &RunArgs) -> ExitCode {
         &a.env,
     ) {
         let ms = load_start.elapsed().as_millis() as u64;
-        report(status_of(&e), ms, None, Some(error_body(e)));
+        report(
+            Status::of_error(e.kind.into()),
+            ms,
+            None,
+            Some(error_body(e)),
+        );
         return ExitCode::from(1);
     }
 
@@ -416,30 +418,27 @@ fn run(a: &RunArgs) -> ExitCode {
     }
     match outcome.result {
         Ok(r) => {
-            if report("success", duration_ms, Some(r), None) {
+            if report(Status::Success, duration_ms, Some(r), None) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             }
         }
         Err(e) => {
-            report(status_of(&e), duration_ms, None, Some(error_body(e)));
+            report(
+                Status::of_error(e.kind.into()),
+                duration_ms,
+                None,
+                Some(error_body(e)),
+            );
             ExitCode::from(1)
         }
     }
 }
 
-fn status_of(e: &GuestError) -> &'static str {
-    if e.kind == ErrorKind::Timeout {
-        "timeout"
-    } else {
-        "error"
-    }
-}
-
 fn error_body(e: GuestError) -> ErrorBody {
     ErrorBody {
-        kind: e.kind.as_str().to_string(),
+        kind: e.kind.into(),
         message: e.message,
         stack: e.stack,
     }
@@ -500,7 +499,7 @@ mod tests {
             .unwrap_err()
             .contains("CS_REQUIRE_SANDBOX=1"));
         // A host that cannot confine: unconfined with the reason, or refused with it.
-        let host = || Err("not running as root".to_string());
+        let host = || Err(confine::Unconfinable(vec!["not running as root"]));
         match decide(&args(&[]), host(), false) {
             Ok(Confinement::Skip(why)) => assert!(why.contains("not running as root")),
             other => panic!("{other:?}"),

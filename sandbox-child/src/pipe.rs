@@ -20,7 +20,7 @@
 use crate::engine::{event_loop, Engine, Host, LoadRequest};
 use sandbox_proto::protocol::{
     encode, read_frame, write_frame, Fatal, FrameError, FromChild, HostCall, HostCancel, HostError,
-    HostOp, HostValue, Init, Loaded, LogLine, Ready, ToChild, LIMIT_EXCEEDED, MAX_BYTECODE_BYTES,
+    HostOp, HostValue, Init, Loaded, LogLine, Ready, ToChild, MAX_BYTECODE_BYTES,
     MAX_FRAME_TO_CHILD, PROTOCOL_VERSION,
 };
 use std::cell::RefCell;
@@ -195,9 +195,7 @@ struct PipeHost<R, W> {
 const GONE: &str = "the connection to the supervisor is broken";
 
 fn gone() -> HostError {
-    HostError {
-        message: GONE.into(),
-    }
+    HostError::failed(GONE)
 }
 
 impl<R: PipeInput, W: Write> PipeHost<R, W> {
@@ -214,18 +212,16 @@ impl<R: PipeInput, W: Write> PipeHost<R, W> {
         let frame = match encode(&FromChild::HostCall(HostCall { id, op })) {
             Ok(f) => f,
             Err(FrameError::TooLarge { len, max }) => {
-                return Err(HostError {
-                    message: format!(
-                        "{LIMIT_EXCEEDED}: {name}: the call's arguments take {len} bytes, \
+                return Err(HostError::limit_exceeded(format!(
+                    "{name}: the call's arguments take {len} bytes, \
                          over the host-call limit of {max} bytes ({} MiB)",
-                        max >> 20
-                    ),
-                })
+                    max >> 20
+                )))
             }
             Err(e) => {
-                return Err(HostError {
-                    message: format!("{name}: cannot encode the call: {e}"),
-                })
+                return Err(HostError::failed(format!(
+                    "{name}: cannot encode the call: {e}"
+                )))
             }
         };
         if let Err(e) = io.send_encoded(&frame) {
@@ -377,7 +373,7 @@ fn serve_with<R: PipeInput + 'static, W: Write + 'static>(input: R, output: W, e
     };
     let mut engine = match Engine::new(Box::new(host)) {
         Ok(e) => e,
-        Err(m) => return fatal(&io, "engine", m),
+        Err(m) => return fatal(&io, "engine", m.to_string()),
     };
 
     // 3. Confinement, before the first untrusted byte.

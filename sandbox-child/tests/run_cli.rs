@@ -135,7 +135,7 @@ fn unavailable() -> Option<String> {
     let reason = REASON
         .get_or_init(|| {
             if let Err(why) = sandbox_child::confine::preflight() {
-                return Some(why);
+                return Some(why.to_string());
             }
             let r = exec(cmd(&trivial(), &[]));
             if r.code == Some(0) && !r.stderr.contains("unconfined:") {

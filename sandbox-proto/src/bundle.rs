@@ -61,10 +61,11 @@ pub enum BundleError {
 
 impl BundleError {
     /// The contract §6 error type this maps to.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> crate::messages::ErrorType {
+        use crate::messages::ErrorType;
         match self {
-            BundleError::NotFound(_) | BundleError::Bundle(_) => "BundleError",
-            BundleError::Manifest(_) => "ManifestError",
+            BundleError::NotFound(_) | BundleError::Bundle(_) => ErrorType::BundleError,
+            BundleError::Manifest(_) => ErrorType::ManifestError,
         }
     }
     pub fn message(&self) -> &str {
@@ -152,7 +153,7 @@ pub fn parse_tar(bytes: &[u8]) -> Result<Bundle, BundleError> {
     let manifest_bytes = files.get("manifest.json").ok_or_else(|| {
         BundleError::Manifest("manifest.json: missing from the bundle".to_string())
     })?;
-    let manifest = Manifest::parse(manifest_bytes).map_err(BundleError::Manifest)?;
+    let manifest = Manifest::parse(manifest_bytes).map_err(|e| BundleError::Manifest(e.into()))?;
     match files.get(&manifest.entry) {
         None => {
             return Err(BundleError::Manifest(format!(

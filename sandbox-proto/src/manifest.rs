@@ -73,6 +73,24 @@ pub struct HttpCapability {
     pub timeout_ms: Option<u64>,
 }
 
+/// Why a `manifest.json` is refused (a `ManifestError` of contract §6): the message names the
+/// offending field (its `Display`). One kind of refusal, so one type holding the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ManifestError(String);
+
+impl ManifestError {
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<ManifestError> for String {
+    fn from(e: ManifestError) -> String {
+        e.0
+    }
+}
+
 impl Manifest {
     /// The manifest a lone `.js` file runs with: timeout 3000 ms, 64 MiB, concurrency 1, no
     /// capabilities.
@@ -134,7 +152,12 @@ impl Manifest {
     }
 
     /// Parses and validates manifest text. The error names the offending field.
-    pub fn parse(text: &[u8]) -> Result<Manifest, String> {
+    pub fn parse(text: &[u8]) -> Result<Manifest, ManifestError> {
+        Manifest::parse_text(text).map_err(ManifestError)
+    }
+
+    // The field checks compose the message with `?`; it becomes a [`ManifestError`] here.
+    fn parse_text(text: &[u8]) -> Result<Manifest, String> {
         let v: Value = serde_json::from_slice(text)
             .map_err(|e| format!("manifest.json is not valid JSON: {e}"))?;
         let obj = v
@@ -394,7 +417,7 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Result<Manifest, String> {
-        Manifest::parse(s.as_bytes())
+        Manifest::parse(s.as_bytes()).map_err(String::from)
     }
 
     #[test]

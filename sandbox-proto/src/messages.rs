@@ -11,13 +11,94 @@ use std::collections::BTreeMap;
 pub struct InvocationResult {
     pub activation_id: String,
     pub request_id: String,
-    /// `success`, `error` or `timeout`.
-    pub status: String,
+    pub status: Status,
     pub duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub result: Option<HttpResult>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<ErrorBody>,
+}
+
+/// `status` of an InvocationResult (contract §3): only a real deadline is a `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Success,
+    Error,
+    Timeout,
+}
+
+impl Status {
+    pub const ALL: [Status; 3] = [Status::Success, Status::Error, Status::Timeout];
+
+    /// The name on the wire, in the stored records and in the `status` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Error => "error",
+            Status::Timeout => "timeout",
+        }
+    }
+
+    /// The status an error of type `kind` gives: `timeout` for [`ErrorType::Timeout`] only.
+    pub fn of_error(kind: ErrorType) -> Status {
+        if kind == ErrorType::Timeout {
+            Status::Timeout
+        } else {
+            Status::Error
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `error.type` (contract §6): the five a child can report itself
+/// ([`ErrorKind`](crate::protocol::ErrorKind)) and the two only the supervisor decides (the
+/// bundle and the manifest it could not load).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorType {
+    Exception,
+    ValidationError,
+    Timeout,
+    MemoryLimit,
+    SandboxError,
+    BundleError,
+    ManifestError,
+}
+
+impl ErrorType {
+    pub const ALL: [ErrorType; 7] = [
+        ErrorType::Exception,
+        ErrorType::ValidationError,
+        ErrorType::Timeout,
+        ErrorType::MemoryLimit,
+        ErrorType::SandboxError,
+        ErrorType::BundleError,
+        ErrorType::ManifestError,
+    ];
+
+    /// The name on the wire and in the stored records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::Exception => "Exception",
+            ErrorType::ValidationError => "ValidationError",
+            ErrorType::Timeout => "Timeout",
+            ErrorType::MemoryLimit => "MemoryLimit",
+            ErrorType::SandboxError => "SandboxError",
+            ErrorType::BundleError => "BundleError",
+            ErrorType::ManifestError => "ManifestError",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The normalised return value of a handler.
@@ -44,7 +125,7 @@ impl HttpResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ErrorType,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub stack: Option<String>,
@@ -229,6 +310,37 @@ mod tests {
         }
         assert!("Http".parse::<Trigger>().is_err());
         assert!("cron".parse::<Trigger>().is_err());
+    }
+
+    #[test]
+    fn statuses_and_error_types_are_named_as_on_the_wire() {
+        for s in Status::ALL {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+        assert_eq!(
+            Status::ALL.map(Status::as_str),
+            ["success", "error", "timeout"]
+        );
+        for t in ErrorType::ALL {
+            assert_eq!(
+                serde_json::to_string(&t).unwrap(),
+                format!("\"{}\"", t.as_str())
+            );
+            assert_eq!(t.to_string(), t.as_str());
+        }
+        assert_eq!(Status::of_error(ErrorType::Timeout), Status::Timeout);
+        assert_eq!(Status::of_error(ErrorType::MemoryLimit), Status::Error);
+        // A record or result as the contract writes it parses, and serialises back unchanged.
+        let text = r#"{"activation_id":"a","request_id":"r","status":"error","duration_ms":3,"error":{"type":"ManifestError","message":"m"}}"#;
+        let r: InvocationResult = serde_json::from_str(text).unwrap();
+        assert_eq!(r.status, Status::Error);
+        assert_eq!(r.error.as_ref().unwrap().kind, ErrorType::ManifestError);
+        assert_eq!(serde_json::to_string(&r).unwrap(), text);
+        assert!(serde_json::from_str::<Status>("\"Success\"").is_err());
+        assert!(serde_json::from_str::<ErrorType>("\"exception\"").is_err());
     }
 
     #[test]

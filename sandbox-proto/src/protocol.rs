@@ -347,10 +347,62 @@ pub enum HostValue {
 }
 
 /// A host call that did not succeed. `message` becomes the message of the JS `Error` thrown
-/// into the guest; capability denials start with `CS_RUNTIME_CAPABILITY_DENIED:`.
+/// into the guest; capability denials start with `CS_RUNTIME_CAPABILITY_DENIED:`. Build one
+/// with the constructor of its kind, which writes the prefix the contract gives that kind.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct HostError {
+    /// What the supervisor counts (a denial is `denied` in the host-call metrics); the
+    /// function only sees the message.
+    pub kind: HostErrorKind,
     pub message: String,
+}
+
+/// The kinds of [`HostError`] (contract §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum HostErrorKind {
+    /// Refused by the activation's grants (the manifest's capabilities, its declared secrets):
+    /// `CS_RUNTIME_CAPABILITY_DENIED: ...`.
+    Denied,
+    /// Over a platform limit: `CS_RUNTIME_LIMIT_EXCEEDED: ...`.
+    LimitExceeded,
+    /// The store or the queue could not serve the call: `CS_RUNTIME_UNAVAILABLE: ...`.
+    Unavailable,
+    /// Anything else (a bad argument, a network failure, a cancelled call).
+    Failed,
+}
+
+impl HostError {
+    /// `CS_RUNTIME_CAPABILITY_DENIED: {what}`.
+    pub fn denied(what: impl std::fmt::Display) -> HostError {
+        HostError {
+            kind: HostErrorKind::Denied,
+            message: format!("{CAPABILITY_DENIED}: {what}"),
+        }
+    }
+
+    /// `CS_RUNTIME_LIMIT_EXCEEDED: {what}`.
+    pub fn limit_exceeded(what: impl std::fmt::Display) -> HostError {
+        HostError {
+            kind: HostErrorKind::LimitExceeded,
+            message: format!("{LIMIT_EXCEEDED}: {what}"),
+        }
+    }
+
+    /// `CS_RUNTIME_UNAVAILABLE: {what}`.
+    pub fn unavailable(what: impl std::fmt::Display) -> HostError {
+        HostError {
+            kind: HostErrorKind::Unavailable,
+            message: format!("{UNAVAILABLE}: {what}"),
+        }
+    }
+
+    /// Any other failure; `message` is given whole.
+    pub fn failed(message: impl Into<String>) -> HostError {
+        HostError {
+            kind: HostErrorKind::Failed,
+            message: message.into(),
+        }
+    }
 }
 
 /// Prefix of every capability denial, as contract §6 fixes it.
@@ -359,6 +411,10 @@ pub const CAPABILITY_DENIED: &str = "CS_RUNTIME_CAPABILITY_DENIED";
 /// Prefix of the message of an error thrown into the guest when a call exceeds a limit (an
 /// argument too large to send, too many publishes, ...). Catchable like any `Error`.
 pub const LIMIT_EXCEEDED: &str = "CS_RUNTIME_LIMIT_EXCEEDED";
+
+/// Prefix of the message of an error thrown into the guest when the store or the queue could
+/// not serve a call (no infrastructure details follow it).
+pub const UNAVAILABLE: &str = "CS_RUNTIME_UNAVAILABLE";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub enum LogLevel {
@@ -402,6 +458,21 @@ impl ErrorKind {
             ErrorKind::Timeout => "Timeout",
             ErrorKind::MemoryLimit => "MemoryLimit",
             ErrorKind::SandboxError => "SandboxError",
+        }
+    }
+}
+
+/// Here rather than in `messages`, which this module already uses: the dependency points one
+/// way.
+impl From<ErrorKind> for crate::messages::ErrorType {
+    fn from(k: ErrorKind) -> Self {
+        use crate::messages::ErrorType;
+        match k {
+            ErrorKind::Exception => ErrorType::Exception,
+            ErrorKind::ValidationError => ErrorType::ValidationError,
+            ErrorKind::Timeout => ErrorType::Timeout,
+            ErrorKind::MemoryLimit => ErrorType::MemoryLimit,
+            ErrorKind::SandboxError => ErrorType::SandboxError,
         }
     }
 }

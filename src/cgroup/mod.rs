@@ -91,16 +91,19 @@ pub enum CgroupMode {
     V2,
 }
 
+/// A cgroup mode that is none of `auto`, `v1`, `v2`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown cgroup mode {0:?} (expected auto, v1 or v2)")]
+pub struct UnknownCgroupMode(pub String);
+
 impl FromStr for CgroupMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownCgroupMode;
+    fn from_str(s: &str) -> Result<Self, UnknownCgroupMode> {
         match s.to_ascii_lowercase().as_str() {
             "auto" => Ok(CgroupMode::Auto),
             "v1" | "1" => Ok(CgroupMode::V1),
             "v2" | "2" => Ok(CgroupMode::V2),
-            other => Err(format!(
-                "unknown cgroup mode {other:?} (expected auto, v1 or v2)"
-            )),
+            other => Err(UnknownCgroupMode(other.to_string())),
         }
     }
 }

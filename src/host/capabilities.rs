@@ -2,7 +2,7 @@
 
 use super::{http, HostPolicy, RESERVED_TOPIC_PREFIX};
 use sandbox_proto::manifest::{Capabilities, KvOp};
-use sandbox_proto::protocol::{HostError, HostOp, CAPABILITY_DENIED};
+use sandbox_proto::protocol::{HostError, HostOp};
 
 /// `Ok(())` when `op` is allowed by `caps` and the platform's `policy` for an activation of
 /// trigger type `trigger`, else the error thrown into the guest, whose message starts with
@@ -108,9 +108,7 @@ pub fn topic_matches(pattern: &str, topic: &str) -> bool {
 }
 
 fn denied(msg: String) -> HostError {
-    HostError {
-        message: format!("{CAPABILITY_DENIED}: {msg}"),
-    }
+    HostError::denied(msg)
 }
 
 fn quoted(items: &[String]) -> String {

@@ -38,7 +38,7 @@ use http_body_util::Full;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use sandbox_proto::manifest::HttpCapability;
-use sandbox_proto::protocol::{HostError, HostOp, HostValue, CAPABILITY_DENIED};
+use sandbox_proto::protocol::{HostError, HostOp, HostValue};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -451,7 +451,7 @@ impl HttpFetcher {
             let out_headers = client::headers(&resp);
             let body = client::read_body(resp, self.config.max_response_bytes)
                 .await
-                .map_err(failed)?;
+                .map_err(|e| failed(e.to_string()))?;
             return Ok(HostValue::Http {
                 status: status.as_u16(),
                 headers: out_headers,
@@ -551,9 +551,13 @@ impl HttpFetcher {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| failed(format!("TLS handshake with \"{host}\" failed: {e}")))?;
-            client::exchange(tls, req).await.map_err(failed)
+            client::exchange(tls, req)
+                .await
+                .map_err(|e| failed(e.to_string()))
         } else {
-            client::exchange(tcp, req).await.map_err(failed)
+            client::exchange(tcp, req)
+                .await
+                .map_err(|e| failed(e.to_string()))
         }
     }
 }
@@ -768,15 +772,11 @@ fn shown_host(url: &Url, text: &str) -> String {
 }
 
 fn denied(msg: String) -> HostError {
-    HostError {
-        message: format!("{CAPABILITY_DENIED}: {msg}"),
-    }
+    HostError::denied(msg)
 }
 
 fn failed(msg: String) -> HostError {
-    HostError {
-        message: format!("cs.http.fetch: {msg}"),
-    }
+    HostError::failed(format!("cs.http.fetch: {msg}"))
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -12,7 +12,7 @@ pub mod local;
 pub mod service;
 
 use sandbox_proto::manifest::Capabilities;
-use sandbox_proto::protocol::{HostError, HostOp, HostValue, LIMIT_EXCEEDED};
+use sandbox_proto::protocol::{HostError, HostOp, HostValue};
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -148,9 +148,7 @@ impl CallCounters {
 
 /// The error thrown into the guest for a call over a platform limit.
 pub fn limit_exceeded(what: impl std::fmt::Display) -> HostError {
-    HostError {
-        message: format!("{LIMIT_EXCEEDED}: {what}"),
-    }
+    HostError::limit_exceeded(what)
 }
 
 /// The implementation of host calls that passed the capability check.
@@ -164,7 +162,5 @@ pub trait HostApi: Send + Sync + 'static {
 
 /// The error thrown into the guest for a call the supervisor cannot serve.
 pub fn unavailable(what: &str) -> HostError {
-    HostError {
-        message: format!("CS_RUNTIME_UNAVAILABLE: {what}"),
-    }
+    HostError::unavailable(what)
 }

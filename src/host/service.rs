@@ -35,9 +35,7 @@ impl<K, P> ServiceHost<K, P> {
 /// address, the server's own words) go to the operator's log, never to the function.
 fn kv_error(scope: &HostScope, op: &str, e: StoreError) -> HostError {
     match e {
-        StoreError::Invalid(why) => HostError {
-            message: format!("cs.kv.{op}: {why}"),
-        },
+        StoreError::Invalid(why) => HostError::failed(format!("cs.kv.{op}: {why}")),
         StoreError::Full(why) => super::limit_exceeded(format!("cs.kv.{op}: {why}")),
         other => {
             tracing::warn!(
@@ -51,9 +49,7 @@ fn kv_error(scope: &HostScope, op: &str, e: StoreError) -> HostError {
                     "cs.kv.{op}: the store is unavailable; try again later"
                 ))
             } else {
-                HostError {
-                    message: format!("cs.kv.{op}: the store could not serve the call"),
-                }
+                HostError::failed(format!("cs.kv.{op}: the store could not serve the call"))
             }
         }
     }
@@ -96,16 +92,16 @@ impl<K: UserKv, P: Publisher> HostApi for ServiceHost<K, P> {
                         payload_json.len()
                     )));
                 }
-                let payload = serde_json::from_str(&payload_json).map_err(|e| HostError {
-                    message: format!("cs.codeq.publish: payload is not JSON: {e}"),
+                let payload = serde_json::from_str(&payload_json).map_err(|e| {
+                    HostError::failed(format!("cs.codeq.publish: payload is not JSON: {e}"))
                 })?;
                 // Counted before anything is sent: the index names this publish in its
                 // idempotency key, so a re-run of the activation (after a crash) publishes
                 // each message once, and the cap holds even for calls that fail.
                 let n = scope.calls.next_publish(scope.policy.max_publishes)?;
                 let envelope = runtime_publish_envelope(scope, &topic, payload);
-                let bytes = envelope.to_vec().map_err(|e| HostError {
-                    message: format!("cs.codeq.publish: cannot encode the envelope: {e}"),
+                let bytes = envelope.to_vec().map_err(|e| {
+                    HostError::failed(format!("cs.codeq.publish: cannot encode the envelope: {e}"))
                 })?;
                 if bytes.len() > max {
                     return Err(super::limit_exceeded(format!(
@@ -140,9 +136,9 @@ impl<K: UserKv, P: Publisher> HostApi for ServiceHost<K, P> {
                                 "cs.codeq.publish: the queue is unavailable; try again later",
                             ))
                         } else {
-                            Err(HostError {
-                                message: "cs.codeq.publish: the queue refused the message".into(),
-                            })
+                            Err(HostError::failed(
+                                "cs.codeq.publish: the queue refused the message",
+                            ))
                         }
                     }
                 }

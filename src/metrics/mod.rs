@@ -48,13 +48,13 @@
 
 use crate::pipeline::cache::CacheStats;
 use crate::pool::PoolStats;
-use crate::store::records::ActivationStatus;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use sandbox_proto::messages::{Status, Trigger};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -95,9 +95,6 @@ const KILL_REASONS: [&str; 11] = [
     "shutdown",
     "sandbox_violation",
 ];
-
-/// The trigger types of `cs.invoke.v1`; anything else is counted as `other`.
-const TRIGGERS: [&str; 4] = ["http", "schedule", "cadence", "api"];
 
 /// Invocation durations, from a warm sub-millisecond call to the 900 s maximum timeout.
 const DURATION_BUCKETS_MS: &[f64] = &[
@@ -574,11 +571,12 @@ impl Metrics {
     pub fn record_invocation(
         &self,
         labels: &InvocationLabels<'_>,
-        status: ActivationStatus,
+        status: Status,
         duration_ms: f64,
         cold: bool,
     ) {
-        let trigger = if TRIGGERS.contains(&labels.trigger) {
+        // The trigger types of `cs.invoke.v1`; anything else is counted as `other`.
+        let trigger = if labels.trigger.parse::<Trigger>().is_ok() {
             labels.trigger
         } else {
             "other"
@@ -827,9 +825,9 @@ mod tests {
     #[test]
     fn names_labels_and_values() {
         let m = Metrics::new();
-        m.record_invocation(&labels("f", "http"), ActivationStatus::Success, 3.0, true);
-        m.record_invocation(&labels("f", "http"), ActivationStatus::Success, 40.0, false);
-        m.record_invocation(&labels("f", "cron"), ActivationStatus::Timeout, 1e9, false);
+        m.record_invocation(&labels("f", "http"), Status::Success, 3.0, true);
+        m.record_invocation(&labels("f", "http"), Status::Success, 40.0, false);
+        m.record_invocation(&labels("f", "cron"), Status::Timeout, 1e9, false);
         m.set_inflight([("t1", "ns", "f", 3, 2), ("t1", "ns", "g", 1, 0)]);
         m.observe_queue_lag("cs.invoke", 12.0);
         m.set_pool(&PoolStats {
@@ -882,10 +880,10 @@ mod tests {
         let m = Metrics::with_max_function_series(10);
         for i in 0..15 {
             let f = format!("f{i}");
-            m.record_invocation(&labels(&f, "http"), ActivationStatus::Success, 1.0, false);
+            m.record_invocation(&labels(&f, "http"), Status::Success, 1.0, false);
         }
         // A function seen before the limit still gets its own series.
-        m.record_invocation(&labels("f0", "http"), ActivationStatus::Success, 1.0, false);
+        m.record_invocation(&labels("f0", "http"), Status::Success, 1.0, false);
         for i in 0..MAX_SMALL_LABELS + 3 {
             m.observe_queue_lag(&format!("t{i}"), 1.0);
         }
@@ -914,7 +912,7 @@ mod tests {
             namespace: &long,
             ..labels("f", "api")
         };
-        m.record_invocation(&l, ActivationStatus::Error, 1.0, false);
+        m.record_invocation(&l, Status::Error, 1.0, false);
         let text = m.render();
         assert!(text.contains("tenant=\"a\\\"b\\\\c\\nd\""), "{text}");
         assert!(

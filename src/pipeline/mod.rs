@@ -49,6 +49,7 @@ use request::{Envelope, InvocationRequest};
 use sandbox_proto::bundle::{self, Bundle};
 use sandbox_proto::messages::{
     truncate_utf8, CtxPrincipal, CtxRef, CtxTrigger, ErrorBody, InvocationCtx, InvocationResult,
+    Status,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -192,7 +193,7 @@ impl Answer {
 impl Answer {
     fn for_result(r: &InvocationResult) -> Answer {
         match &r.error {
-            None if r.status == "success" => Answer::Completed(r.clone()),
+            None if r.status == Status::Success => Answer::Completed(r.clone()),
             Some(e) => Answer::Failed {
                 error: format!("{}: {}", e.kind, e.message),
             },
@@ -223,7 +224,7 @@ pub struct ActivationSummary {
     pub version: Option<u64>,
     pub trigger: String,
     /// `success`, `error` or `timeout`, once terminal.
-    pub status: Option<String>,
+    pub status: Option<Status>,
     pub duration_ms: u64,
     /// Code ran in a child for this delivery.
     pub executed: bool,
@@ -481,7 +482,7 @@ where
         }
         let (envelope, req) = match request::decode(payload) {
             Ok(v) => v,
-            Err(reason) => return self.dead_letter(payload, &reason).await,
+            Err(reason) => return self.dead_letter(payload, reason.message()).await,
         };
         let mut summary = ActivationSummary {
             activation_id: req.activation_id.clone(),
@@ -533,7 +534,11 @@ where
                     trigger: summary.trigger.clone(),
                     status: match &answer {
                         Answer::RetryLater { .. } => "retry".into(),
-                        _ => summary.status.clone().unwrap_or_default(),
+                        _ => summary
+                            .status
+                            .map(Status::as_str)
+                            .unwrap_or_default()
+                            .into(),
                     },
                     cold_start: summary.cold_start,
                 },
@@ -626,7 +631,7 @@ where
         match self.idempotency(req, begun.status).await {
             Ok(Some(stored)) => return self.republish(stored, summary, trace).await,
             Ok(None) => {}
-            Err(e) => return Answer::store_retry(e),
+            Err(e) => return Answer::store_retry(e.to_string()),
         }
         let resolution = self.resolution(req, alias_key, begun.alias);
 
@@ -707,7 +712,7 @@ where
                     Ok(None) => Answer::store_retry(
                         "the activation turned terminal but its record is missing",
                     ),
-                    Err(e) => Answer::store_retry(e),
+                    Err(e) => Answer::store_retry(e.to_string()),
                 };
             }
             Err(e) => return Answer::store_retry(e.to_string()),
@@ -840,13 +845,13 @@ where
         &self,
         req: &InvocationRequest,
         status: Result<Option<ActivationStatus>, StoreError>,
-    ) -> Result<Option<InvocationResult>, String> {
+    ) -> Result<Option<InvocationResult>, StoreError> {
         match status {
             Ok(Some(s)) if s.is_terminal() => {
                 self.stored_result(&req.tenant, &req.activation_id).await
             }
             Ok(_) => Ok(None),
-            Err(e) if e.is_transient() => Err(e.to_string()),
+            Err(e) if e.is_transient() => Err(e),
             // A corrupt status is treated as absent: the terminal CAS accepts neither, so a
             // rerun cannot produce two terminal records.
             Err(e) => {
@@ -861,22 +866,18 @@ where
         &self,
         tenant: &str,
         activation_id: &str,
-    ) -> Result<Option<InvocationResult>, String> {
-        let meta = self
-            .store
-            .activation_meta(tenant, activation_id)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(meta
-            .filter(|m| m.status.is_terminal())
-            .map(|m| InvocationResult {
+    ) -> Result<Option<InvocationResult>, StoreError> {
+        let meta = self.store.activation_meta(tenant, activation_id).await?;
+        Ok(meta.and_then(|m| {
+            Some(InvocationResult {
+                status: m.status.terminal()?,
                 activation_id: m.activation_id,
                 request_id: m.request_id,
-                status: m.status.as_str().to_string(),
                 duration_ms: m.duration_ms.unwrap_or(0),
                 result: m.result,
                 error: m.error,
-            }))
+            })
+        }))
     }
 
     /// Step 2's terminal path: correlation key and `cs.results` again (the idempotency key
@@ -888,7 +889,7 @@ where
         trace: &ActivationTrace,
     ) -> Answer {
         summary.republished = true;
-        summary.status = Some(stored.status.clone());
+        summary.status = Some(stored.status);
         summary.duration_ms = stored.duration_ms;
         if let Err(e) = self.store.write_result(&summary.tenant, &stored).await {
             return Answer::store_retry(e.to_string());
@@ -1352,19 +1353,14 @@ where
         truncate_utf8(&mut err.message, self.cfg.max_error_bytes);
         let duration_ms = arrived.elapsed().as_millis() as u64;
         record.start_kind = Some("none".into());
-        let status = if err.kind == ErrorType::Timeout {
-            "timeout"
-        } else {
-            "error"
-        };
         let result = InvocationResult {
             activation_id: record.activation_id.clone(),
             request_id: record.request_id.clone(),
-            status: status.into(),
+            status: Status::of_error(err.kind),
             duration_ms,
             result: None,
             error: Some(ErrorBody {
-                kind: err.kind.as_str().to_string(),
+                kind: err.kind,
                 message: err.message,
                 stack: None,
             }),
@@ -1385,16 +1381,12 @@ where
         trace: &ActivationTrace,
     ) -> Answer {
         let end_ms = unix_ms();
-        record.status = match result.status.as_str() {
-            "success" => ActivationStatus::Success,
-            "timeout" => ActivationStatus::Timeout,
-            _ => ActivationStatus::Error,
-        };
+        record.status = result.status.into();
         record.end_ms = Some(end_ms.max(record.start_ms));
         record.duration_ms = Some(result.duration_ms);
         record.result = result.result.clone();
         record.error = result.error.clone();
-        summary.status = Some(result.status.clone());
+        summary.status = Some(result.status);
         summary.duration_ms = result.duration_ms;
 
         let terminal = Terminal {
@@ -1414,13 +1406,13 @@ where
                     .await
                 {
                     Ok(Some(stored)) => {
-                        summary.status = Some(stored.status.clone());
+                        summary.status = Some(stored.status);
                         self.republish(stored, summary, trace).await
                     }
                     Ok(None) => Answer::store_retry(
                         "lost the terminal write but the winner's record is missing",
                     ),
-                    Err(e) => Answer::store_retry(e),
+                    Err(e) => Answer::store_retry(e.to_string()),
                 };
             }
             Err(e) => return Answer::store_retry(e.to_string()),
@@ -1536,16 +1528,16 @@ mod tests {
         let ok = InvocationResult {
             activation_id: "a".into(),
             request_id: "r".into(),
-            status: "success".into(),
+            status: Status::Success,
             duration_ms: 1,
             result: None,
             error: None,
         };
         assert!(matches!(Answer::for_result(&ok), Answer::Completed(_)));
         let failed = InvocationResult {
-            status: "timeout".into(),
+            status: Status::Timeout,
             error: Some(ErrorBody {
-                kind: "Timeout".into(),
+                kind: ErrorType::Timeout,
                 message: "deadline reached".into(),
                 stack: None,
             }),

@@ -248,13 +248,34 @@ impl<'de> Deserialize<'de> for Body<'de> {
     }
 }
 
+/// Why a payload is not a valid `cs.invoke.v1` request: the `validation failed: ...` reason,
+/// naming the field (its `Display`). There is one kind of refusal — the request is
+/// dead-lettered whatever the field — so the variants would only repeat the field names the
+/// text already holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRequest(String);
+
+impl InvalidRequest {
+    /// The reason, naming the field (`ref.version: ...`).
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Decodes the task payload into the envelope and a validated request. `Err` is the
 /// `validation failed: ...` reason.
 ///
 /// Every field is parsed and checked as before, except the body's `event`, which is only
 /// checked to be well-formed JSON and kept as its text ([`RawJson`]). One pass of the parser
 /// over the payload (two for a double-encoded one).
-pub fn decode(payload: &[u8]) -> Result<(Envelope, InvocationRequest), String> {
+pub fn decode(payload: &[u8]) -> Result<(Envelope, InvocationRequest), InvalidRequest> {
+    decode_payload(payload).map_err(InvalidRequest)
+}
+
+// The field checks below compose the reason text with `?`; it becomes an [`InvalidRequest`]
+// at the two public entry points.
+fn decode_payload(payload: &[u8]) -> Result<(Envelope, InvocationRequest), String> {
     let text = std::str::from_utf8(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
     let top: Top = serde_json::from_str(text).map_err(|e| format!("payload is not JSON: {e}"))?;
     // A JSON string that contains the envelope (some producers double-encode).
@@ -392,7 +413,11 @@ fn is_uuid(s: &str) -> bool {
 }
 
 /// Validates an InvocationRequest body against `cs.invoke.v1`.
-pub fn validate(body: &Value) -> Result<InvocationRequest, String> {
+pub fn validate(body: &Value) -> Result<InvocationRequest, InvalidRequest> {
+    validate_body(body).map_err(InvalidRequest)
+}
+
+fn validate_body(body: &Value) -> Result<InvocationRequest, String> {
     let o = body
         .as_object()
         .ok_or_else(|| "body: must be a JSON object".to_string())?;
@@ -655,7 +680,10 @@ mod tests {
             let mut v = good();
             mutate(&mut v);
             let err = decode(&envelope(v)).unwrap_err();
-            assert!(err.starts_with(want), "want {want:?}, got {err:?}");
+            assert!(
+                err.message().starts_with(want),
+                "want {want:?}, got {err:?}"
+            );
         }
     }
 
@@ -683,7 +711,7 @@ mod tests {
             match decode(p.as_bytes()) {
                 Ok((_, r)) => assert!(ok && r.event.get() == escaped, "{escaped}"),
                 Err(e) => assert!(
-                    !ok && e.starts_with("event: not Unicode JSON text"),
+                    !ok && e.message().starts_with("event: not Unicode JSON text"),
                     "{escaped}: {e}"
                 ),
             }
@@ -697,12 +725,17 @@ mod tests {
     fn envelope_errors() {
         assert!(decode(b"not json")
             .unwrap_err()
+            .message()
             .starts_with("payload is not JSON"));
-        assert!(decode(b"[1]").unwrap_err().starts_with("envelope:"));
+        assert!(decode(b"[1]")
+            .unwrap_err()
+            .message()
+            .starts_with("envelope:"));
         let mut e: Value = serde_json::from_slice(&envelope(good())).unwrap();
         e["tenant"] = json!("other");
         assert!(decode(e.to_string().as_bytes())
             .unwrap_err()
+            .message()
             .starts_with("tenant:"));
     }
 }

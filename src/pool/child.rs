@@ -5,10 +5,11 @@
 //! ([`protocol::body_len`]) and a child that breaks the protocol is killed by the caller; nothing
 //! a child writes can make this module panic or block the supervisor beyond the caller's deadline.
 
+use super::failure::{ChildFailure, ChildStartError};
 use super::reply::ReplyPipe;
 use super::spawn::{self, PidfdChild, SpawnError};
 use crate::cgroup::ChildCgroup;
-use sandbox_proto::protocol::{self, FrameError, FromChild, Init, ToChild, PROTOCOL_VERSION};
+use sandbox_proto::protocol::{self, FromChild, Init, ToChild, PROTOCOL_VERSION};
 use sandbox_proto::settings::ConfineSettings;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -100,26 +101,6 @@ impl KillReason {
     ];
 }
 
-/// A failure talking to a child. The caller turns it into a `SandboxError` and kills the child.
-#[derive(Debug)]
-pub enum ChildFailure {
-    /// The child broke the protocol: oversized, malformed or out-of-order frame.
-    Breach(String),
-    /// The pipe closed: the child exited or was killed.
-    Gone,
-    Io(std::io::Error),
-}
-
-impl From<FrameError> for ChildFailure {
-    fn from(e: FrameError) -> Self {
-        match e {
-            FrameError::Closed => ChildFailure::Gone,
-            FrameError::Io(e) => ChildFailure::Io(e),
-            other => ChildFailure::Breach(other.to_string()),
-        }
-    }
-}
-
 pub struct ChildProcess {
     pub id: u64,
     pub pid: u32,
@@ -149,7 +130,7 @@ impl ChildProcess {
         ready_timeout: Duration,
         confine: Option<ConfineSettings>,
         cgroup: Option<Box<dyn ChildCgroup>>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ChildStartError> {
         let started = Instant::now();
         let born_inside = match cgroup.as_ref().filter(|_| spawn::available()) {
             Some(cg) => cg.birth_dir().transpose().unwrap_or_else(|e| {
@@ -168,8 +149,11 @@ impl ChildProcess {
                     );
                     None
                 }
-                Err(SpawnError::Failed(e)) => {
-                    return Err(format!("cannot start {}: {e}", bin.display()));
+                Err(SpawnError::Failed(source)) => {
+                    return Err(ChildStartError::Exec {
+                        bin: bin.display().to_string(),
+                        source,
+                    });
                 }
             },
             None => None,
@@ -178,17 +162,15 @@ impl ChildProcess {
             Some(s) => (s.pid, Proc::Pidfd(s.proc), s.stdin, s.stdout, s.stderr),
             None => Self::spawn_command(bin, cgroup.as_deref())?,
         };
-        let stdin = pipe::Sender::from_owned_fd(stdin)
-            .map_err(|e| format!("cannot set up the child's request pipe: {e}"))?;
-        let stderr = pipe::Receiver::from_owned_fd(stderr)
-            .map_err(|e| format!("cannot set up the child's stderr pipe: {e}"))?;
+        let stdin = pipe::Sender::from_owned_fd(stdin).map_err(ChildStartError::RequestPipe)?;
+        let stderr = pipe::Receiver::from_owned_fd(stderr).map_err(ChildStartError::StderrPipe)?;
         tokio::spawn(forward_stderr(id, pid, stderr));
         let mut proc = proc;
         let stdout = match ReplyPipe::new(stdout) {
             Ok(s) => s,
             Err(e) => {
                 let _ = proc.start_kill();
-                return Err(format!("cannot set up the child's reply pipe: {e}"));
+                return Err(ChildStartError::ReplyPipe(e));
             }
         };
         let mut child = ChildProcess {
@@ -214,10 +196,11 @@ impl ChildProcess {
         let first = match tokio::time::timeout(ready_timeout, handshake).await {
             Err(_) => {
                 child.kill();
-                return Err(format!(
-                    "child {id} (pid {pid}) did not become ready within {} ms",
-                    ready_timeout.as_millis()
-                ));
+                return Err(ChildStartError::NotReady {
+                    id,
+                    pid,
+                    ms: ready_timeout.as_millis(),
+                });
             }
             Ok(r) => r,
         };
@@ -228,32 +211,33 @@ impl ChildProcess {
             }
             Ok(FromChild::Ready(r)) => {
                 child.kill();
-                Err(format!(
-                    "child {id} speaks protocol version {}, this supervisor speaks {PROTOCOL_VERSION}: \
-                     install matching cs-invoker-pool and sandbox-child binaries",
-                    r.protocol_version
-                ))
+                Err(ChildStartError::Version {
+                    id,
+                    got: r.protocol_version,
+                })
             }
             Ok(FromChild::Fatal(f)) => {
                 child.kill();
-                Err(format!(
-                    "child {id} failed at start-up step `{}`: {}",
-                    f.step, f.message
-                ))
+                Err(ChildStartError::Fatal {
+                    id,
+                    step: f.step,
+                    message: f.message,
+                })
             }
             Ok(other) => {
                 child.kill();
-                Err(format!(
-                    "child {id} sent {} before Ready",
-                    frame_name(&other)
-                ))
+                Err(ChildStartError::Unexpected {
+                    id,
+                    frame: frame_name(&other),
+                })
             }
             Err(e) => {
                 let status = child.exit_description(Duration::from_millis(200)).await;
-                Err(format!(
-                    "child {id} failed before Ready ({}); {status}",
-                    describe_failure(&e)
-                ))
+                Err(ChildStartError::Handshake {
+                    id,
+                    failure: e,
+                    status,
+                })
             }
         }
     }
@@ -264,7 +248,7 @@ impl ChildProcess {
     fn spawn_command(
         bin: &Path,
         cgroup: Option<&dyn ChildCgroup>,
-    ) -> Result<(u32, Proc, OwnedFd, OwnedFd, OwnedFd), String> {
+    ) -> Result<(u32, Proc, OwnedFd, OwnedFd, OwnedFd), ChildStartError> {
         let mut cmd = Command::new(bin);
         cmd.arg("pipe")
             .env_clear()
@@ -288,14 +272,15 @@ impl ChildProcess {
                 }
             });
         }
-        let mut proc = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let mut proc = cmd.spawn().map_err(|source| ChildStartError::Exec {
+            bin: bin.display().to_string(),
+            source,
+        })?;
         let pid = proc.id().unwrap_or(0);
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (proc.stdin.take(), proc.stdout.take(), proc.stderr.take())
         else {
-            return Err("child pipes were not created".into());
+            return Err(ChildStartError::NoPipes);
         };
         let fds = (|| {
             Ok::<_, std::io::Error>((
@@ -304,7 +289,7 @@ impl ChildProcess {
                 stderr.into_owned_fd()?,
             ))
         })()
-        .map_err(|e| format!("cannot take the child's pipes: {e}"))?;
+        .map_err(ChildStartError::TakePipes)?;
         Ok((pid, Proc::Command(proc), fds.0, fds.1, fds.2))
     }
 
@@ -370,14 +355,6 @@ fn pipe_error(e: std::io::Error) -> ChildFailure {
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe => ChildFailure::Gone,
         _ => ChildFailure::Io(e),
-    }
-}
-
-pub fn describe_failure(f: &ChildFailure) -> String {
-    match f {
-        ChildFailure::Breach(m) => format!("protocol breach: {m}"),
-        ChildFailure::Gone => "pipe closed".into(),
-        ChildFailure::Io(e) => format!("pipe error: {e}"),
     }
 }
 

@@ -19,13 +19,14 @@
 //! the other pipe and block the child — a deadlock until the deadline.
 
 use super::child::ChildStdin;
-use super::child::{recv_on, write_frame_bytes, ChildFailure, ChildProcess};
+use super::child::{recv_on, write_frame_bytes, ChildProcess};
 use super::execution::{Execution, Job};
+use super::failure::ChildFailure;
 use crate::host::{capabilities, HostApi};
 use sandbox_proto::messages::one_line;
 use sandbox_proto::protocol::{
-    self, Fatal, FromChild, HostError, HostOp, HostReply, HostValue, LogLine, OutputLimits,
-    ToChild, CAPABILITY_DENIED, MAX_HOST_CALLS_IN_FLIGHT,
+    self, Fatal, FromChild, HostError, HostErrorKind, HostOp, HostReply, HostValue, LogLine,
+    OutputLimits, ToChild, MAX_HOST_CALLS_IN_FLIGHT,
 };
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -130,7 +131,7 @@ pub(super) async fn converse<'a, H: HostApi>(
                         // secret) is a denial like the manifest's.
                         let outcome = match &result {
                             Ok(_) => "ok",
-                            Err(e) if e.message.starts_with(CAPABILITY_DENIED) => {
+                            Err(e) if e.kind == HostErrorKind::Denied => {
                                 ex.host_calls.denied += 1;
                                 "denied"
                             }
@@ -211,9 +212,7 @@ pub(super) async fn converse<'a, H: HostApi>(
                 if let Some(i) = calls.iter().position(|x| x.id == c.id) {
                     let dropped = calls.swap_remove(i);
                     ex.host_calls.time += dropped.started.elapsed();
-                    let aborted = Err(HostError {
-                        message: "cancelled by the function".into(),
-                    });
+                    let aborted = Err(HostError::failed("cancelled by the function"));
                     outbox.push_back(encode_reply(c.id, aborted)?);
                 }
                 // Otherwise the reply is already written or on its way: nothing to cancel.

@@ -2,8 +2,9 @@
 
 use crate::host::HostScope;
 use sandbox_proto::bundle::Bundle;
-use sandbox_proto::messages::{ErrorBody, HttpResult, InvocationResult};
-use sandbox_proto::protocol::ErrorKind;
+/// The error types of contract §6 (the one list, in `sandbox-proto`).
+pub use sandbox_proto::messages::ErrorType;
+use sandbox_proto::messages::{ErrorBody, HttpResult, InvocationResult, Status};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,44 +44,6 @@ impl Job {
             tenant: self.scope.tenant.clone(),
             sha256: self.bundle.sha256.clone(),
             env: self.env.clone(),
-        }
-    }
-}
-
-/// The error types of contract §6.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorType {
-    Exception,
-    ValidationError,
-    Timeout,
-    MemoryLimit,
-    SandboxError,
-    BundleError,
-    ManifestError,
-}
-
-impl ErrorType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorType::Exception => "Exception",
-            ErrorType::ValidationError => "ValidationError",
-            ErrorType::Timeout => "Timeout",
-            ErrorType::MemoryLimit => "MemoryLimit",
-            ErrorType::SandboxError => "SandboxError",
-            ErrorType::BundleError => "BundleError",
-            ErrorType::ManifestError => "ManifestError",
-        }
-    }
-}
-
-impl From<ErrorKind> for ErrorType {
-    fn from(k: ErrorKind) -> Self {
-        match k {
-            ErrorKind::Exception => ErrorType::Exception,
-            ErrorKind::ValidationError => ErrorType::ValidationError,
-            ErrorKind::Timeout => ErrorType::Timeout,
-            ErrorKind::MemoryLimit => ErrorType::MemoryLimit,
-            ErrorKind::SandboxError => ErrorType::SandboxError,
         }
     }
 }
@@ -212,11 +175,10 @@ impl Execution {
     }
 
     /// `success`, `error` or `timeout` (contract §3): only a real deadline makes `timeout`.
-    pub fn status(&self) -> &'static str {
+    pub fn status(&self) -> Status {
         match &self.outcome {
-            Ok(_) => "success",
-            Err(e) if e.kind == ErrorType::Timeout => "timeout",
-            Err(_) => "error",
+            Ok(_) => Status::Success,
+            Err(e) => Status::of_error(e.kind),
         }
     }
 
@@ -231,7 +193,7 @@ impl Execution {
             Err(e) => (
                 None,
                 Some(ErrorBody {
-                    kind: e.kind.as_str().to_string(),
+                    kind: e.kind,
                     message: e.message.clone(),
                     stack: e.stack.clone(),
                 }),
@@ -240,7 +202,7 @@ impl Execution {
         InvocationResult {
             activation_id: activation_id.to_string(),
             request_id: request_id.to_string(),
-            status: self.status().to_string(),
+            status: self.status(),
             duration_ms,
             result,
             error,

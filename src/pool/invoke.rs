@@ -1,9 +1,10 @@
 //! Running one [`Job`] on a child: checkout, bind (load), invoke, serve host calls, collect
 //! logs, enforce the deadline with SIGKILL, and decide the child's fate.
 
-use super::child::{describe_failure, ChildFailure, KillReason};
+use super::child::KillReason;
 use super::conversation::{converse, Stop, Until};
 use super::execution::{ErrorType, ExecError, Execution, Job, StartKind};
+use super::failure::{ChildFailure, ChildStartError};
 use super::{CompiledKey, CompiledModules, Idle, Inner, Pool};
 use crate::host::HostApi;
 use sandbox_proto::messages::{truncate_result, truncate_utf8};
@@ -102,7 +103,7 @@ impl Pool {
                             tokio::select! {
                                 p = Arc::clone(&inner.slots).acquire_owned() => match p {
                                     Ok(p) => p,
-                                    Err(_) => return Err("the pool is shut down".to_string()),
+                                    Err(_) => return Err(ChildStartError::ShutDown),
                                 },
                                 _ = &mut returned => continue,
                                 _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
@@ -265,7 +266,7 @@ impl Pool {
                                 ErrorType::SandboxError,
                                 format!(
                                     "sandbox child broke the protocol ({}) and was killed: {how}",
-                                    describe_failure(&f)
+                                    f
                                 ),
                             ),
                             KillReason::ProtocolBreach,

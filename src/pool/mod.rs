@@ -17,6 +17,7 @@ mod conversation;
 mod deadline;
 mod execution;
 mod executor;
+mod failure;
 mod invoke;
 mod reply;
 mod spawn;
@@ -28,6 +29,7 @@ pub use execution::{
     Binding, Env, ErrorType, ExecError, Execution, HostCallStats, Job, LogSink, StartKind,
 };
 pub use executor::Executor;
+pub use failure::ChildStartError;
 
 use crate::cgroup::CgroupLimits;
 use crate::sandbox::Sandbox;
@@ -107,27 +109,46 @@ const MEMORY_SLACK_BYTES: u64 = 16 << 20;
 /// Used until the first child has been measured.
 const DEFAULT_BASELINE_BYTES: u64 = 8 << 20;
 
+/// Why `sandbox-child` was not found ([`default_child_bin`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ChildBinError {
+    #[error("cannot locate the running executable: {0}")]
+    NoExe(std::io::Error),
+    #[error("{} has no parent directory", .0.display())]
+    NoParent(PathBuf),
+    #[error(
+        "sandbox-child not found beside {} (looked for {}); install it there, \
+         set {CHILD_BIN_ENV}, or pass --child-bin",
+        .exe.display(),
+        .candidate.display()
+    )]
+    NotFound { exe: PathBuf, candidate: PathBuf },
+}
+
 /// Finds `sandbox-child`: `$CS_SANDBOX_CHILD_BIN`, else beside the running executable.
-pub fn default_child_bin() -> Result<PathBuf, String> {
+pub fn default_child_bin() -> Result<PathBuf, ChildBinError> {
     if let Some(p) = std::env::var_os(CHILD_BIN_ENV) {
         return Ok(PathBuf::from(p));
     }
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("cannot locate the running executable: {e}"))?;
-    let dir = exe
-        .parent()
-        .ok_or_else(|| format!("{} has no parent directory", exe.display()))?;
+    let exe = std::env::current_exe().map_err(ChildBinError::NoExe)?;
+    let Some(dir) = exe.parent() else {
+        return Err(ChildBinError::NoParent(exe));
+    };
     let candidate = dir.join("sandbox-child");
     if candidate.is_file() {
         Ok(candidate)
     } else {
-        Err(format!(
-            "sandbox-child not found beside {} (looked for {}); install it there, \
-             set {CHILD_BIN_ENV}, or pass --child-bin",
-            exe.display(),
-            candidate.display()
-        ))
+        Err(ChildBinError::NotFound { exe, candidate })
     }
+}
+
+/// A [`PoolConfig`] the pool cannot start with.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("sandbox-child binary {} does not exist", .0.display())]
+    NoChildBin(PathBuf),
+    #[error("pool: max_children must be at least 1")]
+    NoChildren,
 }
 
 /// An idle child with its process permit.
@@ -218,15 +239,12 @@ pub struct Pool {
 impl Pool {
     /// Starts the pool and its background task; stem children start in the background.
     /// Must be called inside a tokio runtime.
-    pub fn start(cfg: PoolConfig) -> Result<Pool, String> {
+    pub fn start(cfg: PoolConfig) -> Result<Pool, StartError> {
         if !cfg.child_bin.is_file() {
-            return Err(format!(
-                "sandbox-child binary {} does not exist",
-                cfg.child_bin.display()
-            ));
+            return Err(StartError::NoChildBin(cfg.child_bin.clone()));
         }
         if cfg.max_children == 0 {
-            return Err("pool: max_children must be at least 1".into());
+            return Err(StartError::NoChildren);
         }
         let inner = Arc::new(Inner {
             slots: Arc::new(Semaphore::new(cfg.max_children)),
@@ -411,7 +429,7 @@ impl Inner {
         memory_mb.saturating_mul(1 << 20) + self.memory_headroom()
     }
 
-    async fn spawn_child(&self, permit: OwnedSemaphorePermit) -> Result<Idle, String> {
+    async fn spawn_child(&self, permit: OwnedSemaphorePermit) -> Result<Idle, ChildStartError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let sandbox = &self.cfg.sandbox;
         let cgroup = match &sandbox.cgroups {
@@ -427,7 +445,7 @@ impl Inner {
                     Ok(cg) => Some(cg),
                     Err(e) => {
                         self.counters.spawn_failures.fetch_add(1, Ordering::Relaxed);
-                        return Err(format!("cannot create the child's cgroup: {e}"));
+                        return Err(ChildStartError::Cgroup(e));
                     }
                 }
             }

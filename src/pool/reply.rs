@@ -15,7 +15,7 @@
 //! Everything read is untrusted: the length prefix is checked against
 //! [`protocol::MAX_FRAME_FROM_CHILD`] before the buffer grows to hold the frame.
 
-use super::child::ChildFailure;
+use super::failure::ChildFailure;
 use super::spin::Spin;
 use sandbox_proto::protocol::{self, FromChild};
 use std::io;

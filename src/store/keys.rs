@@ -75,30 +75,45 @@ pub fn bad_name_char(value: &str) -> Option<char> {
     value.chars().find(|c| !is_name_char(*c))
 }
 
+/// A key component that cannot be used: which one (`tenant`, `request id`, ...) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("{what} is empty")]
+    Empty { what: &'static str },
+    #[error("{what} {value:?} contains {found:?}; names are made of {NAME_CHARSET}")]
+    BadChar {
+        what: &'static str,
+        value: String,
+        found: char,
+    },
+}
+
 /// A tenant must be a valid name ([`check_name`]) — the tenant is what keeps one tenant's keys
 /// out of another's.
-pub fn check_tenant(tenant: &str) -> Result<(), String> {
+pub fn check_tenant(tenant: &str) -> Result<(), KeyError> {
     check_name("tenant", tenant)
 }
 
 /// A name component (namespace, function, alias, activation id, tenant) must be non-empty and
 /// made of [`NAME_CHARSET`] only.
-pub fn check_name(what: &str, value: &str) -> Result<(), String> {
+pub fn check_name(what: &'static str, value: &str) -> Result<(), KeyError> {
     if value.is_empty() {
-        return Err(format!("{what} is empty"));
+        return Err(KeyError::Empty { what });
     }
-    if let Some(c) = bad_name_char(value) {
-        return Err(format!(
-            "{what} {value:?} contains {c:?}; names are made of {NAME_CHARSET}"
-        ));
+    if let Some(found) = bad_name_char(value) {
+        return Err(KeyError::BadChar {
+            what,
+            value: value.to_string(),
+            found,
+        });
     }
     Ok(())
 }
 
 /// The last component of a key (user KV key, request id) may contain `:` but not be empty.
-pub fn check_last(what: &str, value: &str) -> Result<(), String> {
+pub fn check_last(what: &'static str, value: &str) -> Result<(), KeyError> {
     if value.is_empty() {
-        return Err(format!("{what} is empty"));
+        return Err(KeyError::Empty { what });
     }
     Ok(())
 }
@@ -135,6 +150,12 @@ mod tests {
         assert!(check_name("function", "pay.v2_final-1").is_ok());
         assert!(check_tenant("").is_err());
         assert!(check_last("key", "a:b").is_ok());
+        // The texts StoreError::Invalid carries.
+        assert_eq!(check_tenant("").unwrap_err().to_string(), "tenant is empty");
+        assert_eq!(
+            check_name("namespace", "a:b").unwrap_err().to_string(),
+            "namespace \"a:b\" contains ':'; names are made of [A-Za-z0-9._-]"
+        );
         assert!(check_last("key", "").is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! later versions still load) and strict about the ones they need: a missing or mistyped required
 //! field is [`StoreError::Corrupt`](super::StoreError::Corrupt).
 
-use sandbox_proto::messages::{ErrorBody, HttpResult};
+use sandbox_proto::messages::{ErrorBody, HttpResult, Status};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -36,20 +36,27 @@ pub struct VersionMeta {
 /// child's binding stay cheap.
 pub const MAX_ENV_BYTES: usize = 64 * 1024;
 
+/// Why a version's `config.env` cannot be `process.env` (the version's metadata is unusable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    #[error("config.env must be an object of strings, got {0}")]
+    NotAnObject(&'static str),
+    /// The name is cut to 64 bytes.
+    #[error("config.env.{name} must be a string, got {got}")]
+    NotAString { name: String, got: &'static str },
+    #[error("config.env holds {0} bytes, over the limit of {MAX_ENV_BYTES}")]
+    TooLarge(usize),
+}
+
 impl VersionMeta {
     /// `config.env` (Sous `VersionConfig.env`, a map of strings) as `process.env` pairs: empty
     /// when absent or null; an error naming the problem when it is not an object of strings
     /// or is over [`MAX_ENV_BYTES`].
-    pub fn env(&self) -> Result<Vec<(String, String)>, String> {
+    pub fn env(&self) -> Result<Vec<(String, String)>, EnvError> {
         let env = match self.config.get("env") {
             None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
             Some(serde_json::Value::Object(m)) => m,
-            Some(other) => {
-                return Err(format!(
-                    "config.env must be an object of strings, got {}",
-                    json_kind(other)
-                ))
-            }
+            Some(other) => return Err(EnvError::NotAnObject(json_kind(other))),
         };
         let mut out = Vec::with_capacity(env.len());
         let mut bytes = 0usize;
@@ -57,18 +64,16 @@ impl VersionMeta {
             let Some(v) = v.as_str() else {
                 let mut name = k.clone();
                 sandbox_proto::messages::truncate_utf8(&mut name, 64);
-                return Err(format!(
-                    "config.env.{name} must be a string, got {}",
-                    json_kind(v)
-                ));
+                return Err(EnvError::NotAString {
+                    name,
+                    got: json_kind(v),
+                });
             };
             bytes += k.len() + v.len();
             out.push((k.clone(), v.to_string()));
         }
         if bytes > MAX_ENV_BYTES {
-            return Err(format!(
-                "config.env holds {bytes} bytes, over the limit of {MAX_ENV_BYTES}"
-            ));
+            return Err(EnvError::TooLarge(bytes));
         }
         Ok(out)
     }
@@ -109,6 +114,27 @@ impl ActivationStatus {
     pub fn is_terminal(self) -> bool {
         !matches!(self, ActivationStatus::Running)
     }
+
+    /// The InvocationResult status of a terminal activation; `None` while `running`.
+    pub fn terminal(self) -> Option<Status> {
+        match self {
+            ActivationStatus::Running => None,
+            ActivationStatus::Success => Some(Status::Success),
+            ActivationStatus::Error => Some(Status::Error),
+            ActivationStatus::Timeout => Some(Status::Timeout),
+        }
+    }
+}
+
+/// A terminal activation's status is its result's.
+impl From<Status> for ActivationStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Success => ActivationStatus::Success,
+            Status::Error => ActivationStatus::Error,
+            Status::Timeout => ActivationStatus::Timeout,
+        }
+    }
 }
 
 impl fmt::Display for ActivationStatus {
@@ -117,15 +143,20 @@ impl fmt::Display for ActivationStatus {
     }
 }
 
+/// A `cs:act:{t}:{aid}:status` value that is none of the four.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown activation status {0:?}")]
+pub struct UnknownStatus(pub String);
+
 impl FromStr for ActivationStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, UnknownStatus> {
         match s {
             "running" => Ok(ActivationStatus::Running),
             "success" => Ok(ActivationStatus::Success),
             "error" => Ok(ActivationStatus::Error),
             "timeout" => Ok(ActivationStatus::Timeout),
-            other => Err(format!("unknown activation status {other:?}")),
+            other => Err(UnknownStatus(other.to_string())),
         }
     }
 }
@@ -305,5 +336,11 @@ mod tests {
         assert!("done".parse::<ActivationStatus>().is_err());
         assert!(!ActivationStatus::Running.is_terminal());
         assert!(ActivationStatus::Timeout.is_terminal());
+        for s in Status::ALL {
+            let a = ActivationStatus::from(s);
+            assert_eq!(a.as_str(), s.as_str());
+            assert_eq!(a.terminal(), Some(s));
+        }
+        assert_eq!(ActivationStatus::Running.terminal(), None);
     }
 }

@@ -894,8 +894,8 @@ impl UserKv for RedisStore {
     }
 }
 
-fn check(r: Result<(), String>) -> Result<(), StoreError> {
-    r.map_err(StoreError::Invalid)
+fn check(r: Result<(), keys::KeyError>) -> Result<(), StoreError> {
+    r.map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -905,7 +905,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn parse_status(key: &str, raw: &[u8]) -> Result<ActivationStatus, StoreError> {
     std::str::from_utf8(raw)
         .map_err(|_| "not UTF-8".to_string())
-        .and_then(str::parse)
+        .and_then(|s| {
+            s.parse()
+                .map_err(|e: super::records::UnknownStatus| e.to_string())
+        })
         .map_err(|why| StoreError::Corrupt {
             key: key.to_string(),
             why,

@@ -237,22 +237,33 @@ pub fn try_forbidden(op: &str) -> String {
     }
 }
 
+/// An op [`attempt`] does not know, or whose argument does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadOp {
+    #[error("bad pid in {0:?}")]
+    Pid(String),
+    #[error("bad size in {0:?}")]
+    Size(String),
+    #[error("unknown op {0:?}")]
+    Unknown(String),
+}
+
 /// [`try_forbidden`], structured. `Err` for an unknown op.
-pub fn attempt(op: &str) -> Result<Attempt, String> {
+pub fn attempt(op: &str) -> Result<Attempt, BadOp> {
     if let Some(pid) = op.strip_prefix("kill:") {
-        let pid: libc::pid_t = pid.parse().map_err(|_| format!("bad pid in {op:?}"))?;
+        let pid: libc::pid_t = pid.parse().map_err(|_| BadOp::Pid(op.to_string()))?;
         // SAFETY: signal 0 only checks permission.
         let r = unsafe { libc::kill(pid, 0) };
         return Ok(result(r as i64, &format!("may signal pid {pid}")));
     }
     if let Some(mib) = op.strip_prefix("alloc:") {
-        let mib: usize = mib.parse().map_err(|_| format!("bad size in {op:?}"))?;
+        let mib: usize = mib.parse().map_err(|_| BadOp::Size(op.to_string()))?;
         return Ok(alloc_touch(mib));
     }
     if let Some(mib) = op.strip_prefix("rust-alloc:") {
         // A native (Rust) allocation, not touched: only the address-space limit can refuse
         // it, and then the child's global allocator reports out of memory and exits.
-        let mib: usize = mib.parse().map_err(|_| format!("bad size in {op:?}"))?;
+        let mib: usize = mib.parse().map_err(|_| BadOp::Size(op.to_string()))?;
         let v: Vec<u8> = vec![0; mib << 20];
         return Ok(Attempt::Succeeded(format!(
             "allocated {} MiB",
@@ -383,7 +394,7 @@ pub fn attempt(op: &str) -> Result<Attempt, String> {
             result(r, "became gid 0")
         }
         "mprotect-exec" => mprotect_exec(),
-        _ => return Err(format!("unknown op {op:?}")),
+        _ => return Err(BadOp::Unknown(op.to_string())),
     };
     Ok(r)
 }

@@ -248,9 +248,14 @@ pub fn confine(
     Ok(rec.report)
 }
 
+/// What this host lacks for confinement ([`preflight`]): `Display` lists it, `; `-separated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct Unconfinable(pub Vec<&'static str>);
+
 /// Fast checks the supervisor can run before spawning children: are we privileged enough to
 /// confine, and does the kernel have what we need. `Err` says exactly what is missing.
-pub fn preflight() -> Result<(), String> {
+pub fn preflight() -> Result<(), Unconfinable> {
     let mut missing = Vec::new();
     if !nix::unistd::geteuid().is_root() {
         missing.push("not running as root (needed for namespaces, the empty root and setuid)");
@@ -268,6 +273,6 @@ pub fn preflight() -> Result<(), String> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(missing.join("; "))
+        Err(Unconfinable(missing))
     }
 }

@@ -90,44 +90,65 @@ pub fn encode(modules: &Modules) -> Vec<u8> {
     encode_with_identity(build_identity(), modules)
 }
 
+/// Why a compiled-module blob cannot be used by this child (it then compiles the source).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlobError {
+    #[error("not a compiled-module blob (bad magic)")]
+    BadMagic,
+    #[error("envelope format {found}, this child reads {FORMAT}")]
+    Format { found: u16 },
+    #[error(
+        "made by another child build ('{theirs}'; this is '{}')",
+        build_identity()
+    )]
+    OtherBuild { theirs: String },
+    #[error("truncated header")]
+    TruncatedHeader,
+    #[error("checksum mismatch (damaged bytes)")]
+    Checksum,
+    #[error("truncated payload")]
+    TruncatedPayload,
+    #[error("a module path is not UTF-8")]
+    PathNotUtf8,
+    #[error("trailing bytes after the modules")]
+    Trailing,
+}
+
 /// Opens the envelope: the modules, or why they cannot be used here.
-pub fn decode(blob: &[u8]) -> Result<Modules, String> {
+pub fn decode(blob: &[u8]) -> Result<Modules, BlobError> {
+    use BlobError::{TruncatedHeader as Header, TruncatedPayload as Payload};
     let mut r = Reader(blob);
     if r.take(MAGIC.len()) != Some(&MAGIC[..]) {
-        return Err("not a compiled-module blob (bad magic)".into());
+        return Err(BlobError::BadMagic);
     }
-    let format = r.u16().ok_or("truncated header")?;
+    let format = r.u16().ok_or(Header)?;
     if format != FORMAT {
-        return Err(format!(
-            "envelope format {format}, this child reads {FORMAT}"
-        ));
+        return Err(BlobError::Format { found: format });
     }
-    let id_len = usize::from(r.u16().ok_or("truncated header")?);
-    let id = r.take(id_len).ok_or("truncated header")?;
+    let id_len = usize::from(r.u16().ok_or(Header)?);
+    let id = r.take(id_len).ok_or(Header)?;
     if id != build_identity().as_bytes() {
-        return Err(format!(
-            "made by another child build ('{}'; this is '{}')",
-            String::from_utf8_lossy(id),
-            build_identity()
-        ));
+        return Err(BlobError::OtherBuild {
+            theirs: String::from_utf8_lossy(id).into_owned(),
+        });
     }
-    let digest = r.take(DIGEST_LEN).ok_or("truncated header")?;
+    let digest = r.take(DIGEST_LEN).ok_or(Header)?;
     let payload = r.0;
     if Sha256::digest(payload).as_slice() != digest {
-        return Err("checksum mismatch (damaged bytes)".into());
+        return Err(BlobError::Checksum);
     }
-    let count = r.u32().ok_or("truncated payload")?;
+    let count = r.u32().ok_or(Payload)?;
     let mut modules = Modules::new();
     for _ in 0..count {
-        let len = r.u32().ok_or("truncated payload")?;
-        let path = r.take(len).ok_or("truncated payload")?;
-        let path = std::str::from_utf8(path).map_err(|_| "a module path is not UTF-8")?;
-        let len = r.u32().ok_or("truncated payload")?;
-        let code = r.take(len).ok_or("truncated payload")?;
+        let len = r.u32().ok_or(Payload)?;
+        let path = r.take(len).ok_or(Payload)?;
+        let path = std::str::from_utf8(path).map_err(|_| BlobError::PathNotUtf8)?;
+        let len = r.u32().ok_or(Payload)?;
+        let code = r.take(len).ok_or(Payload)?;
         modules.insert(path.to_string(), code.to_vec());
     }
     if !r.0.is_empty() {
-        return Err("trailing bytes after the modules".into());
+        return Err(BlobError::Trailing);
     }
     Ok(modules)
 }
@@ -299,7 +320,8 @@ mod tests {
             "sandbox-child 0.0.0 elsewhere",
             &modules(),
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("another child build"), "{e}");
         assert!(
             e.contains("0.0.0 elsewhere") && e.contains(build_identity()),

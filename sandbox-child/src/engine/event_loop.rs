@@ -294,9 +294,9 @@ impl EventLoop {
             drop(c);
             let started = match host.try_borrow_mut() {
                 Ok(mut h) => h.start(op),
-                Err(_) => Err(HostError {
-                    message: "host call made while another host call is in progress".into(),
-                }),
+                Err(_) => Err(HostError::failed(
+                    "host call made while another host call is in progress",
+                )),
             };
             let mut c = self.calls.borrow_mut();
             match started {

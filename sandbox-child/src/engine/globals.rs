@@ -92,9 +92,9 @@ impl Shared {
     fn call(&self, op: HostOp) -> std::result::Result<HostValue, HostError> {
         match self.host.try_borrow_mut() {
             Ok(mut host) => host.call(op),
-            Err(_) => Err(HostError {
-                message: "host call made while another host call is in progress".into(),
-            }),
+            Err(_) => Err(HostError::failed(
+                "host call made while another host call is in progress",
+            )),
         }
     }
 }
@@ -579,9 +579,7 @@ mod tests {
 
     impl Host for NoHost {
         fn call(&mut self, _op: HostOp) -> std::result::Result<HostValue, HostError> {
-            Err(HostError {
-                message: "no host in this test".into(),
-            })
+            Err(HostError::failed("no host in this test"))
         }
         fn log(&mut self, _line: LogLine) {}
     }

@@ -16,17 +16,28 @@ use std::rc::Rc;
 /// the engine loads a bundle.
 pub type Files = Rc<RefCell<BTreeMap<String, Vec<u8>>>>;
 
+/// Why an import is refused; the `Display` is the message of the exception the guest sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    #[error(
+        "cannot import '{0}': only relative imports of files in the bundle \
+         ('./x.js', '../lib/y.js') are allowed"
+    )]
+    NotRelative(String),
+    #[error("cannot import '{0}': it points outside the bundle")]
+    OutsideBundle(String),
+    #[error("cannot import '{name}': no file '{path}' in the bundle")]
+    NoSuchFile { name: String, path: String },
+}
+
 /// Resolves `name` imported from the module `base` to a bundle path, or explains why not.
 pub fn resolve_path(
     files: &BTreeMap<String, Vec<u8>>,
     base: &str,
     name: &str,
-) -> std::result::Result<String, String> {
+) -> std::result::Result<String, ImportError> {
     if !(name.starts_with("./") || name.starts_with("../")) {
-        return Err(format!(
-            "cannot import '{name}': only relative imports of files in the bundle \
-             ('./x.js', '../lib/y.js') are allowed"
-        ));
+        return Err(ImportError::NotRelative(name.to_string()));
     }
     // Directory of the importing module, as path segments.
     let mut parts: Vec<&str> = base.split('/').collect();
@@ -36,9 +47,7 @@ pub fn resolve_path(
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err(format!(
-                        "cannot import '{name}': it points outside the bundle"
-                    ));
+                    return Err(ImportError::OutsideBundle(name.to_string()));
                 }
             }
             s => parts.push(s),
@@ -48,9 +57,10 @@ pub fn resolve_path(
     if files.contains_key(&path) {
         Ok(path)
     } else {
-        Err(format!(
-            "cannot import '{name}': no file '{path}' in the bundle"
-        ))
+        Err(ImportError::NoSuchFile {
+            name: name.to_string(),
+            path,
+        })
     }
 }
 
@@ -68,7 +78,7 @@ impl Resolver for BundleResolver {
         _attributes: Option<ImportAttributes<'js>>,
     ) -> Result<String> {
         let files = self.files.borrow();
-        resolve_path(&files, base, name).map_err(|m| Exception::throw_message(ctx, &m))
+        resolve_path(&files, base, name).map_err(|e| Exception::throw_message(ctx, &e.to_string()))
     }
 }
 
@@ -154,7 +164,9 @@ mod tests {
             "./lib/../../function.js",
             "./missing.js",
         ] {
-            let err = resolve_path(&f, "function.js", spec).unwrap_err();
+            let err = resolve_path(&f, "function.js", spec)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(&format!("'{spec}'")), "{spec}: {err}");
         }
     }

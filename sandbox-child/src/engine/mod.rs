@@ -74,9 +74,7 @@ pub trait Host {
     /// returned id. By default asynchronous calls are not available.
     fn start(&mut self, op: HostOp) -> Result<u64, HostError> {
         let _ = op;
-        Err(HostError {
-            message: "fetch is not available here".into(),
-        })
+        Err(HostError::failed("fetch is not available here"))
     }
     /// The guest no longer wants the reply of call `id`; it still comes out of `wait`.
     fn cancel(&mut self, id: u64) {
@@ -154,12 +152,23 @@ pub struct Engine {
     poisoned: bool,
 }
 
+/// The engine could not be set up (reported as the child's `engine` start-up step).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot create the QuickJS runtime: {0}")]
+    Runtime(rquickjs::Error),
+    #[error("cannot create the QuickJS context: {0}")]
+    Context(rquickjs::Error),
+    #[error("cannot install the globals: {0}")]
+    Globals(rquickjs::Error),
+}
+
 impl Engine {
     /// Creates the runtime, the context and the globals, with no memory limit yet.
-    pub fn new(host: Box<dyn Host>) -> Result<Engine, String> {
+    pub fn new(host: Box<dyn Host>) -> Result<Engine, EngineError> {
         let memory = MemoryState::new();
         let runtime = Runtime::new_with_alloc(CountingAllocator::new(memory.clone()))
-            .map_err(|e| format!("cannot create the QuickJS runtime: {e}"))?;
+            .map_err(EngineError::Runtime)?;
         runtime.set_max_stack_size(MAX_STACK_BYTES);
 
         let clock = Rc::new(Clock::default());
@@ -204,8 +213,7 @@ impl Engine {
             intrinsic::Promise,
             intrinsic::WeakRef,
         );
-        let context = Context::custom::<Ecma>(&runtime)
-            .map_err(|e| format!("cannot create the QuickJS context: {e}"))?;
+        let context = Context::custom::<Ecma>(&runtime).map_err(EngineError::Context)?;
 
         let shared = Rc::new(Shared {
             host: RefCell::new(host),
@@ -223,7 +231,7 @@ impl Engine {
                 web::install(&ctx)?;
                 intl::install(&ctx)
             })
-            .map_err(|e| format!("cannot install the globals: {e}"))?;
+            .map_err(EngineError::Globals)?;
 
         Ok(Engine {
             handler: None,
@@ -312,12 +320,12 @@ impl Engine {
                         Err(LoadFail::Guest(e)) => return Err(e),
                         Err(LoadFail::Bytecode(why)) => {
                             rejected = Some(format!("QuickJS could not read it: {why}"));
-                            self.rebuild().map_err(|e| sandbox_error(&e))?;
+                            self.rebuild().map_err(|e| sandbox_error(&e.to_string()))?;
                         }
                     }
                 }
                 Ok(_) => rejected = Some(format!("it holds no module '{}'", bundle.entry)),
-                Err(why) => rejected = Some(why),
+                Err(why) => rejected = Some(why.to_string()),
             }
         }
         match self.load_inner(bundle, None, want) {
@@ -335,7 +343,7 @@ impl Engine {
 
     /// A fresh runtime, context and globals in place of this engine's, with the same host
     /// (before any bundle is bound: after a failed bytecode read).
-    fn rebuild(&mut self) -> Result<(), String> {
+    fn rebuild(&mut self) -> Result<(), EngineError> {
         let host = std::mem::replace(&mut *self.shared.host.borrow_mut(), Box::new(NoHost));
         let mut fresh = Engine::new(host)?;
         fresh.load_budget = self.load_budget;
@@ -664,9 +672,7 @@ struct NoHost;
 
 impl Host for NoHost {
     fn call(&mut self, _op: HostOp) -> Result<HostValue, HostError> {
-        Err(HostError {
-            message: "no host".into(),
-        })
+        Err(HostError::failed("no host"))
     }
     fn log(&mut self, _line: LogLine) {}
 }

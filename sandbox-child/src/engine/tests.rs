@@ -20,9 +20,7 @@ impl Host for TestHost {
                 key, value_json, ..
             } => {
                 if key.starts_with("denied") {
-                    return Err(HostError {
-                        message: format!("CS_RUNTIME_CAPABILITY_DENIED: kv.set {key}"),
-                    });
+                    return Err(HostError::denied(format!("kv.set {key}")));
                 }
                 self.kv.insert(key, value_json);
                 Ok(HostValue::Done)

@@ -19,12 +19,26 @@ impl Drop for ConnGuard {
     }
 }
 
+/// What failed in one exchange; the `Display` is the text after `cs.http.fetch: ` that the
+/// function sees.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("HTTP handshake failed: {0}")]
+    Handshake(hyper::Error),
+    #[error("request failed: {0}")]
+    Request(hyper::Error),
+    #[error("response body is larger than the {max} bytes allowed")]
+    TooLarge { max: usize },
+    #[error("reading the response body failed: {0}")]
+    Read(hyper::Error),
+}
+
 /// Sends `req` over `io` and returns the response head with its still-unread body, and the guard
 /// that keeps the connection alive while the body is read.
 pub async fn exchange<S>(
     io: S,
     req: Request<Full<Bytes>>,
-) -> Result<(Response<Incoming>, ConnGuard), String>
+) -> Result<(Response<Incoming>, ConnGuard), ExchangeError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -32,7 +46,7 @@ where
         .max_buf_size(64 * 1024)
         .handshake(TokioIo::new(io))
         .await
-        .map_err(|e| format!("HTTP handshake failed: {e}"))?;
+        .map_err(ExchangeError::Handshake)?;
     let guard = ConnGuard(tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "cs.http.fetch connection ended with an error");
@@ -41,7 +55,7 @@ where
     let resp = sender
         .send_request(req)
         .await
-        .map_err(|e| format!("request failed: {e}"))?;
+        .map_err(ExchangeError::Request)?;
     Ok((resp, guard))
 }
 
@@ -72,8 +86,8 @@ pub fn headers(resp: &Response<Incoming>) -> Vec<(String, String)> {
 
 /// Reads the body, failing as soon as it would exceed `max` bytes (a `Content-Length` over the
 /// cap fails before reading anything; otherwise at most one frame past the cap is ever held).
-pub async fn read_body(resp: Response<Incoming>, max: usize) -> Result<Vec<u8>, String> {
-    let too_big = || format!("response body is larger than the {max} bytes allowed");
+pub async fn read_body(resp: Response<Incoming>, max: usize) -> Result<Vec<u8>, ExchangeError> {
+    let too_big = || ExchangeError::TooLarge { max };
     let declared = resp
         .headers()
         .get(hyper::header::CONTENT_LENGTH)
@@ -85,7 +99,7 @@ pub async fn read_body(resp: Response<Incoming>, max: usize) -> Result<Vec<u8>, 
     let mut body = resp.into_body();
     let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("reading the response body failed: {e}"))?;
+        let frame = frame.map_err(ExchangeError::Read)?;
         if let Ok(data) = frame.into_data() {
             if out.len() + data.len() > max {
                 return Err(too_big());

@@ -6,6 +6,11 @@
 //!   nothing queues), as the emulator sees it;
 //! - `e2e_throughput_per_s`: N tasks enqueued at once, time until the last one is COMPLETED.
 //!
+//! Per activation it also reports what the figures cost, so that they can be compared across
+//! machines: store round trips (redis's read events, one activation at a time = sequential,
+//! and under load = shared), store commands (`INFO commandstats`), codeQ messages (counted by
+//! the emulator) and the daemon's own CPU time (`/proc/PID/stat`).
+//!
 //! Merges its figures into `target/bench/results.json`. Needs `redis-server` (skipped
 //! otherwise). Everything shares the machine's cores: the daemon, its children, redis, and the
 //! emulator.
@@ -62,19 +67,40 @@ fn ready(http: &str) -> bool {
     out.starts_with("HTTP/1.1 200")
 }
 
-/// `INFO commandstats`: calls per command name.
-fn commandstats(conn: &mut redis::Connection) -> BTreeMap<String, u64> {
+/// What redis counted so far: calls per command name (`INFO commandstats`, commands run inside
+/// scripts included), and `total_reads_processed` (`INFO stats`): read events on client
+/// sockets, i.e. the batches of commands that arrived — one per store round trip, however many
+/// commands it carried (pipelined or multiplexed commands sent together arrive in one read).
+struct StoreStats {
+    calls: BTreeMap<String, u64>,
+    reads: u64,
+}
+
+/// One `INFO stats commandstats` (one read event of its own, which the caller subtracts).
+fn store_stats(conn: &mut redis::Connection) -> StoreStats {
     let text: String = redis::cmd("INFO")
+        .arg("stats")
         .arg("commandstats")
         .query(conn)
         .unwrap_or_default();
-    text.lines()
+    let calls = text
+        .lines()
         .filter_map(|l| {
             let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
             let calls = rest.split(',').find_map(|f| f.strip_prefix("calls="))?;
             Some((name.to_string(), calls.parse().ok()?))
         })
-        .collect()
+        .collect();
+    let reads = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("total_reads_processed:")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    StoreStats { calls, reads }
 }
 
 /// utime + stime of `pid`, in clock ticks (fields 14 and 15 of /proc/PID/stat).
@@ -150,7 +176,10 @@ fn main() {
     );
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, cfg).expect("config");
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_cs-invoker-pool"));
+    // CS_BENCH_SERVE_BIN: another build of the daemon (a before/after comparison on one bench).
+    let bin = std::env::var_os("CS_BENCH_SERVE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cs-invoker-pool")));
     let mut child = Command::new(&bin)
         .args(["serve", "--config"])
         .arg(&path)
@@ -167,55 +196,68 @@ fn main() {
 
     let mut stats_conn = redis.raw();
     let serve_pid = child.id();
-    let (lat, throughput, before, after, codeq_msgs) = rt.block_on(async {
-        // Warm-up, then one at a time.
-        let mut lat = Vec::new();
-        for i in 0..serial + 20 {
+    let (lat, serial_trips, serial_msgs, throughput, before, after, codeq_msgs) =
+        rt.block_on(async {
+            // Warm-up, then one at a time. Store read events and codeQ messages are counted over the
+            // serial part: with one activation in flight, they are its sequential round trips.
+            let mut lat = Vec::new();
+            let mut serial_before = None;
+            for i in 0..serial + 20 {
+                if i == 20 {
+                    serial_before =
+                        Some((store_stats(&mut stats_conn).reads, emu.messages_received()));
+                }
+                let t = Instant::now();
+                let id = emu.enqueue("cs.invoke", payload(i), EnqueueOptions::default());
+                emu.wait_for_status(&id, TaskStatus::Completed, Duration::from_secs(10))
+                    .await
+                    .expect("completed");
+                if i >= 20 {
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            let (reads0, msgs0) = serial_before.unwrap_or_default();
+            // Minus the read event of the INFO that took this figure.
+            let serial_trips = store_stats(&mut stats_conn)
+                .reads
+                .saturating_sub(reads0 + 1) as f64
+                / serial as f64;
+            let serial_msgs = (emu.messages_received() - msgs0) as f64 / serial as f64;
+            // Throughput: n at once. Store commands and read events (redis's INFO) and the daemon's
+            // own CPU (/proc/PID/stat) are read before and after, for per-activation costs.
+            let before = (store_stats(&mut stats_conn), cpu_ticks(serve_pid));
+            let msgs_before = emu.messages_received();
+            let ids: Vec<String> = (0..n)
+                .map(|i| emu.enqueue("cs.invoke", payload(100_000 + i), EnqueueOptions::default()))
+                .collect();
             let t = Instant::now();
-            let id = emu.enqueue("cs.invoke", payload(i), EnqueueOptions::default());
-            emu.wait_for_status(&id, TaskStatus::Completed, Duration::from_secs(10))
-                .await
-                .expect("completed");
-            if i >= 20 {
-                lat.push(t.elapsed().as_secs_f64() * 1e3);
+            // Tasks complete roughly in FIFO order: walk a cursor instead of rescanning all of
+            // them (the emulator's lookups clone the task, and the bench must not eat the CPU it
+            // measures).
+            let mut done = 0;
+            while done < n {
+                while done < n
+                    && emu
+                        .task(&ids[done])
+                        .map(|v| v.status == TaskStatus::Completed)
+                        .unwrap_or(false)
+                {
+                    done += 1;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(300),
+                    "only {done} of {n} completed"
+                );
+                if done < n {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
-        }
-        // Throughput: n at once. Store commands (redis's INFO commandstats) and the daemon's
-        // own CPU (/proc/PID/stat) are read before and after, for per-activation costs.
-        let before = (commandstats(&mut stats_conn), cpu_ticks(serve_pid));
-        let msgs_before = emu.messages_received();
-        let ids: Vec<String> = (0..n)
-            .map(|i| emu.enqueue("cs.invoke", payload(100_000 + i), EnqueueOptions::default()))
-            .collect();
-        let t = Instant::now();
-        // Tasks complete roughly in FIFO order: walk a cursor instead of rescanning all of
-        // them (the emulator's lookups clone the task, and the bench must not eat the CPU it
-        // measures).
-        let mut done = 0;
-        while done < n {
-            while done < n
-                && emu
-                    .task(&ids[done])
-                    .map(|v| v.status == TaskStatus::Completed)
-                    .unwrap_or(false)
-            {
-                done += 1;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(300),
-                "only {done} of {n} completed"
-            );
-            if done < n {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-        let rate = n as f64 / t.elapsed().as_secs_f64();
-        let after = (commandstats(&mut stats_conn), cpu_ticks(serve_pid));
-        let msgs = (emu.messages_received() - msgs_before) as f64 / n as f64;
-        (lat, rate, before, after, msgs)
-    });
-    let (mut lat, throughput, before, after, codeq_msgs) =
-        (lat, throughput, before, after, codeq_msgs);
+            let rate = n as f64 / t.elapsed().as_secs_f64();
+            let after = (store_stats(&mut stats_conn), cpu_ticks(serve_pid));
+            let msgs = (emu.messages_received() - msgs_before) as f64 / n as f64;
+            (lat, serial_trips, serial_msgs, rate, before, after, msgs)
+        });
+    let mut lat = lat;
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let _ = child.wait();
@@ -223,17 +265,21 @@ fn main() {
     // Per activation: store commands by name, and the daemon's CPU (user + system).
     let mut per_cmd: Vec<(String, f64)> = after
         .0
+        .calls
         .iter()
         .map(|(k, v)| {
             (
                 k.clone(),
-                (v - before.0.get(k).copied().unwrap_or(0)) as f64 / n as f64,
+                (v - before.0.calls.get(k).copied().unwrap_or(0)) as f64 / n as f64,
             )
         })
         .filter(|(k, v)| *v > 0.0 && k != "info")
         .collect();
     per_cmd.sort_by(|a, b| b.1.total_cmp(&a.1));
     let store_cmds: f64 = per_cmd.iter().map(|(_, v)| v).sum();
+    // Round trips the store served under load (shared by concurrent activations), minus the
+    // INFO that took the figure.
+    let load_trips = after.0.reads.saturating_sub(before.0.reads + 1) as f64 / n as f64;
     let clk_tck = {
         // SAFETY: sysconf has no preconditions.
         let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -258,6 +304,9 @@ fn main() {
         "e2e_store_commands_by_name_per_activation": per_cmd.iter().cloned().collect::<BTreeMap<_, _>>(),
         "e2e_supervisor_cpu_us_per_activation": cpu_us,
         "e2e_codeq_messages_in_per_activation": codeq_msgs,
+        "e2e_codeq_messages_in_per_activation_serial": serial_msgs,
+        "e2e_store_round_trips_sequential_per_activation": serial_trips,
+        "e2e_store_round_trips_per_activation_under_load": load_trips,
     });
     let dir = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
         .join("bench");
@@ -279,11 +328,19 @@ fn main() {
     println!();
     println!("{:<28} {:>10}  target", "metric", "value");
     println!(
-        "{:<28} {:>10.0}  >= 2000 /s",
+        "{:<28} {:>10.0}  >= 15000 /s",
         "e2e_throughput_per_s", throughput
     );
-    println!("{:<28} {:>10.2}  <= 5 ms", "e2e_latency_ms_p50", p50);
+    println!("{:<28} {:>10.2}  <= 0.5 ms", "e2e_latency_ms_p50", p50);
     println!("{:<28} {:>10.2}", "e2e_latency_ms_p99", p99);
+    println!(
+        "{:<28} {:>10.2}  (store read events per activation, one activation at a time)",
+        "store_round_trips_sequential", serial_trips
+    );
+    println!(
+        "{:<28} {:>10.2}  (store read events per activation, {n} at once: shared trips)",
+        "store_round_trips_under_load", load_trips
+    );
     println!(
         "{:<28} {:>10.2}  ({})",
         "store_commands_per_activation",
@@ -295,8 +352,12 @@ fn main() {
             .join(", ")
     );
     println!(
-        "{:<28} {:>10.2}  (messages the daemon sent to codeQ)",
+        "{:<28} {:>10.2}  (messages the daemon sent to codeQ, {n} at once)",
         "codeq_messages_per_activation", codeq_msgs
+    );
+    println!(
+        "{:<28} {:>10.2}  (the same, one activation at a time)",
+        "codeq_messages_serial", serial_msgs
     );
     match cpu_us {
         Some(us) => println!(

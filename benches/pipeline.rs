@@ -208,7 +208,7 @@ fn main() {
     println!("{:<38} {:>10.1}", "warm_invoke_direct_us_p50", d);
     println!("{:<38} {:>10.1}", "warm_invoke_through_pipeline_us_p50", p);
     println!(
-        "{:<38} {:>10.1}  <= 500 us",
+        "{:<38} {:>10.1}  <= 150 us",
         "pipeline_overhead_us_p50",
         p - d
     );

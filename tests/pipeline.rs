@@ -1187,9 +1187,10 @@ impl Stalling {
 async fn a_terminal_write_whose_reply_is_lost_keeps_its_logs() {
     let server = server!();
     let a = aid();
-    // Commands naming the status key: the idempotency read, the running write, the terminal
-    // compare-and-set. The third one's reply is held back.
-    let proxy = Stalling::start(server.addr(), format!("cs:act:{T}:{a}:status"), 3).await;
+    // Commands naming the status key: the begin script (the idempotency read and, the alias
+    // being known from the warm-up, the running write), then the terminal compare-and-set,
+    // whose reply is held back.
+    let proxy = Stalling::start(server.addr(), format!("cs:act:{T}:{a}:status"), 2).await;
     let mut h =
         Harness::with_store_addr(&server, &proxy.addr, "stall", PipelineConfig::default()).await;
     h.publish(1, COUNTING, &manifest(5000, 4, kv_caps()), Some("prod"));

@@ -11,8 +11,8 @@ mod support;
 use cs_invoker_pool::secret::Secret;
 use cs_invoker_pool::store::{
     chunk_logs, ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, AliasRecord,
-    HostCallsRecord, RedisStore, RunningWrite, Store, StoreConfig, StoreError, Terminal, UserKv,
-    VersionMeta, LOG_CHUNK_BYTES, MAX_BUNDLE_BYTES,
+    Begin, HostCallsRecord, RedisStore, RunningWrite, Store, StoreConfig, StoreError, Terminal,
+    UserKv, VersionMeta, LOG_CHUNK_BYTES, MAX_BUNDLE_BYTES,
 };
 use sandbox_proto::messages::{ErrorBody, ErrorType, HttpResult, InvocationResult, Status};
 use serde_json::{json, Value};
@@ -799,6 +799,15 @@ async fn every_call(
     call!("activation_meta", store.activation_meta(T, &a));
     call!("activation_status", store.activation_status(T, &a));
     call!("write_running", store.write_running(&running(&a)));
+    let rec = running(&a);
+    call!(
+        "begin",
+        store.begin(&Begin {
+            record: &rec,
+            write: true,
+            alias: Some(("prod", None)),
+        })
+    );
     call!("write_terminal", terminal(store, &success(&a, 1)));
     call!(
         "write_logs",
@@ -954,4 +963,119 @@ async fn a_server_that_is_down_at_start_is_used_once_it_is_up() {
     assert!(RedisStore::connect(config(&server)).await.is_err());
     server.restart();
     store.ping().await.unwrap();
+}
+
+/// Steps 2, 3 and 6 in one script: the status and alias reads, and the running write only
+/// while the alias holds exactly what it held when last read, never over a terminal status.
+#[tokio::test]
+async fn begin_writes_running_only_while_the_alias_is_unchanged_and_the_status_open() {
+    let server = server!();
+    let store = RedisStore::connect(config(&server)).await.unwrap();
+    let mut raw = server.raw();
+    let alias_key = format!("cs:fn:{T}:{NS}:{FN}:alias:prod");
+    raw_set(
+        &mut raw,
+        &alias_key,
+        br#"{"alias":"prod","version":3,"updated_at_ms":5}"#,
+    );
+    let a = aid(7001);
+    let (status_a, meta_a) = (
+        format!("cs:act:{T}:{a}:status"),
+        format!("cs:act:{T}:{a}:meta"),
+    );
+    let rec = running(&a);
+    assert_eq!(rec.reference.version, Some(3));
+
+    // Never read before: the reads only.
+    let first = store
+        .begin(&Begin {
+            record: &rec,
+            write: true,
+            alias: Some(("prod", None)),
+        })
+        .await
+        .unwrap();
+    assert!(!first.running);
+    assert_eq!(first.status, Ok(None));
+    let seen = first.alias.unwrap().unwrap().unwrap();
+    assert_eq!(seen.record.version, 3);
+    assert_eq!(raw_get(&mut raw, &status_a), None);
+
+    // With what was seen: the running record is written by the same script.
+    let second = store
+        .begin(&Begin {
+            record: &rec,
+            write: true,
+            alias: Some(("prod", Some(&seen))),
+        })
+        .await
+        .unwrap();
+    assert!(second.running);
+    assert_eq!(raw_get(&mut raw, &status_a).unwrap(), b"running");
+    let meta = raw_json(&mut raw, &meta_a);
+    assert_eq!(meta["status"], "running");
+    assert_eq!(meta["ref"]["version"], 3);
+    assert_ttl(&mut raw, &meta_a, WEEK);
+    assert_ttl(&mut raw, &status_a, WEEK);
+
+    // The alias moved (same version, another record): nothing written, the new record read.
+    let b = aid(7002);
+    raw_set(
+        &mut raw,
+        &alias_key,
+        br#"{"alias":"prod","version":4,"updated_at_ms":6}"#,
+    );
+    let moved = store
+        .begin(&Begin {
+            record: &running(&b),
+            write: true,
+            alias: Some(("prod", Some(&seen))),
+        })
+        .await
+        .unwrap();
+    assert!(!moved.running);
+    assert_eq!(moved.alias.unwrap().unwrap().unwrap().record.version, 4);
+    assert_eq!(raw_get(&mut raw, &format!("cs:act:{T}:{b}:status")), None);
+
+    // A deleted alias reads as absent.
+    redis::cmd("DEL")
+        .arg(&alias_key)
+        .query::<()>(&mut raw)
+        .unwrap();
+    let gone = store
+        .begin(&Begin {
+            record: &running(&b),
+            write: true,
+            alias: Some(("prod", Some(&seen))),
+        })
+        .await
+        .unwrap();
+    assert!(!gone.running);
+    assert_eq!(gone.alias, Some(Ok(None)));
+
+    // Terminal: reported, and the running write is refused.
+    raw_set(&mut raw, &status_a, b"success");
+    let done = store
+        .begin(&Begin {
+            record: &rec,
+            write: true,
+            alias: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(done.status, Ok(Some(ActivationStatus::Success)));
+    assert!(!done.running);
+    assert_eq!(raw_get(&mut raw, &status_a).unwrap(), b"success");
+
+    // A corrupt alias record is reported as such (not an outage).
+    raw_set(&mut raw, &alias_key, b"{not json");
+    let bad = store
+        .begin(&Begin {
+            record: &running(&b),
+            write: false,
+            alias: Some(("prod", None)),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(bad.alias, Some(Err(StoreError::Corrupt { .. }))));
 }

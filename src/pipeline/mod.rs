@@ -2,8 +2,8 @@
 //! codeQ. Each step is a method named after it, in the order of the contract (docs/contract.md §1):
 //!
 //! 1. [`request::decode`] — invalid → [`Pipeline::dead_letter`], task FAILED, never retried;
-//! 2. [`Pipeline::check_idempotency`] — terminal → [`Pipeline::republish`], no code runs;
-//! 3. [`Pipeline::resolve_version`] — unknown alias or version → terminal `ValidationError`;
+//! 2. [`Pipeline::idempotency`] — terminal → [`Pipeline::republish`], no code runs;
+//! 3. [`Pipeline::resolution`] — unknown alias or version → terminal `ValidationError`;
 //! 4. [`Pipeline::load_bundle`] — cache by sha256, verify, parse → `BundleError` / `ManifestError`;
 //! 5. [`Pipeline::acquire_permits`] — replica in-flight and per-version `maxConcurrency`;
 //! 6. the running write ([`Store::write_running`]);
@@ -11,6 +11,12 @@
 //! 8. logs come back with the execution;
 //! 9. [`Pipeline::finish`] — terminal compare-and-set, log chunks, correlation key;
 //! 10. the InvocationResult to `cs.results`, and the [`Answer`] for the task.
+//!
+//! Steps 2, 3 and 6 share one store round trip ([`Store::begin`]) when the version is known
+//! before the reads (`ref.version`, or the alias as last read, which the store checks is
+//! unchanged); the running write is made again after step 5 when a store read or a wait for
+//! capacity came in between. A warm activation so costs two sequential store round trips: the
+//! begin script and the terminal compare-and-set.
 //!
 //! Infrastructure failures (the store or the queue unreachable) are not function outcomes: the
 //! answer is [`Answer::RetryLater`] and nothing terminal is written, so a later delivery of the
@@ -32,8 +38,8 @@ use crate::pool::{Env, ErrorType, ExecError, Execution, Job};
 use crate::publish::{self, unix_ms, TraceHeaders};
 use crate::secrets::{SecretRef, Secrets};
 use crate::store::{
-    ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, HostCallsRecord,
-    RunningWrite, Store, StoreError, Terminal,
+    ActivationRecord, ActivationRef, ActivationStatus, ActivationTrigger, AliasSeen, Begin,
+    HostCallsRecord, RunningWrite, Store, StoreError, Terminal,
 };
 use crate::trace::{Incoming, TraceContext};
 use crate::tracing_otel::{ActivationTrace, InvokeAttributes, SpanSink};
@@ -264,6 +270,8 @@ struct Resolved {
 struct Permits {
     _inflight: OwnedSemaphorePermit,
     _version: OwnedSemaphorePermit,
+    /// The activation had to wait for one of them.
+    waited: bool,
 }
 
 /// One version's `maxConcurrency`, and how many activations wait for it.
@@ -306,7 +314,33 @@ pub struct Pipeline<S, P, E, H> {
     spans: Option<Arc<SpanSink>>,
     /// Version → (sha256, `config.env` and `config.secrets` of its meta, when read).
     metas: Mutex<HashMap<VersionKey, (String, Env, SecretRefs, Instant)>>,
+    /// Each alias as last read: the next activation of it writes its running record in the
+    /// same store step as the reads, for this version, if the alias still holds the same.
+    aliases: Mutex<HashMap<AliasKey, AliasSeen>>,
 }
+
+/// One alias of one tenant's function: a typed tuple, like [`VersionKey`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct AliasKey {
+    tenant: String,
+    namespace: String,
+    function: String,
+    alias: String,
+}
+
+impl AliasKey {
+    fn of(req: &InvocationRequest) -> Self {
+        AliasKey {
+            tenant: req.tenant.clone(),
+            namespace: req.namespace.clone(),
+            function: req.reference.function.clone(),
+            alias: req.reference.alias.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Aliases remembered at most (the map is emptied when full: it only saves round trips).
+const ALIAS_CACHE_MAX: usize = 16_384;
 
 /// What the queue knows about the task an activation runs for.
 #[derive(Debug, Clone, Default)]
@@ -373,6 +407,7 @@ where
             versions: Mutex::new(HashMap::new()),
             waiting: Arc::new(AtomicUsize::new(0)),
             metas: Mutex::new(HashMap::new()),
+            aliases: Mutex::new(HashMap::new()),
             spans: None,
             cfg,
             store,
@@ -527,16 +562,23 @@ where
         slot: &dyn CapacityWait,
         task: &TaskContext,
     ) -> Answer {
-        // 2 and 3 are independent reads: issued together, they cost one round trip to the
-        // store instead of two. Resolution's outcome only counts when the activation is new.
-        let (idempotency, resolution) =
-            tokio::join!(self.check_idempotency(req), self.resolve_version(req));
-        match idempotency {
-            Ok(Some(stored)) => return self.republish(stored, summary, trace).await,
-            Ok(None) => {}
-            Err(e) => return Answer::store_retry(e.to_string()),
-        }
-
+        // 2, 3 and 6 in one store step ([`Store::begin`]): the status and alias reads, and the
+        // running write when the version is known before them — the request names it, or the
+        // alias is expected to hold what it held when last read (the store writes only if it
+        // still does). Otherwise the running write is its own step after the permits, as it
+        // is when something could have finished the activation in between (see step 6).
+        let alias_key = req.reference.version.is_none().then(|| AliasKey::of(req));
+        let seen = alias_key.as_ref().and_then(|k| self.seen_alias(k));
+        let expected_version = req
+            .reference
+            .version
+            .or(seen.as_ref().map(|s| s.record.version));
+        // The running write goes with the reads only when nothing can stop the activation
+        // between them and the execution for a reason that leaves it to another delivery (a
+        // store read, a wait for capacity): the version's meta and bundle are cached, it
+        // declares no secrets, and its permits are free — taken now, without waiting.
+        let mut early = expected_version.and_then(|v| self.warm_permits(req, v));
+        let expected_version = expected_version.filter(|_| early.is_some());
         let mut record = ActivationRecord {
             activation_id: req.activation_id.clone(),
             request_id: req.request_id.clone(),
@@ -546,7 +588,7 @@ where
             reference: ActivationRef {
                 function: req.reference.function.clone(),
                 alias: req.reference.alias.clone(),
-                version: req.reference.version,
+                version: expected_version,
             },
             trigger: ActivationTrigger {
                 kind: req.trigger.kind.clone(),
@@ -568,14 +610,40 @@ where
             host_calls: None,
             trace_id: Some(trace.trace_id_hex()),
         };
+        record.start_ms = unix_ms();
+        let write_started = SystemTime::now();
+        let alias_name = req.reference.alias.as_deref().unwrap_or_default();
+        let begun = self
+            .store
+            .begin(&Begin {
+                record: &record,
+                write: expected_version.is_some(),
+                alias: alias_key.as_ref().map(|_| (alias_name, seen.as_ref())),
+            })
+            .await;
+        let begun = match begun {
+            Ok(b) => b,
+            Err(e) => return Answer::store_retry(e.to_string()),
+        };
+        if begun.running {
+            trace.step("cs.store.write_running", write_started);
+        }
+        match self.idempotency(req, begun.status).await {
+            Ok(Some(stored)) => return self.republish(stored, summary, trace).await,
+            Ok(None) => {}
+            Err(e) => return Answer::store_retry(e.to_string()),
+        }
+        let resolution = self.resolution(req, alias_key, begun.alias);
 
         // 3 and 4: version and bundle.
         let load_started = SystemTime::now();
+        let mut went_to_store = false;
         let prepared = async {
             let resolved = resolution?;
             record.reference.version = Some(resolved.version);
             summary.version = Some(resolved.version);
-            let (bundle, env, refs) = self.load_bundle(req, resolved.version).await?;
+            let (bundle, env, refs, read) = self.load_bundle(req, resolved.version).await?;
+            went_to_store = read || !refs.is_empty();
             let secrets = self.fetch_secrets(req, &refs).await?;
             Ok::<_, Stop>((resolved, (bundle, env, secrets)))
         }
@@ -597,7 +665,14 @@ where
                 .finish_without_running(record, err, arrived, summary, trace)
                 .await;
         }
-        let permits = match self.acquire_permits(req, &resolved, &bundle, slot).await {
+        let early = early
+            .take()
+            .filter(|_| record.reference.version == expected_version && begun.running);
+        let permits = match early {
+            Some(p) => Ok(p),
+            None => self.acquire_permits(req, &resolved, &bundle, slot).await,
+        };
+        let permits = match permits {
             Ok(p) => p,
             Err(Stop::Retry(cause, reason)) => return Answer::RetryLater { cause, reason },
             Err(Stop::Terminal(err)) => {
@@ -615,11 +690,18 @@ where
                 .await;
         };
 
-        // 6. The running write.
-        record.start_ms = unix_ms();
-        let write_started = SystemTime::now();
-        let running = self.store.write_running(&record).await;
-        trace.step("cs.store.write_running", write_started);
+        // 6. The running write, unless begin made it and nothing was awaited since that another
+        // delivery could have finished the activation meanwhile (a store read, a wait for
+        // capacity): then it is made again, and finds the terminal status if there is one.
+        let running = if begun.running && !went_to_store && !permits.waited {
+            Ok(RunningWrite::Started)
+        } else {
+            record.start_ms = unix_ms();
+            let write_started = SystemTime::now();
+            let running = self.store.write_running(&record).await;
+            trace.step("cs.store.write_running", write_started);
+            running
+        };
         match running {
             Ok(RunningWrite::Started) => {}
             Ok(RunningWrite::AlreadyTerminal(_)) => {
@@ -759,15 +841,12 @@ where
 
     /// Step 2: a terminal record means the activation already ran; its stored result is
     /// returned for republishing. `running` or absent → run.
-    async fn check_idempotency(
+    async fn idempotency(
         &self,
         req: &InvocationRequest,
+        status: Result<Option<ActivationStatus>, StoreError>,
     ) -> Result<Option<InvocationResult>, StoreError> {
-        match self
-            .store
-            .activation_status(&req.tenant, &req.activation_id)
-            .await
-        {
+        match status {
             Ok(Some(s)) if s.is_terminal() => {
                 self.stored_result(&req.tenant, &req.activation_id).await
             }
@@ -821,18 +900,46 @@ where
         Answer::for_result(&stored)
     }
 
-    /// Step 3: `ref.version`, else the alias record.
-    async fn resolve_version(&self, req: &InvocationRequest) -> Result<Resolved, Stop> {
+    /// The alias as last read, if remembered.
+    fn seen_alias(&self, key: &AliasKey) -> Option<AliasSeen> {
+        let aliases = self.aliases.lock().unwrap_or_else(|p| p.into_inner());
+        aliases.get(key).cloned()
+    }
+
+    fn remember_alias(&self, key: AliasKey, seen: Option<AliasSeen>) {
+        let mut aliases = self.aliases.lock().unwrap_or_else(|p| p.into_inner());
+        match seen {
+            None => {
+                aliases.remove(&key);
+            }
+            Some(seen) => {
+                if aliases.len() >= ALIAS_CACHE_MAX && !aliases.contains_key(&key) {
+                    aliases.clear();
+                }
+                aliases.insert(key, seen);
+            }
+        }
+    }
+
+    /// Step 3: `ref.version`, else the alias record (read by [`Store::begin`]).
+    fn resolution(
+        &self,
+        req: &InvocationRequest,
+        key: Option<AliasKey>,
+        read: Option<Result<Option<AliasSeen>, StoreError>>,
+    ) -> Result<Resolved, Stop> {
         if let Some(version) = req.reference.version {
             return Ok(Resolved { version });
         }
         let alias = req.reference.alias.as_deref().unwrap_or_default();
-        match self
-            .store
-            .alias(&req.tenant, &req.namespace, &req.reference.function, alias)
-            .await
-        {
-            Ok(Some(a)) => Ok(Resolved { version: a.version }),
+        let read = read.unwrap_or(Ok(None));
+        if let Some(key) = key {
+            self.remember_alias(key, read.as_ref().ok().cloned().flatten());
+        }
+        match read {
+            Ok(Some(a)) => Ok(Resolved {
+                version: a.record.version,
+            }),
             Ok(None) => Err(Stop::Terminal(ExecError::new(
                 ErrorType::ValidationError,
                 format!(
@@ -854,14 +961,14 @@ where
         &self,
         req: &InvocationRequest,
         version: u64,
-    ) -> Result<(Arc<Bundle>, Env, SecretRefs), Stop> {
+    ) -> Result<(Arc<Bundle>, Env, SecretRefs, bool), Stop> {
         let (t, ns, f) = (&req.tenant, &req.namespace, &req.reference.function);
         let meta_key = VersionKey::of(req, version);
         if let Some((b, env, secrets)) = self
             .recent_meta(&meta_key)
             .and_then(|(sha, env, s)| self.cache.get(&sha).map(|b| (b, env, s)))
         {
-            return Ok((b, env, secrets));
+            return Ok((b, env, secrets, false));
         }
         let meta = match self.store.version_meta(t, ns, f, version).await {
             Ok(Some(m)) => m,
@@ -899,7 +1006,7 @@ where
         };
         self.remember_meta(meta_key, &meta.sha256, env.clone(), secrets.clone());
         if let Some(b) = self.cache.get(&meta.sha256) {
-            return Ok((b, env, secrets));
+            return Ok((b, env, secrets, true));
         }
         let bytes = match self.store.bundle(t, ns, f, version).await {
             Ok(Some(b)) => b,
@@ -942,7 +1049,7 @@ where
             Ok(b) => {
                 let b = Arc::new(b);
                 self.cache.insert(b.clone());
-                Ok((b, env, secrets))
+                Ok((b, env, secrets, true))
             }
             Err(e) => {
                 let kind = match e {
@@ -1069,10 +1176,12 @@ where
                 "internal error: a capacity semaphore is closed".into(),
             )
         };
+        let mut waited = false;
         let version = match gate.permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(TryAcquireError::Closed) => return Err(closed()),
             Err(TryAcquireError::NoPermits) => {
+                waited = true;
                 let _counted = self.start_waiting(&gate, req, resolved.version)?;
                 slot.waiting();
                 let got =
@@ -1095,22 +1204,49 @@ where
                 }
             }
         };
-        let inflight =
-            match tokio::time::timeout_at(deadline.into(), self.inflight.clone().acquire_owned())
-                .await
-            {
-                Ok(Ok(p)) => p,
-                Ok(Err(_)) => return Err(closed()),
-                Err(_) => {
-                    return Err(Stop::Terminal(ExecError::new(
-                        ErrorType::Timeout,
-                        "deadline reached while waiting for a free execution slot",
-                    )))
-                }
-            };
+        let inflight = match self.inflight.clone().try_acquire_owned() {
+            Ok(p) => Ok(Ok(p)),
+            Err(_) => {
+                waited = true;
+                tokio::time::timeout_at(deadline.into(), self.inflight.clone().acquire_owned())
+                    .await
+            }
+        };
+        let inflight = match inflight {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Err(closed()),
+            Err(_) => {
+                return Err(Stop::Terminal(ExecError::new(
+                    ErrorType::Timeout,
+                    "deadline reached while waiting for a free execution slot",
+                )))
+            }
+        };
         Ok(Permits {
             _inflight: inflight,
             _version: version,
+            waited,
+        })
+    }
+
+    /// Both permits of a warm version (its meta and bundle cached, no secrets declared, its
+    /// gate made by an earlier activation), if they are free right now; never waits.
+    fn warm_permits(&self, req: &InvocationRequest, version: u64) -> Option<Permits> {
+        let key = VersionKey::of(req, version);
+        let (sha, _, secrets) = self.recent_meta(&key)?;
+        if !secrets.is_empty() || !self.cache.contains(&sha) {
+            return None;
+        }
+        let gate = {
+            let map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&key)?.clone()
+        };
+        let version = gate.permits.clone().try_acquire_owned().ok()?;
+        let inflight = self.inflight.clone().try_acquire_owned().ok()?;
+        Some(Permits {
+            _inflight: inflight,
+            _version: version,
+            waited: false,
         })
     }
 

@@ -5,6 +5,16 @@
 //! `seq` answers it (acks arrive in any order). Every publish carries an idempotency key — the
 //! caller's (`result:{activation_id}` for results) or a fresh one — so that re-sending the
 //! unacknowledged creates after a reconnection never creates a task twice.
+//!
+//! # Batches
+//! Creates that are queued at the same moment (concurrent activations finishing together) go
+//! out as one `CreateTaskBatch` instead of one `CreateTask` each: the stream task takes what is
+//! ready in its queue without waiting for more, so a lone create is sent at once, alone (as a
+//! plain `CreateTask`). A batch holds at most [`MAX_BATCH`] creates and its encoded size stays
+//! under `max_message_bytes` (codeQ's 4 MiB): creates that would push it over start the next
+//! batch. codeQ answers a batch with one `CreateAckBatch`; the acks are still matched by
+//! `seq`, never by position, so a batch's acks may come in any order, split or interleaved with
+//! other acks, and a refused create in a batch fails only its own publish.
 
 use super::pb::producerpb::{
     self, producer_event, producer_stream_client::ProducerStreamClient, server_event, ProducerEvent,
@@ -63,9 +73,30 @@ struct Create {
     in_flight: bool,
 }
 
+impl Create {
+    /// Field bytes plus the protobuf framing (tags, length varints, seq): an upper bound on the
+    /// encoded message, computed without copying the payload.
+    fn encoded_bound(&self) -> usize {
+        self.payload.len()
+            + self.command.len()
+            + self.idempotency_key.len()
+            + self.trace.trace_parent.len()
+            + self.trace.trace_state.len()
+            + FRAMING_BYTES
+    }
+}
+
 /// Protobuf framing of a CreateTask inside a ProducerEvent beyond its fields' bytes: tags,
 /// length varints (at most 5 bytes each), the seq varint, the oneof wrapper.
 const FRAMING_BYTES: usize = 64;
+
+/// Most creates in one `CreateTaskBatch`.
+pub const MAX_BATCH: usize = 256;
+
+/// Protobuf framing a CreateTask adds inside a CreateTaskBatch (tag and length varint), and the
+/// batch's own wrapper in the ProducerEvent.
+const BATCH_ENTRY_BYTES: usize = 8;
+const BATCH_FRAMING_BYTES: usize = 16;
 
 /// Counters for metrics and tests.
 #[derive(Debug, Default)]
@@ -145,14 +176,7 @@ impl ProducerClient {
             reply: Some(reply),
             in_flight: false,
         };
-        // Field bytes plus the protobuf framing (tags, length varints, seq): an upper bound on
-        // the encoded message, computed without copying the payload.
-        let size = create.payload.len()
-            + create.command.len()
-            + create.idempotency_key.len()
-            + create.trace.trace_parent.len()
-            + create.trace.trace_state.len()
-            + FRAMING_BYTES;
+        let size = create.encoded_bound();
         if size > self.cfg.max_message_bytes {
             self.counters.too_large.fetch_add(1, Ordering::Relaxed);
             return Err(PublishError {
@@ -311,18 +335,54 @@ async fn run(
     }
 }
 
-fn create_event(seq: u64, c: &Create) -> ProducerEvent {
-    ProducerEvent {
-        event: Some(producer_event::Event::Create(producerpb::CreateTask {
-            seq,
-            command: c.command.clone(),
-            payload: c.payload.clone(),
-            idempotency_key: c.idempotency_key.clone(),
-            trace_parent: c.trace.trace_parent.clone(),
-            trace_state: c.trace.trace_state.clone(),
-            ..Default::default()
-        })),
+fn create_task(seq: u64, c: &Create) -> producerpb::CreateTask {
+    producerpb::CreateTask {
+        seq,
+        command: c.command.clone(),
+        payload: c.payload.clone(),
+        idempotency_key: c.idempotency_key.clone(),
+        trace_parent: c.trace.trace_parent.clone(),
+        trace_state: c.trace.trace_state.clone(),
+        ..Default::default()
     }
+}
+
+/// Splits `seqs` (creates in `pending`, in order) into the events that carry them: runs of at
+/// most [`MAX_BATCH`] creates whose encoded size stays within `max_bytes`, a run of one as a
+/// plain `CreateTask`. Marks each create in flight.
+fn batch_events(
+    pending: &mut BTreeMap<u64, Create>,
+    seqs: &[u64],
+    max_bytes: usize,
+) -> Vec<ProducerEvent> {
+    let mut events = Vec::new();
+    let mut run: Vec<producerpb::CreateTask> = Vec::new();
+    let mut run_bytes = BATCH_FRAMING_BYTES;
+    let flush = |run: &mut Vec<producerpb::CreateTask>, events: &mut Vec<ProducerEvent>| {
+        let event = match run.len() {
+            0 => return,
+            1 => producer_event::Event::Create(run.remove(0)),
+            _ => producer_event::Event::CreateBatch(producerpb::CreateTaskBatch {
+                tasks: std::mem::take(run),
+            }),
+        };
+        events.push(ProducerEvent { event: Some(event) });
+    };
+    for seq in seqs {
+        let Some(c) = pending.get_mut(seq) else {
+            continue;
+        };
+        c.in_flight = true;
+        let bytes = c.encoded_bound() + BATCH_ENTRY_BYTES;
+        if !run.is_empty() && (run.len() >= MAX_BATCH || run_bytes + bytes > max_bytes) {
+            flush(&mut run, &mut events);
+            run_bytes = BATCH_FRAMING_BYTES;
+        }
+        run_bytes += bytes;
+        run.push(create_task(*seq, c));
+    }
+    flush(&mut run, &mut events);
+    events
 }
 
 async fn session(
@@ -381,22 +441,35 @@ async fn session(
     tracing::info!(addr = %cfg.addr, resend = pending.len(), "codeQ producer stream open");
 
     // What was not acknowledged on the previous stream goes again, same keys.
-    for (s, c) in pending.iter_mut() {
-        c.in_flight = true;
-        if out.send(create_event(*s, c)).await.is_err() {
+    let again: Vec<u64> = pending.keys().copied().collect();
+    for ev in batch_events(pending, &again, cfg.max_message_bytes) {
+        if out.send(ev).await.is_err() {
             return End::Broken("stream closed while re-sending".into());
         }
     }
+    let mut ready: Vec<u64> = Vec::with_capacity(MAX_BATCH);
     loop {
         tokio::select! {
             c = rx.recv() => {
-                let Some(mut c) = c else { return End::Closed };
-                *seq += 1;
-                let ev = create_event(*seq, &c);
-                c.in_flight = true;
-                pending.insert(*seq, c);
-                if out.send(ev).await.is_err() {
-                    return End::Broken("stream closed".into());
+                let Some(c) = c else { return End::Closed };
+                // One pass of the scheduler, so that activations finishing at this moment queue
+                // their creates too (returns at once when nothing else is runnable), then this
+                // create and whatever else is queued, without waiting for more.
+                tokio::task::yield_now().await;
+                ready.clear();
+                let mut next = Some(c);
+                while let Some(c) = next.take() {
+                    *seq += 1;
+                    pending.insert(*seq, c);
+                    ready.push(*seq);
+                    if ready.len() < 4 * MAX_BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                for ev in batch_events(pending, &ready, cfg.max_message_bytes) {
+                    if out.send(ev).await.is_err() {
+                        return End::Broken("stream closed".into());
+                    }
                 }
             }
             msg = inbound.next() => match msg {
@@ -446,4 +519,71 @@ fn refusal(s: &tonic::Status) -> String {
         s.code(),
         s.message()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(bytes: usize) -> Create {
+        Create {
+            command: "cs.results".into(),
+            payload: vec![b'x'; bytes],
+            idempotency_key: "k".into(),
+            trace: TraceHeaders::default(),
+            reply: None,
+            in_flight: false,
+        }
+    }
+
+    fn sizes(events: &[ProducerEvent]) -> Vec<usize> {
+        events
+            .iter()
+            .map(|e| match &e.event {
+                Some(producer_event::Event::CreateBatch(b)) => b.tasks.len(),
+                Some(producer_event::Event::Create(_)) => 1,
+                _ => 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn creates_split_at_the_count_and_the_byte_bound() {
+        let limit = crate::host::CODEQ_MAX_MESSAGE_BYTES;
+        let mut pending: BTreeMap<u64, Create> = (1..=(MAX_BATCH as u64 + 10))
+            .map(|s| (s, create(10)))
+            .collect();
+        let seqs: Vec<u64> = pending.keys().copied().collect();
+        let events = batch_events(&mut pending, &seqs, limit);
+        assert_eq!(sizes(&events), vec![MAX_BATCH, 10]);
+        assert!(pending.values().all(|c| c.in_flight));
+        // Seqs travel with their creates, in order.
+        let got: Vec<u64> = events
+            .iter()
+            .flat_map(|e| match &e.event {
+                Some(producer_event::Event::CreateBatch(b)) => {
+                    b.tasks.iter().map(|t| t.seq).collect()
+                }
+                Some(producer_event::Event::Create(t)) => vec![t.seq],
+                _ => vec![],
+            })
+            .collect();
+        assert_eq!(got, seqs);
+
+        // 1.5 MiB creates: two per 4 MiB message, each encoded message within the limit.
+        let mut pending: BTreeMap<u64, Create> = (1..=5).map(|s| (s, create(3 << 19))).collect();
+        let seqs: Vec<u64> = pending.keys().copied().collect();
+        let events = batch_events(&mut pending, &seqs, limit);
+        assert_eq!(sizes(&events), vec![2, 2, 1]);
+        for e in &events {
+            assert!(prost::Message::encoded_len(e) <= limit);
+        }
+        // A lone create is a plain CreateTask.
+        let mut one: BTreeMap<u64, Create> = [(9, create(1))].into_iter().collect();
+        let events = batch_events(&mut one, &[9], limit);
+        assert!(matches!(
+            events[0].event,
+            Some(producer_event::Event::Create(ref t)) if t.seq == 9
+        ));
+    }
 }

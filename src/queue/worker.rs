@@ -20,6 +20,15 @@
 //! to another worker): the answer is dropped and logged; the activation's terminal
 //! compare-and-set already made sure only one result exists.
 //!
+//! # Result batches
+//! Results that are ready at the same moment (concurrent activations finishing together) go
+//! out as one `ResultBatch`: the loop takes every message its tasks have queued right now,
+//! without waiting for more, so a lone result is sent at once, alone (as a plain `Result`). A
+//! batch holds at most [`MAX_RESULT_BATCH`] results and stays under codeQ's 4 MiB message limit
+//! ([`MAX_RESULT_BATCH_BYTES`]); the rest starts the next batch. Acks are matched by task id,
+//! never by position: a `ResultAckBatch` may answer a batch in any order, and a refused result
+//! in it only drops its own answer.
+//!
 //! # Shutdown
 //! [`Worker::shutdown`] stops asking for work, lets running tasks finish until the drain
 //! deadline, then Abandons the rest (they return to the queue for another replica) and waits
@@ -100,6 +109,17 @@ impl crate::pipeline::ports::CapacityWait for Slot {
 /// (FAILED, dead-lettered) instead of failing the whole stream and staying IN_PROGRESS.
 pub const MAX_DECODE_BYTES: usize = 64 << 20;
 
+/// Most results in one `ResultBatch`.
+pub const MAX_RESULT_BATCH: usize = 256;
+
+/// Bound on a `ResultBatch`'s encoded size, below codeQ's 4 MiB message limit (a single result
+/// is bounded below it by the result limits, and is always sent, alone if need be).
+pub const MAX_RESULT_BATCH_BYTES: usize = 3 << 20;
+
+/// Protobuf framing of one Result beyond its fields' bytes (tags, length varints, the entry in
+/// the batch), an upper bound.
+const RESULT_FRAMING_BYTES: usize = 32;
+
 /// What runs a claimed task. The pipeline, wrapped with logs and metrics, in `serve`.
 pub trait TaskHandler: Send + Sync + 'static {
     fn handle(&self, task: TaskInfo) -> impl Future<Output = Answer> + Send;
@@ -173,6 +193,8 @@ pub struct WorkerCounters {
     pub sessions: AtomicU64,
     /// Answers the server refused (lease lost, task gone).
     pub answers_refused: AtomicU64,
+    /// Events that carried finished tasks' answers (a `ResultBatch` counts once).
+    pub answer_events: AtomicU64,
 }
 
 #[derive(Default)]
@@ -250,6 +272,48 @@ enum Pending {
 }
 
 impl Pending {
+    /// The events that carry `pending` (in order): runs of Results as `ResultBatch`es within
+    /// [`MAX_RESULT_BATCH`] and [`MAX_RESULT_BATCH_BYTES`] (a run of one as a plain `Result`),
+    /// every other answer as its own event.
+    fn events<'a>(pending: impl IntoIterator<Item = &'a Pending>) -> Vec<WorkerEvent> {
+        fn flush(run: &mut Vec<workerpb::Result>, events: &mut Vec<WorkerEvent>) {
+            let e = match run.len() {
+                0 => return,
+                1 => worker_event::Event::Result(run.remove(0)),
+                _ => worker_event::Event::ResultBatch(workerpb::ResultBatch {
+                    results: std::mem::take(run),
+                }),
+            };
+            events.push(WorkerEvent { event: Some(e) });
+        }
+        let mut events = Vec::new();
+        let mut run: Vec<workerpb::Result> = Vec::new();
+        let mut run_bytes = 0;
+        for p in pending {
+            let Pending::Result(r) = p else {
+                flush(&mut run, &mut events);
+                run_bytes = 0;
+                events.push(p.event());
+                continue;
+            };
+            let bytes = r.task_id.len()
+                + r.status.len()
+                + r.result_json.len()
+                + r.error.len()
+                + RESULT_FRAMING_BYTES;
+            if !run.is_empty()
+                && (run.len() >= MAX_RESULT_BATCH || run_bytes + bytes > MAX_RESULT_BATCH_BYTES)
+            {
+                flush(&mut run, &mut events);
+                run_bytes = 0;
+            }
+            run_bytes += bytes;
+            run.push(r.clone());
+        }
+        flush(&mut run, &mut events);
+        events
+    }
+
     fn event(&self) -> WorkerEvent {
         let e = match self {
             Pending::Result(r) => worker_event::Event::Result(r.clone()),
@@ -364,7 +428,7 @@ impl<H: TaskHandler> Loop<H> {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep_until(wake) => break,
-                    m = self.from_tasks.recv() => if let Some(m) = m { self.on_task_message(m, None).await },
+                    m = self.from_tasks.recv() => if let Some(m) = m { self.on_task_message(m, None).await; },
                     _ = self.drain_rx.changed() => self.on_drain_signal(),
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 }
@@ -458,8 +522,8 @@ impl<H: TaskHandler> Loop<H> {
         // Readys die with the stream they were sent on.
         self.asks.clear();
         tracing::info!(addr = %self.cfg.addr, worker_id = %self.cfg.worker_id, resend = self.outbox.len(), running = self.running.len(), "codeQ worker stream open");
-        for p in self.outbox.values() {
-            if out.send(p.event()).await.is_err() {
+        for ev in Pending::events(self.outbox.values()) {
+            if out.send(ev).await.is_err() {
                 return End::Broken("stream closed while re-sending".into());
             }
         }
@@ -488,9 +552,45 @@ impl<H: TaskHandler> Loop<H> {
                     Some(Err(s)) => return End::Broken(format!("stream: {s}")),
                     None => return End::Broken("server closed the stream".into()),
                 },
-                m = self.from_tasks.recv() => if let Some(m) = m { self.on_task_message(m, Some(&out)).await },
+                m = self.from_tasks.recv() => if let Some(m) = m { self.on_task_messages(m, &out).await },
                 _ = self.drain_rx.changed() => self.on_drain_signal(),
                 _ = tick.tick() => {}
+            }
+        }
+    }
+
+    /// `first` and every other message the tasks queued by now (never waiting for more); the
+    /// Results among them go out together, in batches (see the module documentation).
+    async fn on_task_messages(&mut self, first: FromTask, out: &mpsc::Sender<WorkerEvent>) {
+        // One pass of the scheduler first: tasks that are finishing at this moment (woken by
+        // the same store or codeQ reply) queue their answers too. With nothing else runnable
+        // this returns at once, so a lone result is not held back.
+        tokio::task::yield_now().await;
+        let mut done: Vec<String> = Vec::new();
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                FromTask::Done(..) => {
+                    if let Some(id) = self.on_task_message(m, None).await {
+                        done.push(id);
+                    }
+                }
+                m => {
+                    self.on_task_message(m, Some(out)).await;
+                }
+            }
+            if done.len() < 4 * MAX_RESULT_BATCH {
+                next = self.from_tasks.try_recv().ok();
+            }
+        }
+        let answers = done.iter().filter_map(|id| self.outbox.get(id));
+        for ev in Pending::events(answers) {
+            self.shared
+                .counters
+                .answer_events
+                .fetch_add(1, Ordering::Relaxed);
+            if out.send(ev).await.is_err() {
+                return; // the session notices the closed stream; the outbox keeps them
             }
         }
     }
@@ -734,7 +834,13 @@ impl<H: TaskHandler> Loop<H> {
         Ok(())
     }
 
-    async fn on_task_message(&mut self, m: FromTask, out: Option<&mpsc::Sender<WorkerEvent>>) {
+    /// Handles one message; a finished task's answer goes into the outbox, and is sent on
+    /// `out` when given. Returns the task id of an answer put in the outbox.
+    async fn on_task_message(
+        &mut self,
+        m: FromTask,
+        out: Option<&mpsc::Sender<WorkerEvent>>,
+    ) -> Option<String> {
         match m {
             FromTask::Waiting(id, true) => {
                 if self.running.contains_key(&id) {
@@ -758,9 +864,8 @@ impl<H: TaskHandler> Loop<H> {
             }
             FromTask::Done(id, attempts, answer) => {
                 self.waiting.remove(&id);
-                if self.running.remove(&id).is_none() {
-                    return; // aborted at the drain deadline and already abandoned
-                }
+                // None: aborted at the drain deadline and already abandoned.
+                self.running.remove(&id)?;
                 self.shared
                     .running
                     .store(self.running.len(), Ordering::SeqCst);
@@ -802,9 +907,11 @@ impl<H: TaskHandler> Loop<H> {
                 if let Some(out) = out {
                     let _ = out.send(pending.event()).await;
                 }
-                self.outbox.insert(id, pending);
+                self.outbox.insert(id.clone(), pending);
+                return Some(id);
             }
         }
+        None
     }
 
     /// 1 s, doubling with the task's attempts, capped at `max_nack_delay_seconds`: a store
@@ -824,4 +931,80 @@ fn refusal(s: &tonic::Status) -> String {
         s.code(),
         s.message()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(id: usize, json_bytes: usize) -> Pending {
+        Pending::Result(workerpb::Result {
+            task_id: format!("t{id}"),
+            status: "COMPLETED".into(),
+            result_json: vec![b' '; json_bytes],
+            error: String::new(),
+        })
+    }
+
+    fn shape(events: &[WorkerEvent]) -> Vec<(char, usize)> {
+        events
+            .iter()
+            .map(|e| match &e.event {
+                Some(worker_event::Event::ResultBatch(b)) => ('B', b.results.len()),
+                Some(worker_event::Event::Result(_)) => ('R', 1),
+                Some(worker_event::Event::Nack(_)) => ('N', 1),
+                _ => ('?', 0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn results_split_at_the_count_and_the_byte_bound() {
+        let many: Vec<Pending> = (0..MAX_RESULT_BATCH + 44).map(|i| result(i, 10)).collect();
+        assert_eq!(
+            shape(&Pending::events(&many)),
+            vec![('B', MAX_RESULT_BATCH), ('B', 44)]
+        );
+        // 1 MiB results: at most two fit under the 3 MiB bound; the last goes alone.
+        let big: Vec<Pending> = (0..5).map(|i| result(i, 1 << 20)).collect();
+        let events = Pending::events(&big);
+        assert_eq!(shape(&events), vec![('B', 2), ('B', 2), ('R', 1)]);
+        for e in &events {
+            assert!(prost::Message::encoded_len(e) < MAX_RESULT_BATCH_BYTES);
+        }
+        // The results keep their order and ids.
+        let ids: Vec<String> = events
+            .iter()
+            .flat_map(|e| match &e.event {
+                Some(worker_event::Event::ResultBatch(b)) => {
+                    b.results.iter().map(|r| r.task_id.clone()).collect()
+                }
+                Some(worker_event::Event::Result(r)) => vec![r.task_id.clone()],
+                _ => vec![],
+            })
+            .collect();
+        assert_eq!(ids, ["t0", "t1", "t2", "t3", "t4"]);
+        // One result larger than the bound still goes, alone.
+        let huge = [
+            result(0, 10),
+            result(1, MAX_RESULT_BATCH_BYTES),
+            result(2, 10),
+        ];
+        assert_eq!(
+            shape(&Pending::events(&huge)),
+            vec![('R', 1), ('R', 1), ('R', 1)]
+        );
+        // A lone result is a plain Result; a Nack is its own event between runs.
+        assert_eq!(shape(&Pending::events(&[result(0, 1)])), vec![('R', 1)]);
+        let nack = Pending::Nack(workerpb::Nack {
+            task_id: "n".into(),
+            delay_seconds: 1,
+            reason: "r".into(),
+        });
+        let mixed = [result(0, 1), result(1, 1), nack, result(2, 1)];
+        assert_eq!(
+            shape(&Pending::events(&mixed)),
+            vec![('B', 2), ('N', 1), ('R', 1)]
+        );
+    }
 }

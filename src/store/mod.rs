@@ -25,6 +25,14 @@
 //!   is one Lua script instead (EVALSHA, EVAL on `NOSCRIPT`) so that a delivery that read "no
 //!   record" just before another delivery finished cannot put a terminal record back to
 //!   `running` and win the compare-and-set a second time.
+//! - [`Store::begin`] is steps 2, 3 and 6 in one store step when the version can be known
+//!   before the reads: the status read, the alias read, and the running write, which is made
+//!   only when the status is not terminal, the request names its version or the alias still
+//!   holds exactly what it held when last read ([`AliasSeen`]), and the caller asked for it. It
+//!   saves a sequential round trip per activation: on Redis it is one Lua script, so the running
+//!   write cannot interleave with another delivery's terminal write between the read and the
+//!   write, as in the running write's own script. The default implementation (for stores without
+//!   scripts) makes the same calls one after the other.
 //! - [`Store::write_terminal`] is the compare-and-set: one Lua script that writes status and
 //!   meta — **and, in the same atomic step, the log chunks with their index and the correlation
 //!   key** — only if the status is `running` **or absent**, and returns whether it won. One step,
@@ -92,6 +100,41 @@ pub enum RunningWrite {
     Started,
     /// The activation is already terminal with this status; nothing was written.
     AlreadyTerminal(ActivationStatus),
+}
+
+/// An alias record as read, with an opaque token of its exact stored content: a later
+/// [`Store::begin`] writes the running record for this alias's version only while the alias
+/// still holds the same content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasSeen {
+    pub record: AliasRecord,
+    pub token: Vec<u8>,
+}
+
+/// What [`Store::begin`] reads and may write.
+#[derive(Debug, Clone, Copy)]
+pub struct Begin<'a> {
+    /// The running record, written when `write` is set and the conditions hold (see the module
+    /// documentation); its `reference.version` is the version it is written for.
+    pub record: &'a ActivationRecord,
+    /// Write the running record (the caller knows the version it will run).
+    pub write: bool,
+    /// The alias to read (`ref.alias` when `ref.version` is absent), and what it held when the
+    /// caller last read it: the running write needs the alias unchanged since then.
+    pub alias: Option<(&'a str, Option<&'a AliasSeen>)>,
+}
+
+/// What [`Store::begin`] found and did.
+#[derive(Debug, Clone)]
+pub struct Begun {
+    /// The activation's status before the call. A stored status that cannot be parsed is
+    /// [`StoreError::Corrupt`] (and nothing was written).
+    pub status: Result<Option<ActivationStatus>, StoreError>,
+    /// The alias record, when one was asked for (an error is never transient here: an outage
+    /// fails the whole call).
+    pub alias: Option<Result<Option<AliasSeen>, StoreError>>,
+    /// The running record was written.
+    pub running: bool,
 }
 
 /// Connection and retention settings (contract §7: `plugins.persistence.kvrocks.addr`,
@@ -172,6 +215,46 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         activation_id: &str,
     ) -> impl Future<Output = Result<Option<ActivationStatus>, StoreError>> + Send;
+
+    /// Steps 2, 3 and 6 at once (see the module documentation). `Err` only for a transient
+    /// failure (nothing may have been read; the running write may have been applied).
+    fn begin(&self, b: &Begin<'_>) -> impl Future<Output = Result<Begun, StoreError>> + Send {
+        async move {
+            let r = b.record;
+            let status = match self.activation_status(&r.tenant, &r.activation_id).await {
+                Err(e) if e.is_transient() => return Err(e),
+                other => other,
+            };
+            let alias = match b.alias {
+                None => None,
+                Some((name, _)) => {
+                    match self.alias(&r.tenant, &r.namespace, &r.function, name).await {
+                        Err(e) if e.is_transient() => return Err(e),
+                        Err(e) => Some(Err(e)),
+                        Ok(found) => Some(Ok(found.map(|record| AliasSeen {
+                            token: serde_json::to_vec(&record).unwrap_or_default(),
+                            record,
+                        }))),
+                    }
+                }
+            };
+            let unchanged = match (&b.alias, &alias) {
+                (None, _) => true,
+                (Some((_, Some(seen))), Some(Ok(Some(now)))) => seen.token == now.token,
+                _ => false,
+            };
+            let open = matches!(&status, Ok(s) if !s.is_some_and(|s| s.is_terminal()));
+            let mut running = false;
+            if b.write && unchanged && open && r.reference.version.is_some() {
+                running = matches!(self.write_running(r).await?, RunningWrite::Started);
+            }
+            Ok(Begun {
+                status,
+                alias,
+                running,
+            })
+        }
+    }
 
     /// The running write (meta stored with `status: running` whatever `record.status` says).
     /// See the module documentation.

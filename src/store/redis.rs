@@ -10,13 +10,17 @@
 //! be dead (the server restarted while we were idle) is sent once more on a new connection.
 //!
 //! Commands used: GET, SET (EX), DEL, EXISTS, STRLEN, GETRANGE, ZADD, ZRANGE, EXPIRE, MULTI/EXEC,
-//! EVALSHA/EVAL, PING — all supported by KVRocks.
+//! EVALSHA/EVAL, PING — all supported by KVRocks. The scripts use only `redis.call` on those
+//! commands and plain Lua (no cjson: KVRocks' Lua libraries are not redis's).
 
 use super::keys;
 use super::records::{
     chunk_logs, ActivationRecord, ActivationStatus, AliasRecord, VersionMeta, LOG_CHUNK_BYTES,
 };
-use super::{RunningWrite, Store, StoreConfig, StoreError, Terminal, UserKv, MAX_BUNDLE_BYTES};
+use super::{
+    AliasSeen, Begin, Begun, RunningWrite, Store, StoreConfig, StoreError, Terminal, UserKv,
+    MAX_BUNDLE_BYTES,
+};
 use crate::secret::Secret;
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{
@@ -39,6 +43,27 @@ end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 redis.call('SET', KEYS[1], 'running', 'EX', ARGV[2])
 return 1
+"#;
+
+/// Steps 2, 3 and 6 at once: KEYS = [status, meta, alias (optional)], ARGV = [meta json, ttl,
+/// write ("1"/"0"), the alias content last seen]. The running write is made when asked, the
+/// status is absent or `running`, and the alias (when given) holds exactly ARGV[4]. Returns
+/// {status found (0/1), status, alias found (0/1), alias, written (0/1)}.
+const BEGIN_LUA: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+local alias = false
+if #KEYS > 2 then
+  alias = redis.call('GET', KEYS[3])
+end
+local write = ARGV[3] == '1' and not (cur and cur ~= 'running')
+if write and #KEYS > 2 then
+  write = alias == ARGV[4]
+end
+if write then
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+  redis.call('SET', KEYS[1], 'running', 'EX', ARGV[2])
+end
+return {cur and 1 or 0, cur or '', alias and 1 or 0, alias or '', write and 1 or 0}
 "#;
 
 /// The terminal compare-and-set with the logs and the correlation key.
@@ -73,6 +98,7 @@ return 1
 /// script) when the server answers NOSCRIPT: on first use and after a KVRocks restart.
 static RUNNING_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RUNNING_LUA));
 static TERMINAL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(TERMINAL_LUA));
+static BEGIN_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(BEGIN_LUA));
 
 /// Runs `script` with `keys` and `args` on `conn`.
 async fn eval(
@@ -426,16 +452,94 @@ impl Store for RedisStore {
         Self::function_names(tenant, namespace, function)?;
         check(keys::check_name("alias", alias))?;
         let key = keys::alias(tenant, namespace, function, alias);
-        let record: Option<AliasRecord> = self.get_json(&key).await?;
-        if let Some(r) = &record {
-            if r.version == 0 {
-                return Err(StoreError::Corrupt {
-                    key,
-                    why: "version is 0".into(),
-                });
-            }
+        match self.get(&key).await? {
+            None => Ok(None),
+            Some(raw) => parse_alias(&key, &raw).map(Some),
         }
-        Ok(record)
+    }
+
+    async fn begin(&self, b: &Begin<'_>) -> Result<Begun, StoreError> {
+        let record = b.record;
+        Self::record_names(record)?;
+        let mut value = serde_json::to_value(record).map_err(|e| {
+            StoreError::Invalid(format!("activation record does not serialise: {e}"))
+        })?;
+        value["status"] = serde_json::Value::from(ActivationStatus::Running.as_str());
+        let json = value.to_string();
+        let status_key = keys::activation_status(&record.tenant, &record.activation_id);
+        let meta_key = keys::activation_meta(&record.tenant, &record.activation_id);
+        let mut key_list = vec![status_key.clone(), meta_key.clone()];
+        let mut expected: &[u8] = b"";
+        let alias_key = match b.alias {
+            None => None,
+            Some((name, seen)) => {
+                check(keys::check_name("alias", name))?;
+                let k = keys::alias(&record.tenant, &record.namespace, &record.function, name);
+                key_list.push(k.clone());
+                expected = seen.map(|s| s.token.as_slice()).unwrap_or_default();
+                Some(k)
+            }
+        };
+        // Without a version the running record cannot be written yet; without a previous read
+        // of the alias there is nothing to compare it with.
+        let write = b.write
+            && record.reference.version.is_some()
+            && b.alias.is_none_or(|(_, seen)| seen.is_some());
+        let ttl = self.inner.config.activation_ttl_seconds.to_string();
+        let flag: &[u8] = if write { b"1" } else { b"0" };
+        let arg_list: [&[u8]; 4] = [json.as_bytes(), ttl.as_bytes(), flag, expected];
+        let reply: Vec<Value> = self
+            .run("begin", &meta_key, true, |mut c| {
+                let keys: Vec<&str> = key_list.iter().map(String::as_str).collect();
+                let args = &arg_list;
+                async move {
+                    match eval(&BEGIN_SCRIPT, &mut c, &keys, args).await? {
+                        Value::Array(v) => Ok(v),
+                        other => Ok(vec![other]),
+                    }
+                }
+            })
+            .await?;
+        let bad =
+            || StoreError::Unavailable(format!("begin {meta_key}: unexpected reply {reply:?}"));
+        let int = |v: &Value| match v {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        };
+        let bytes = |v: &Value| match v {
+            Value::BulkString(b) => Some(b.clone()),
+            _ => None,
+        };
+        let [found, cur, alias_found, alias, written] = reply.as_slice() else {
+            return Err(bad());
+        };
+        let (Some(found), Some(cur), Some(alias_found), Some(alias), Some(written)) = (
+            int(found),
+            bytes(cur),
+            int(alias_found),
+            bytes(alias),
+            int(written),
+        ) else {
+            return Err(bad());
+        };
+        let status = match found {
+            0 => Ok(None),
+            _ => parse_status(&status_key, &cur).map(Some),
+        };
+        let alias = alias_key.map(|key| match alias_found {
+            0 => Ok(None),
+            _ => parse_alias(&key, &alias).map(|record| {
+                Some(AliasSeen {
+                    record,
+                    token: alias,
+                })
+            }),
+        });
+        Ok(Begun {
+            status,
+            alias,
+            running: written == 1,
+        })
     }
 
     async fn version_meta(
@@ -811,6 +915,21 @@ fn parse_status(key: &str, raw: &[u8]) -> Result<ActivationStatus, StoreError> {
         })
 }
 
+/// An alias record: JSON with a version of at least 1.
+fn parse_alias(key: &str, raw: &[u8]) -> Result<AliasRecord, StoreError> {
+    let record: AliasRecord = serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        why: format!("not the expected JSON: {e}"),
+    })?;
+    if record.version == 0 {
+        return Err(StoreError::Corrupt {
+            key: key.to_string(),
+            why: "version is 0".into(),
+        });
+    }
+    Ok(record)
+}
+
 /// `host:port` or `[v6]:port`.
 fn parse_addr(addr: &str) -> Result<(String, u16), StoreError> {
     let bad = |why: &str| StoreError::Invalid(format!("kvrocks addr {addr:?}: {why}"));
@@ -893,5 +1012,6 @@ mod tests {
     fn scripts_have_their_sha1() {
         assert_eq!(RUNNING_SCRIPT.get_hash().len(), 40);
         assert_ne!(RUNNING_SCRIPT.get_hash(), TERMINAL_SCRIPT.get_hash());
+        assert_ne!(BEGIN_SCRIPT.get_hash(), RUNNING_SCRIPT.get_hash());
     }
 }

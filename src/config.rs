@@ -1776,36 +1776,56 @@ fn split_host_port(s: &str) -> Result<(Option<String>, u16), String> {
     let s = s.trim();
     if s.contains("://") {
         return Err(format!(
-            "must be host:port without a scheme (e.g. 127.0.0.1:9091), got {s:?}"
+            "must be host:port without a scheme (e.g. 127.0.0.1:9091), got {:?}",
+            sandbox_proto::text::excerpt(&s)
         ));
     }
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (h, p) = rest
-            .split_once("]:")
-            .ok_or_else(|| format!("an IPv6 address must be written [addr]:port, got {s:?}"))?;
-        h.parse::<Ipv6Addr>()
-            .map_err(|_| format!("{h:?} is not an IPv6 address, in {s:?}"))?;
+        let (h, p) = rest.split_once("]:").ok_or_else(|| {
+            format!(
+                "an IPv6 address must be written [addr]:port, got {:?}",
+                sandbox_proto::text::excerpt(&s)
+            )
+        })?;
+        h.parse::<Ipv6Addr>().map_err(|_| {
+            format!(
+                "{:?} is not an IPv6 address, in {:?}",
+                sandbox_proto::text::excerpt(&h),
+                sandbox_proto::text::excerpt(&s)
+            )
+        })?;
         (Some(h.to_string()), p)
     } else {
-        let (h, p) = s
-            .rsplit_once(':')
-            .ok_or_else(|| format!("must be host:port or :port, got {s:?}"))?;
+        let (h, p) = s.rsplit_once(':').ok_or_else(|| {
+            format!(
+                "must be host:port or :port, got {:?}",
+                sandbox_proto::text::excerpt(&s)
+            )
+        })?;
         if h.contains(':') {
             return Err(format!(
-                "an IPv6 address must be written [addr]:port, got {s:?}"
+                "an IPv6 address must be written [addr]:port, got {:?}",
+                sandbox_proto::text::excerpt(&s)
             ));
         }
         let valid = h
             .chars()
             .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_'));
         if !valid {
-            return Err(format!("{h:?} is not a host name or address, in {s:?}"));
+            return Err(format!(
+                "{:?} is not a host name or address, in {:?}",
+                sandbox_proto::text::excerpt(&h),
+                sandbox_proto::text::excerpt(&s)
+            ));
         }
         ((!h.is_empty()).then(|| h.to_string()), p)
     };
-    let port = port
-        .parse::<u16>()
-        .map_err(|_| format!("the port must be a number from 0 to 65535, got {s:?}"))?;
+    let port = port.parse::<u16>().map_err(|_| {
+        format!(
+            "the port must be a number from 0 to 65535, got {:?}",
+            sandbox_proto::text::excerpt(&s)
+        )
+    })?;
     Ok((host, port))
 }
 
@@ -2369,6 +2389,12 @@ cs_invoker_pool:
         ] {
             assert!(ListenAddr::parse(bad).is_err(), "{bad}");
         }
+        // Found by the config fuzz target: the error quoted the whole value.
+        let huge = format!("{}:1", "h".repeat(1 << 20));
+        let e = ListenAddr::parse(&format!("{huge} x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 400 && e.contains("bytes)"), "{} bytes", e.len());
         let e = err(&format!(
             "{TOKENS}cs_invoker_pool:\n  http:\n    addr: \"8082\"\n"
         ));

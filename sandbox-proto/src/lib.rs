@@ -17,3 +17,4 @@ pub mod manifest;
 pub mod messages;
 pub mod protocol;
 pub mod settings;
+pub mod text;

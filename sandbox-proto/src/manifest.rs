@@ -4,6 +4,7 @@
 //! the exact field (`limits.timeoutMs: must be an integer in 1..=900000, got 0`): the person
 //! reading the error is a function author who needs to know which line to fix.
 
+use crate::text::excerpt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -180,7 +181,12 @@ impl Manifest {
 
         match obj.get("schema") {
             Some(Value::String(s)) if s == SCHEMA => {}
-            Some(other) => return Err(format!("schema: must be \"{SCHEMA}\", got {other}")),
+            Some(other) => {
+                return Err(format!(
+                    "schema: must be \"{SCHEMA}\", got {}",
+                    excerpt(other)
+                ))
+            }
             None => return Err(format!("schema: missing; must be \"{SCHEMA}\"")),
         }
         match obj.get("runtime") {
@@ -188,7 +194,8 @@ impl Manifest {
             Some(Value::String(s)) if s == RUNTIME => {}
             Some(other) => {
                 return Err(format!(
-                    "runtime: must be \"{RUNTIME}\" (the only runtime of this invoker), got {other}"
+                    "runtime: must be \"{RUNTIME}\" (the only runtime of this invoker), got {}",
+                    excerpt(other)
                 ))
             }
         }
@@ -198,7 +205,8 @@ impl Manifest {
             Some(Value::String(s)) if s.starts_with("cs-js") => Some(s.clone()),
             Some(other) => {
                 return Err(format!(
-                    "runtimeVersion: must name a cs-js version such as \"cs-js@1\", got {other}"
+                    "runtimeVersion: must name a cs-js version such as \"cs-js@1\", got {}",
+                    excerpt(other)
                 ))
             }
         };
@@ -207,7 +215,8 @@ impl Manifest {
             Some(Value::String(s)) if valid_entry(s) => s.clone(),
             Some(other) => {
                 return Err(format!(
-                    "entry: must match ^[a-zA-Z0-9._/-]+$ and stay inside the bundle, got {other}"
+                    "entry: must match ^[a-zA-Z0-9._/-]+$ and stay inside the bundle, got {}",
+                    excerpt(other)
                 ))
             }
         };
@@ -216,7 +225,8 @@ impl Manifest {
             Some(Value::String(s)) if s == "default" => {}
             Some(other) => {
                 return Err(format!(
-                    "handler: must be \"default\" (the module's default export), got {other}"
+                    "handler: must be \"default\" (the module's default export), got {}",
+                    excerpt(other)
                 ))
             }
         }
@@ -251,7 +261,8 @@ fn allow_only(obj: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<
     for key in obj.keys() {
         if !allowed.contains(&key.as_str()) {
             return Err(format!(
-                "{path}{key}: unknown field; allowed here: {}",
+                "{path}{}: unknown field; allowed here: {}",
+                excerpt(key),
                 allowed.join(", ")
             ));
         }
@@ -261,7 +272,7 @@ fn allow_only(obj: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<
 
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, String> {
     v.as_object()
-        .ok_or_else(|| format!("{path}: must be an object, got {v}"))
+        .ok_or_else(|| format!("{path}: must be an object, got {}", excerpt(v)))
 }
 
 fn int_in(v: Option<&Value>, path: &str, lo: u64, hi: u64, default: u64) -> Result<u64, String> {
@@ -270,7 +281,8 @@ fn int_in(v: Option<&Value>, path: &str, lo: u64, hi: u64, default: u64) -> Resu
         Some(x) => match x.as_u64() {
             Some(n) if (lo..=hi).contains(&n) => Ok(n),
             _ => Err(format!(
-                "{path}: must be an integer in {lo}..={hi}, got {x}"
+                "{path}: must be an integer in {lo}..={hi}, got {}",
+                excerpt(x)
             )),
         },
     }
@@ -287,7 +299,7 @@ fn string_list(
     };
     let arr = v
         .as_array()
-        .ok_or_else(|| format!("{path}: must be an array of strings, got {v}"))?;
+        .ok_or_else(|| format!("{path}: must be an array of strings, got {}", excerpt(v)))?;
     if arr.len() > max_items {
         return Err(format!(
             "{path}: at most {max_items} entries allowed, got {}",
@@ -299,7 +311,8 @@ fn string_list(
         .map(|(i, item)| match item.as_str() {
             Some(s) if !s.is_empty() && s.len() <= max_len => Ok(s.to_string()),
             _ => Err(format!(
-                "{path}[{i}]: must be a string of 1..={max_len} bytes, got {item}"
+                "{path}[{i}]: must be a string of 1..={max_len} bytes, got {}",
+                excerpt(item)
             )),
         })
         .collect()
@@ -363,8 +376,9 @@ fn parse_capabilities(v: Option<&Value>) -> Result<Capabilities, String> {
                     "del" => KvOp::Del,
                     other => {
                         return Err(format!(
-                        "capabilities.kv.ops[{i}]: must be one of get, set, del, got \"{other}\""
-                    ))
+                            "capabilities.kv.ops[{i}]: must be one of get, set, del, got \"{}\"",
+                            excerpt(&other)
+                        ))
                     }
                 };
                 if !ops.contains(&op) {
@@ -477,6 +491,24 @@ mod tests {
             let err = parse(text).unwrap_err();
             assert!(err.starts_with(want), "{text}: {err}");
         }
+    }
+
+    /// Found by the `manifest` fuzz target: an error quoted the bad value whole, so a manifest
+    /// with a megabyte-long field made a megabyte-long error (it ends up in the record and logs).
+    #[test]
+    fn a_huge_bad_value_is_quoted_in_part_with_its_length() {
+        let huge = "x".repeat(1 << 20);
+        for text in [
+            format!(r#"{{"schema":"{huge}"}}"#),
+            format!(r#"{{"schema":"cs.function.script.v1","entry":{{"a":"{huge}"}}}}"#),
+            format!(r#"{{"schema":"cs.function.script.v1","{huge}":1}}"#),
+        ] {
+            let err = parse(&text).unwrap_err();
+            assert!(err.len() < 400, "{} bytes: {}", err.len(), &err[..200]);
+            assert!(err.contains("bytes)"), "{err}");
+        }
+        let err = parse(&format!(r#"{{"schema":"{huge}"}}"#)).unwrap_err();
+        assert!(err.starts_with("schema: must be"), "{err}");
     }
 
     /// Found by the `manifest` fuzz target: `to_json` dropped `runtimeVersion`, so the text it

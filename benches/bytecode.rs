@@ -7,8 +7,10 @@
 //! Prints a table and writes `target/bench/bytecode.json`. Skipped, saying so, when the bundle
 //! is not installed (no npm or no registry).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use cs_invoker_pool::host::local::LocalHost;
-use cs_invoker_pool::host::HostScope;
 use cs_invoker_pool::pipeline::cache::BundleCache;
 use cs_invoker_pool::pool::{CompiledKey, CompiledModules, Execution, Job, Pool, PoolConfig};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
@@ -39,34 +41,7 @@ fn child_bin() -> PathBuf {
 
 fn job(bundle: &Arc<Bundle>, tenant: &str) -> Job {
     let deadline = Instant::now() + Duration::from_secs(30);
-    Job {
-        bundle: Arc::clone(bundle),
-        scope: HostScope {
-            tenant: tenant.into(),
-            namespace: "bench".into(),
-            function: "mathjs".into(),
-            version: 1,
-            activation_id: uuid::Uuid::new_v4().to_string(),
-            capabilities: Arc::new(bundle.manifest.capabilities.clone()),
-            deadline,
-            trigger: "api".into(),
-            heartbeat: None,
-            policy: Default::default(),
-            calls: Default::default(),
-            context: Default::default(),
-        },
-        event_json: r#"{"expr":"2 + 3 * 4"}"#.into(),
-        ctx_json: serde_json::json!({
-            "activation_id": "a", "request_id": "r", "deadline_ms": 0, "tenant": tenant,
-            "namespace": "bench", "function": "mathjs", "version": 1,
-            "ref": {"alias": null, "version": 1}, "trigger": {"type": "api"},
-            "principal": {"sub": "bench", "roles": []}
-        })
-        .to_string(),
-        deadline,
-        log_sink: None,
-        env: Default::default(),
-    }
+    support::pool_job(bundle, tenant, r#"{"expr":"2 + 3 * 4"}"#, deadline)
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -8,7 +8,6 @@
 mod support;
 
 use cs_invoker_pool::host::local::LocalHost;
-use cs_invoker_pool::host::HostScope;
 use cs_invoker_pool::pipeline::cache::BundleCache;
 use cs_invoker_pool::pool::{
     CompiledKey, CompiledModules, Execution, Job, Pool, PoolConfig, PoolStats,
@@ -46,34 +45,7 @@ fn make_bundle(tag: &str) -> Arc<Bundle> {
 
 fn job(bundle: &Arc<Bundle>, tenant: &str) -> Job {
     let deadline = Instant::now() + Duration::from_secs(10);
-    Job {
-        bundle: Arc::clone(bundle),
-        scope: HostScope {
-            tenant: tenant.into(),
-            namespace: "default".into(),
-            function: "f".into(),
-            version: 1,
-            activation_id: uuid::Uuid::new_v4().to_string(),
-            capabilities: Arc::new(bundle.manifest.capabilities.clone()),
-            deadline,
-            trigger: "api".into(),
-            heartbeat: None,
-            policy: Default::default(),
-            calls: Default::default(),
-            context: Default::default(),
-        },
-        event_json: r#"{"name":"Sous"}"#.into(),
-        ctx_json: serde_json::json!({
-            "activation_id": "a", "request_id": "r", "deadline_ms": 0, "tenant": tenant,
-            "namespace": "default", "function": "f", "version": 1,
-            "ref": {"alias": null, "version": 1}, "trigger": {"type": "api"},
-            "principal": {"sub": "t", "roles": []}
-        })
-        .to_string(),
-        deadline,
-        log_sink: None,
-        env: Default::default(),
-    }
+    support::pool_job(bundle, tenant, r#"{"name":"Sous"}"#, deadline)
 }
 
 /// A pool whose every child serves one activation (`max_uses = 1`): each job is a cold load,

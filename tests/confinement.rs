@@ -13,7 +13,6 @@ mod support;
 
 use cs_invoker_pool::cgroup::CgroupVersion;
 use cs_invoker_pool::host::local::LocalHost;
-use cs_invoker_pool::host::HostScope;
 use cs_invoker_pool::pool::{ErrorType, Execution, Job, KillReason, Pool, PoolConfig};
 use cs_invoker_pool::sandbox::{self, Sandbox, SandboxPolicy};
 use sandbox_child::confine::syscalls;
@@ -131,34 +130,7 @@ fn make_bundle(source: &str, memory_mb: u64, timeout_ms: u64) -> Arc<Bundle> {
 
 fn job(bundle: &Arc<Bundle>, event: &serde_json::Value) -> Job {
     let deadline = Instant::now() + Duration::from_millis(bundle.timeout_ms());
-    Job {
-        bundle: Arc::clone(bundle),
-        scope: HostScope {
-            tenant: "t".into(),
-            namespace: "default".into(),
-            function: "f".into(),
-            version: 1,
-            activation_id: uuid::Uuid::new_v4().to_string(),
-            capabilities: Arc::new(bundle.manifest.capabilities.clone()),
-            deadline,
-            trigger: "api".into(),
-            heartbeat: None,
-            policy: Default::default(),
-            calls: Default::default(),
-            context: Default::default(),
-        },
-        event_json: event.to_string(),
-        ctx_json: serde_json::json!({
-            "activation_id": "a", "request_id": "r", "deadline_ms": 0, "tenant": "t",
-            "namespace": "default", "function": "f", "version": 1,
-            "ref": {"alias": null, "version": 1}, "trigger": {"type": "api"},
-            "principal": {"sub": "t", "roles": []}
-        })
-        .to_string(),
-        deadline,
-        log_sink: None,
-        env: Default::default(),
-    }
+    support::pool_job(bundle, "t", &event.to_string(), deadline)
 }
 
 fn body(ex: &Execution) -> String {

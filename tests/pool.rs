@@ -5,7 +5,6 @@
 mod support;
 
 use cs_invoker_pool::host::local::LocalHost;
-use cs_invoker_pool::host::HostScope;
 use cs_invoker_pool::pool::{ErrorType, Execution, Job, KillReason, Pool, PoolConfig, StartKind};
 use cs_invoker_pool::sandbox::{Sandbox, SandboxPolicy};
 use sandbox_proto::bundle::{self, Bundle};
@@ -30,35 +29,7 @@ const MANIFEST: &str = r#"{"schema":"cs.function.script.v1","runtime":"cs-js","e
 const COUNTER: &str = "let n = 0; export default () => ({ statusCode: 200, body: String(++n) });";
 
 fn job(bundle: &Arc<Bundle>, tenant: &str, event: &str, timeout: Duration) -> Job {
-    let deadline = Instant::now() + timeout;
-    Job {
-        bundle: Arc::clone(bundle),
-        scope: HostScope {
-            tenant: tenant.into(),
-            namespace: "default".into(),
-            function: "f".into(),
-            version: 1,
-            activation_id: uuid::Uuid::new_v4().to_string(),
-            capabilities: Arc::new(bundle.manifest.capabilities.clone()),
-            deadline,
-            trigger: "api".into(),
-            heartbeat: None,
-            policy: Default::default(),
-            calls: Default::default(),
-            context: Default::default(),
-        },
-        event_json: event.into(),
-        ctx_json: serde_json::json!({
-            "activation_id": "a", "request_id": "r", "deadline_ms": 0, "tenant": tenant,
-            "namespace": "default", "function": "f", "version": 1,
-            "ref": {"alias": null, "version": 1}, "trigger": {"type": "api"},
-            "principal": {"sub": "t", "roles": []}
-        })
-        .to_string(),
-        deadline,
-        log_sink: None,
-        env: Default::default(),
-    }
+    support::pool_job(bundle, tenant, event, Instant::now() + timeout)
 }
 
 /// The sandbox this host offers; with `CS_REQUIRE_SANDBOX=1` a host that cannot confine fails

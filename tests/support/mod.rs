@@ -6,8 +6,12 @@
 
 #![allow(dead_code, unused_macros, unused_imports)]
 
+use cs_invoker_pool::host::HostScope;
+use cs_invoker_pool::pool::Job;
+use sandbox_proto::bundle::Bundle;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// A started [`redis_server::RedisServer`], or return from the test (skip) when `redis-server`
 /// is missing and not required (`CS_REQUIRE_REDIS=1` makes a missing server fail instead).
@@ -57,4 +61,37 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
         .port()
+}
+
+/// A pool job for `bundle` run as tenant `tenant` (namespace `default`, function `f`, version
+/// 1, an `api` trigger), with `event` as its JSON text, due at `deadline`.
+pub fn pool_job(bundle: &Arc<Bundle>, tenant: &str, event: &str, deadline: Instant) -> Job {
+    Job {
+        bundle: Arc::clone(bundle),
+        scope: HostScope {
+            tenant: tenant.into(),
+            namespace: "default".into(),
+            function: "f".into(),
+            version: 1,
+            activation_id: uuid::Uuid::new_v4().to_string(),
+            capabilities: Arc::new(bundle.manifest.capabilities.clone()),
+            deadline,
+            trigger: "api".into(),
+            heartbeat: None,
+            policy: Default::default(),
+            calls: Default::default(),
+            context: Default::default(),
+        },
+        event_json: event.into(),
+        ctx_json: serde_json::json!({
+            "activation_id": "a", "request_id": "r", "deadline_ms": 0, "tenant": tenant,
+            "namespace": "default", "function": "f", "version": 1,
+            "ref": {"alias": null, "version": 1}, "trigger": {"type": "api"},
+            "principal": {"sub": "t", "roles": []}
+        })
+        .to_string(),
+        deadline,
+        log_sink: None,
+        env: Default::default(),
+    }
 }
